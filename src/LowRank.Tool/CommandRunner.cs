@@ -1,0 +1,55 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+
+namespace LowRank.Tool;
+
+/// <summary>
+/// Runs a command line and turns every outcome into one of the documented exit codes (<see cref="ExitCodes"/>).
+/// An <see cref="LrkException"/> becomes one line on stderr with its code; Ctrl+C or SIGTERM cancels the token
+/// the command runs with; anything else is a bug and is reported as such, without a stack trace unless
+/// LOWRANK_DEBUG=1.
+/// </summary>
+public static class CommandRunner
+{
+    public static async Task<int> InvokeAsync(RootCommand root, string[] args)
+    {
+        using var cancellation = new CancellationTokenSource();
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, context =>
+        {
+            context.Cancel = true;
+            cancellation.Cancel();
+        });
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+        {
+            context.Cancel = true;
+            cancellation.Cancel();
+        });
+
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var error in parse.Errors) await Console.Error.WriteLineAsync($"error {ErrorCodes.BadArgument}: {error.Message}");
+            return ExitCodes.Usage;
+        }
+        try
+        {
+            return await parse.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false }, cancellation.Token);
+        }
+        catch (LrkException e)
+        {
+            await Console.Error.WriteLineAsync($"error {e.Code}: {e.Message}");
+            return ExitCodes.Failure;
+        }
+        catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
+        {
+            await Console.Error.WriteLineAsync("cancelled; nothing partial was left behind");
+            return ExitCodes.Cancelled;
+        }
+        catch (Exception e)
+        {
+            await Console.Error.WriteLineAsync($"error {ErrorCodes.Internal}: internal error ({e.GetType().Name}: {e.Message}); please report it" +
+                (Environment.GetEnvironmentVariable("LOWRANK_DEBUG") == "1" ? Environment.NewLine + e : " (LOWRANK_DEBUG=1 shows the stack trace)"));
+            return ExitCodes.Internal;
+        }
+    }
+}
