@@ -208,6 +208,8 @@ public static class ModelConfigReader
         var projection = c.OptionalPositiveInt("word_embed_proj_dim") ?? hidden;
         if (c.OptionalBool("layer_norm_elementwise_affine") == false)
             throw c.Bad("layer_norm_elementwise_affine", "= false (LayerNorms without weights) is not supported");
+        if (c.OptionalBool("_remove_final_layer_norm") == true)
+            throw c.Bad("_remove_final_layer_norm", "= true (no final LayerNorm) is not supported");
         var bias = c.OptionalBool("enable_bias") ?? true;
         var eos = c.OptionalIntList("eos_token_id");
         return new ModelConfig
