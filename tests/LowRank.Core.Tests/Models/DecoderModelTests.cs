@@ -91,6 +91,26 @@ public sealed class DecoderModelTests
     }
 
     [Theory]
+    [InlineData("gpt2", "transformer.", "")]
+    [InlineData("opt", "model.decoder.", "decoder.")]
+    public void Original_hub_checkpoint_names_load_like_save_pretrained_names(string name, string savedPrefix, string hubPrefix)
+    {
+        // openai-community/gpt2 and facebook/opt-* store "h.0.…"/"decoder.…" where save_pretrained writes "transformer.h.0.…"/"model.decoder.…".
+        using var store = TensorStore.Open(Fixture(name));
+        var config = ModelConfigReader.Read(Fixture(name));
+        string Hub(string saved) => saved.StartsWith(savedPrefix, StringComparison.Ordinal) ? hubPrefix + saved[savedPrefix.Length..] : saved;
+        var renamed = store.Names.ToDictionary(Hub, n => n);
+        Assert.DoesNotContain(renamed.Keys, n => n.StartsWith(savedPrefix, StringComparison.Ordinal));
+        using var saved = ModelLoader.Create(config, new WeightSource(store.Names, n => store.Load(n)));
+        using var hub = ModelLoader.Create(config, new WeightSource(renamed.Keys, n => store.Load(renamed[n])));
+        Assert.Empty(hub.UnusedTensors);
+        Assert.StartsWith(hubPrefix, hub.BlockLinears(0)[0].Name, StringComparison.Ordinal);
+        using var scope = NewDisposeScope();
+        var ids = Ids(1, 5, 9, 13);
+        Assert.Equal(0f, (((IDecoderModel)hub).Logits(ids) - ((IDecoderModel)saved).Logits(ids)).abs().max().item<float>());
+    }
+
+    [Theory]
     [InlineData("opt")]
     [InlineData("gpt2")]
     public void Learned_positions_refuse_sequences_past_their_table(string name)
