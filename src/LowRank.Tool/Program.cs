@@ -12,4 +12,5 @@ root.Subcommands.Add(DoctorCommand.Create());
 root.Subcommands.Add(InspectCommand.Create());
 root.Subcommands.Add(GenerateCommand.Create());
 root.Subcommands.Add(ImportCommand.Create());
+root.Subcommands.Add(EvalCommand.Create());
 return await CommandRunner.InvokeAsync(root, args);
