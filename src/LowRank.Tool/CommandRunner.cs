@@ -31,9 +31,12 @@ public static class CommandRunner
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
-            foreach (var error in parse.Errors) await Console.Error.WriteLineAsync($"error {ErrorCodes.BadArgument}: {error.Message}");
             if (args.Contains("jsonl")) ToolProgress.Mode = ProgressMode.Jsonl;
-            ToolProgress.Error(ErrorCodes.BadArgument, string.Join("; ", parse.Errors.Select(e => e.Message)));
+            foreach (var error in parse.Errors)
+            {
+                await Console.Error.WriteLineAsync($"error {ErrorCodes.BadArgument}: {error.Message}");
+                ToolProgress.Error(ErrorCodes.BadArgument, error.Message);
+            }
             return ExitCodes.Usage;
         }
         ToolProgress.Mode = parse.GetValue(progress);
