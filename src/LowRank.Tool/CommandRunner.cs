@@ -7,7 +7,8 @@ namespace LowRank.Tool;
 /// Runs a command line and turns every outcome into one of the documented exit codes (<see cref="ExitCodes"/>).
 /// An <see cref="LrkException"/> becomes one line on stderr with its code; Ctrl+C or SIGTERM cancels the token
 /// the command runs with; anything else is a bug and is reported as such, without a stack trace unless
-/// LOWRANK_DEBUG=1.
+/// LOWRANK_DEBUG=1. Every command accepts <c>--progress none|text|jsonl</c> (<see cref="ToolProgress"/>); under jsonl
+/// a failure is also written to stdout as an error event.
 /// </summary>
 public static class CommandRunner
 {
@@ -25,12 +26,20 @@ public static class CommandRunner
             cancellation.Cancel();
         });
 
+        var progress = ToolProgress.CreateOption();
+        root.Options.Add(progress);
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
-            foreach (var error in parse.Errors) await Console.Error.WriteLineAsync($"error {ErrorCodes.BadArgument}: {error.Message}");
+            if (args.Contains("jsonl")) ToolProgress.Mode = ProgressMode.Jsonl;
+            foreach (var error in parse.Errors)
+            {
+                await Console.Error.WriteLineAsync($"error {ErrorCodes.BadArgument}: {error.Message}");
+                ToolProgress.Error(ErrorCodes.BadArgument, error.Message);
+            }
             return ExitCodes.Usage;
         }
+        ToolProgress.Mode = parse.GetValue(progress);
         try
         {
             return await parse.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false }, cancellation.Token);
@@ -38,15 +47,18 @@ public static class CommandRunner
         catch (LrkException e)
         {
             await Console.Error.WriteLineAsync($"error {e.Code}: {e.Message}");
+            ToolProgress.Error(e.Code, e.Message);
             return ExitCodes.Failure;
         }
         catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
         {
             await Console.Error.WriteLineAsync("cancelled; nothing partial was left behind");
+            ToolProgress.Error(ErrorCodes.ToolCancelled, "cancelled");
             return ExitCodes.Cancelled;
         }
         catch (Exception e)
         {
+            ToolProgress.Error(ErrorCodes.Internal, $"internal error ({e.GetType().Name}: {e.Message})");
             await Console.Error.WriteLineAsync($"error {ErrorCodes.Internal}: internal error ({e.GetType().Name}: {e.Message}); please report it" +
                 (Environment.GetEnvironmentVariable("LOWRANK_DEBUG") == "1" ? Environment.NewLine + e : " (LOWRANK_DEBUG=1 shows the stack trace)"));
             return ExitCodes.Internal;
