@@ -28,10 +28,30 @@ public static class CommandRunner
 
         var progress = ToolProgress.CreateOption();
         root.Options.Add(progress);
+        var configFile = ToolConfiguration.ConfigOption();
+        root.Options.Add(configFile);
+        var noConfig = ToolConfiguration.NoConfigOption();
+        root.Options.Add(noConfig);
+
         var parse = root.Parse(args);
+        if (parse.Errors.Count == 0) ToolProgress.Mode = parse.GetValue(progress);
+        else if (args.Contains("jsonl")) ToolProgress.Mode = ProgressMode.Jsonl;
+        try
+        {
+            // Configuration fills in what the command line left out (ToolConfiguration: files < environment < --config < command line).
+            var layers = ToolConfiguration.LoadLayers(Environment.CurrentDirectory, ValueOrDefault(parse, configFile), ValueOrDefault(parse, noConfig));
+            ToolConfiguration.Validate(root, layers);
+            var configured = ToolConfiguration.Apply(root, args, ToolConfiguration.ValuesFor(parse, layers));
+            if (configured.Length != args.Length) parse = root.Parse(configured);
+        }
+        catch (LrkException e)
+        {
+            await Console.Error.WriteLineAsync($"error {e.Code}: {e.Message}");
+            ToolProgress.Error(e.Code, e.Message);
+            return ExitCodes.Failure;
+        }
         if (parse.Errors.Count > 0)
         {
-            if (args.Contains("jsonl")) ToolProgress.Mode = ProgressMode.Jsonl;
             foreach (var error in parse.Errors)
             {
                 await Console.Error.WriteLineAsync($"error {ErrorCodes.BadArgument}: {error.Message}");
@@ -46,22 +66,41 @@ public static class CommandRunner
         }
         catch (LrkException e)
         {
+            ToolProgress.Finish();
             await Console.Error.WriteLineAsync($"error {e.Code}: {e.Message}");
             ToolProgress.Error(e.Code, e.Message);
             return ExitCodes.Failure;
         }
         catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
         {
+            ToolProgress.Finish();
             await Console.Error.WriteLineAsync("cancelled; nothing partial was left behind");
             ToolProgress.Error(ErrorCodes.ToolCancelled, "cancelled");
             return ExitCodes.Cancelled;
         }
         catch (Exception e)
         {
+            ToolProgress.Finish();
             ToolProgress.Error(ErrorCodes.Internal, $"internal error ({e.GetType().Name}: {e.Message})");
             await Console.Error.WriteLineAsync($"error {ErrorCodes.Internal}: internal error ({e.GetType().Name}: {e.Message}); please report it" +
                 (Environment.GetEnvironmentVariable("LOWRANK_DEBUG") == "1" ? Environment.NewLine + e : " (LOWRANK_DEBUG=1 shows the stack trace)"));
             return ExitCodes.Internal;
+        }
+        finally
+        {
+            ToolProgress.Finish();
+        }
+    }
+
+    private static T? ValueOrDefault<T>(ParseResult parse, Option<T> option)
+    {
+        try
+        {
+            return parse.GetValue(option);
+        }
+        catch (InvalidOperationException)
+        {
+            return default;
         }
     }
 }
