@@ -43,7 +43,7 @@ public static class MarkdownReport
                 md.AppendLine("| window | start token | scored tokens | NLL sum |");
                 md.AppendLine("|---:|---:|---:|---:|");
                 foreach (var w in ppl.NonFiniteWindows)
-                    md.AppendLine(CultureInfo.InvariantCulture, $"| {w.Index} | {w.Start:N0} | {w.ScoredTokens} | {w.NllSum} |");
+                    md.AppendLine(CultureInfo.InvariantCulture, $"| {w.Index} | {w.Start:N0} | {w.ScoredTokens} | {FormatNumber(w.NllSum)} |");
             }
         }
         if (report.Tasks.Count > 0)
@@ -78,7 +78,7 @@ public static class MarkdownReport
         md.AppendLine("| method | ratio | perplexity |");
         md.AppendLine("|---|---:|---:|");
         foreach (var p in points.OrderBy(p => p.Method, StringComparer.Ordinal).ThenBy(p => p.Ratio))
-            md.AppendLine(CultureInfo.InvariantCulture, $"| {Escape(p.Method)} | {p.Ratio:P0} | {p.Perplexity:F4} |");
+            md.AppendLine(CultureInfo.InvariantCulture, $"| {Escape(p.Method)} | {Percent(p.Ratio, 0)} | {p.Perplexity:F4} |");
         return md.ToString();
     }
 
@@ -94,10 +94,16 @@ public static class MarkdownReport
         {
             var ranks = kinds.Select(k => b.Ranks.FirstOrDefault(r => r.Kind == k) is { } r ? $"{r.Rank}/{r.FullRank}" : "—");
             var importance = b.Importance is { } v ? v.ToString("G4", CultureInfo.InvariantCulture) : "—";
-            md.AppendLine(CultureInfo.InvariantCulture, $"| {b.Block} | {b.Retention:P1} | {string.Join(" | ", ranks)} | {importance} |");
+            md.AppendLine(CultureInfo.InvariantCulture, $"| {b.Block} | {Percent(b.Retention, 1)} | {string.Join(" | ", ranks)} | {importance} |");
         }
         return md.ToString();
     }
+
+    private static string Percent(double fraction, int decimals) =>
+        (fraction * 100).ToString("F" + decimals, CultureInfo.InvariantCulture) + "%";
+
+    private static string FormatNumber(double value) =>
+        double.IsNaN(value) ? "NaN" : double.IsPositiveInfinity(value) ? "+∞" : double.IsNegativeInfinity(value) ? "−∞" : value.ToString("G6", CultureInfo.InvariantCulture);
 
     private static string Escape(string text) => text.Replace("|", "\\|").Replace("\n", " ");
 }

@@ -29,16 +29,14 @@ public static class ReportPlots
             scatter.LineWidth = 2;
             scatter.MarkerSize = 8;
         }
-        var ticks = new ScottPlot.TickGenerators.NumericAutomatic
-        {
-            MinorTickGenerator = new ScottPlot.TickGenerators.LogMinorTickGenerator(),
-            IntegerTicksOnly = false,
-            LabelFormatter = y => FormatPerplexity(Math.Pow(10, y)),
-        };
-        plot.Axes.Left.TickGenerator = ticks;
+        var all = byMethod.SelectMany(g => g).Select(p => p.Perplexity).ToArray();
+        var (low, high) = (all.Min(), all.Max());
+        var ticks = LogTicks(low, high);
+        plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
+            ticks.Select(Math.Log10).ToArray(), ticks.Select(FormatPerplexity).ToArray());
+        var pad = Math.Max(0.02, (Math.Log10(high) - Math.Log10(low)) * 0.06);
+        plot.Axes.SetLimitsY(Math.Log10(low) - pad, Math.Log10(high) + pad);
         plot.Grid.MajorLineColor = Colors.Black.WithOpacity(0.15);
-        plot.Grid.MinorLineColor = Colors.Black.WithOpacity(0.05);
-        plot.Grid.MinorLineWidth = 1;
         plot.XLabel("compression ratio (% of parameters removed)");
         plot.YLabel("perplexity (log scale)");
         plot.Title(title ?? "Perplexity vs compression ratio");
@@ -141,6 +139,21 @@ public static class ReportPlots
         var shown = list.Where((_, i) => i % step == 0).ToArray();
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
             shown.Select(b => (double)b).ToArray(), shown.Select(b => b.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray());
+    }
+
+    /// <summary>Tick values for a log axis over [low, high]: 1-2-5 per decade, or finer steps until there are at least four.</summary>
+    public static double[] LogTicks(double low, double high)
+    {
+        double[][] steps = [[1], [1, 2, 5], [1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9]];
+        var candidates = Array.Empty<double>();
+        foreach (var mantissas in steps)
+        {
+            candidates = [.. Enumerable.Range((int)Math.Floor(Math.Log10(low)), (int)Math.Floor(Math.Log10(high)) - (int)Math.Floor(Math.Log10(low)) + 1)
+                .SelectMany(e => mantissas.Select(m => m * Math.Pow(10, e)))
+                .Where(v => v >= low * 0.999 && v <= high * 1.001)];
+            if (candidates.Length >= 4) return candidates;
+        }
+        return candidates.Length > 0 ? [.. candidates.Append(low).Append(high).Distinct().Order()] : [low, high];
     }
 
     private static string FormatPerplexity(double value) =>

