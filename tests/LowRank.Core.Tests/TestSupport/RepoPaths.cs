@@ -1,0 +1,33 @@
+namespace LowRank.Tests.TestSupport;
+
+/// <summary>Paths tests read: the repository root (found by walking up to LowRank.Build.sln) and ../shared next to it.</summary>
+public static class RepoPaths
+{
+    public static string Root { get; } = FindRoot();
+
+    public static string Shared => Path.GetFullPath(Path.Combine(Root, "..", "shared"));
+
+    public static string Stories260K => Path.Combine(Shared, "models", "stories260K");
+
+    public static string NpmModules => Path.Combine(Root, ".data", "npm", "node_modules");
+
+    private static string FindRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "LowRank.Build.sln"))) return dir.FullName;
+        }
+        throw new InvalidOperationException("LowRank.Build.sln not found above " + AppContext.BaseDirectory);
+    }
+}
+
+/// <summary>A fact that needs a folder of real data: skipped, with the reason shown, when the folder is absent.</summary>
+public sealed class RequiresPathFactAttribute : FactAttribute
+{
+    /// <param name="relativeToRoot">A path relative to the repository root, e.g. "../shared/models/stories260K".</param>
+    public RequiresPathFactAttribute(string relativeToRoot)
+    {
+        var full = Path.GetFullPath(Path.Combine(RepoPaths.Root, relativeToRoot));
+        if (!Directory.Exists(full) && !File.Exists(full)) Skip = $"{relativeToRoot} is not present ({full}); this test needs that real data";
+    }
+}
