@@ -111,4 +111,105 @@ public static class AdaSvd
         return RatioMath.ClipAndRedistribute(raw, blockParameters, lower, blockParameters.Select(_ => 1.0).ToArray(),
             targetRetention, RatioMath.Redistribution.Shift);
     }
+
+    /// <summary>
+    /// Pipeline. (1) adaCR profiling over the original model: each block's importance from its input and output hidden
+    /// states, then per-block retentions. (2) Block by block on two streams — the original model's hidden states and
+    /// the compressed model's: the original block runs on the original stream (recording each linear's input X_t) and
+    /// on the compressed stream (accumulating H = X Xᵀ and C = X_t Xᵀ); each linear starts from the SVD-LLM whitened
+    /// truncation with H and is refined by adaComp; the compressed block then advances the compressed stream.
+    /// </summary>
+    internal static void Run(CompressionRun run)
+    {
+        var options = run.Options;
+        var target = 1.0 - options.Ratio;
+        if (options.AdaSvdAdaptiveRatio) AllocateBlocks(run, target);
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var twoStreams = options.AdaSvdTarget == AdaCompTarget.Original && options.EffectivePropagation == Propagation.Compressed;
+        using var original = run.EmbedCalibration();
+        using var compressed = options.EffectivePropagation == Propagation.Compressed ? original.Clone() : null;
+        var statsBatches = run.Batches(options.AdaSvdBucketSize);
+        for (var block = 0; block < run.BlockCount; block++)
+        {
+            run.Report("compress", block, $"block {block + 1}/{run.BlockCount}: statistics");
+            using var stats = new LinearStatistics(_ => true, bucketSize: options.AdaSvdBucketSize);
+            using var nextOriginal = original.EmptyLike();
+            foreach (var indices in statsBatches)
+            {
+                run.Token.ThrowIfCancellationRequested();
+                using var scope = NewDisposeScope();
+                if (compressed is null)
+                {
+                    nextOriginal.Write(indices, run.Model.RunBlock(block, original.Batch(indices, run.Device), stats.Observer()));
+                    continue;
+                }
+                var originalOut = run.Model.RunBlock(block, original.Batch(indices, run.Device), twoStreams ? stats.Recorder() : null);
+                nextOriginal.Write(indices, originalOut);
+                run.Model.RunBlock(block, compressed.Batch(indices, run.Device), stats.Observer());
+            }
+
+            run.Report("compress", block, $"block {block + 1}/{run.BlockCount}: adaComp");
+            foreach (var linear in run.Compressible(block).ToArray())
+            {
+                using var scope = NewDisposeScope();
+                var weight = run.WeightOnDevice(linear);
+                var gram = stats.Gram(linear.Name);
+                var cross = twoStreams ? stats.Cross(linear.Name) : null;
+                using var factors = SvdLlm.Factorize(weight, gram, run.Plan[linear.Name].Rank, run.Algorithm, options.WhiteningEpsilon, out var kind);
+                var trace = Refine(weight, gram, cross, factors, options.AdaSvdIterations, options.AdaSvdPinvRtol);
+                // Relative objective ‖W X_t − U Vᵀ X‖² / ‖W X_t‖², with ‖W X_t‖² = tr(W T Wᵀ), T = X_t X_tᵀ (= H without a target stream).
+                var w64 = weight.to(float64);
+                var scale = matmul(matmul(w64, stats.TargetGram(linear.Name) ?? gram), w64.T).trace().item<double>();
+                run.Apply(linear, factors, kind.ToString(), 1 + trace[0] / scale, 1 + trace[^1] / scale);
+            }
+
+            if (compressed is not null)
+            {
+                using var nextCompressed = compressed.EmptyLike();
+                run.Sweep(block, compressed, nextCompressed);
+                compressed.ReplaceWith(nextCompressed);
+            }
+            original.ReplaceWith(nextOriginal);
+        }
+        run.Seconds["compress"] = clock.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>adaCR: importance of every block on the original model, then per-block retentions (Eq. 11–12).</summary>
+    private static void AllocateBlocks(CompressionRun run, double target)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var importance = new double[run.BlockCount];
+        using (var stream = run.EmbedCalibration())
+        {
+            for (var block = 0; block < run.BlockCount; block++)
+            {
+                run.Report("profile", block, $"block {block + 1}/{run.BlockCount}: importance");
+                using var next = stream.EmptyLike();
+                double cosSum = 0;
+                long tokens = 0;
+                run.Sweep(block, stream, next, perBatch: (_, x, y) =>
+                {
+                    using var scope = NewDisposeScope();
+                    var cos = nn.functional.cosine_similarity(x.to(float64).flatten(0, -2), y.to(float64).flatten(0, -2), dim: -1);
+                    cosSum += cos.sum().item<double>();
+                    tokens += cos.shape[0];
+                });
+                importance[block] = 1.0 - cosSum / tokens;
+                stream.ReplaceWith(next);
+            }
+        }
+        var mean = importance.Average();
+        var normalised = importance.Select(i => mean > 0 ? i / mean : 1.0).ToArray();
+        var perBlock = Enumerable.Range(0, run.BlockCount).Select(b => run.Shapes.Where(s => s.Block == b).ToArray()).ToArray();
+        var minRetention = run.Options.AdaSvdMinRetention ?? Math.Max(0.01, target - run.Options.AdaSvdRetentionGap);
+        var retentions = BlockRetentions(importance, target, minRetention,
+            perBlock.Select(b => (double)b.Sum(s => s.DenseParameters)).ToArray(),
+            perBlock.Select(b => b.Max(s => RatioMath.MinRetention(s.OutFeatures, s.InFeatures))).ToArray());
+        var byLinear = run.Shapes.ToDictionary(s => s.Name, s => retentions[s.Block], StringComparer.Ordinal);
+        run.Plan = RankPlan.FromRetentions(run.Shapes, byLinear, run.Options.Ratio);
+        for (var block = 0; block < run.BlockCount; block++)
+            run.SetBlockReport(new BlockReport { Block = block, Importance = normalised[block], Retention = retentions[block] });
+        run.Seconds["profile"] = clock.Elapsed.TotalSeconds;
+    }
 }

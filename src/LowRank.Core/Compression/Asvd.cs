@@ -29,6 +29,24 @@ public static class Asvd
         var (a, b) = svd.BalancedFactors();
         return new LowRankFactors(a, b / s.unsqueeze(0), svd.S.clone());
     }
+
+    /// <summary>Pipeline: channel |x| means of every linear's input, block by block (original model by default, as ASVD
+    /// profiles it), then the scaled SVD.</summary>
+    internal static void Run(CompressionRun run)
+    {
+        run.SingleStreamPass("compress", run.Options.EffectivePropagation,
+            block => new LinearStatistics(_ => true, gram: false, absMean: true),
+            (block, stats) =>
+            {
+                foreach (var linear in run.Compressible(block).ToArray())
+                {
+                    using var scope = NewDisposeScope();
+                    using var factors = Factorize(run.WeightOnDevice(linear), stats.AbsMean(linear.Name), run.Options.AsvdAlpha,
+                        run.Plan[linear.Name].Rank, run.Algorithm);
+                    run.Apply(linear, factors);
+                }
+            });
+    }
 }
 
 /// <summary>Accumulates <c>Σ_t |x_tj|</c> and the token count of a linear's inputs, in fp64 (ASVD's statistic).</summary>

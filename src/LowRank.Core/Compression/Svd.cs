@@ -15,4 +15,21 @@ public static class Svd
         var (a, b) = svd.BalancedFactors();
         return new LowRankFactors(a, b, svd.S.clone());
     }
+
+    /// <summary>Pipeline: no calibration data; every planned linear is factorised where it is.</summary>
+    internal static void Run(CompressionRun run)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        for (var block = 0; block < run.BlockCount; block++)
+        {
+            run.Report("compress", block, $"block {block + 1}/{run.BlockCount}");
+            foreach (var linear in run.Compressible(block).ToArray())
+            {
+                using var scope = NewDisposeScope();
+                using var factors = Factorize(run.WeightOnDevice(linear), run.Plan[linear.Name].Rank, run.Algorithm);
+                run.Apply(linear, factors);
+            }
+        }
+        run.Seconds["compress"] = clock.Elapsed.TotalSeconds;
+    }
 }

@@ -44,4 +44,22 @@ public static class SvdLlm
         var values = linalg.eigvalsh((gram + gram.T) * 0.5).flip(0).clamp_min(0).sqrt();
         return values.MoveToOuterDisposeScope();
     }
+
+    /// <summary>Pipeline (SVD-LLM's low-resource profiling): block by block, Grams of every linear's input, Cholesky
+    /// whitening, truncation. The stream advances through the original block by default, as the published code does.</summary>
+    internal static void Run(CompressionRun run)
+    {
+        run.SingleStreamPass("compress", run.Options.EffectivePropagation,
+            block => new LinearStatistics(_ => true),
+            (block, stats) =>
+            {
+                foreach (var linear in run.Compressible(block).ToArray())
+                {
+                    using var scope = NewDisposeScope();
+                    using var factors = Factorize(run.WeightOnDevice(linear), stats.Gram(linear.Name), run.Plan[linear.Name].Rank,
+                        run.Algorithm, run.Options.WhiteningEpsilon, out var kind);
+                    run.Apply(linear, factors, kind.ToString());
+                }
+            });
+    }
 }

@@ -46,4 +46,42 @@ public static class SvdLlmV2
         }
         return result;
     }
+
+    /// <summary>Pipeline: (1) profiling pass over the original model: Grams, eigen whitening and the whitened spectrum of
+    /// every linear, its loss at the uniform rank; (2) allocation; (3) the compression pass with the allocated ranks.
+    /// The Grams are recomputed in (3) rather than kept, so memory stays at one block.</summary>
+    internal static void Run(CompressionRun run)
+    {
+        if (run.Options.SvdLlmV2Allocation)
+        {
+            var losses = new List<MatrixLoss>();
+            var uniform = run.Plan;
+            run.SingleStreamPass("profile", Propagation.Original,
+                block => new LinearStatistics(_ => true),
+                (block, stats) =>
+                {
+                    foreach (var linear in run.Model.BlockLinears(block))
+                    {
+                        using var scope = NewDisposeScope();
+                        using var whitening = Whitening.Eigen(stats.Gram(linear.Name).to(run.Device), run.Options.WhiteningEpsilon);
+                        var spectrum = SvdLlm.WhitenedSpectrum(run.WeightOnDevice(linear), whitening);
+                        var rank = uniform[linear.Name];
+                        losses.Add(new MatrixLoss(LinearShape.Of(linear, block), rank.Dense ? 0 : LowRankFactors.TailNorm(spectrum, rank.Rank)));
+                    }
+                });
+            run.Plan = RankPlan.FromRetentions(run.Shapes, Allocate(losses, uniform.TargetRetention), run.Options.Ratio);
+        }
+        run.SingleStreamPass("compress", run.Options.EffectivePropagation,
+            block => new LinearStatistics(_ => true),
+            (block, stats) =>
+            {
+                foreach (var linear in run.Compressible(block).ToArray())
+                {
+                    using var scope = NewDisposeScope();
+                    using var factors = Factorize(run.WeightOnDevice(linear), stats.Gram(linear.Name), run.Plan[linear.Name].Rank,
+                        run.Algorithm, run.Options.WhiteningEpsilon);
+                    run.Apply(linear, factors, nameof(WhiteningKind.Eigen));
+                }
+            });
+    }
 }
