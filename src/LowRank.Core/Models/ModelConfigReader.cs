@@ -70,9 +70,12 @@ public static class ModelConfigReader
         JsonNode? node;
         try
         {
+            using var document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 32 });
+            // JsonObject would only notice a duplicate key when first read, with an ArgumentException.
+            RejectDuplicateKeys(document.RootElement, "", source);
             node = JsonNode.Parse(json, documentOptions: new JsonDocumentOptions { MaxDepth = 32 });
         }
-        catch (Exception e) when (e is JsonException or ArgumentException)
+        catch (JsonException e)
         {
             throw new LrkException(ErrorCodes.BadConfig, $"{source}: not valid JSON ({e.Message})");
         }
@@ -89,6 +92,26 @@ public static class ModelConfigReader
             _ => throw new InvalidOperationException($"family {family} has no reader"),
         };
         return parsed with { Architecture = architecture, Family = family, Raw = root };
+    }
+
+    private static void RejectDuplicateKeys(JsonElement element, string path, string source)
+    {
+        if (element.ValueKind == JsonValueKind.Object)
+        {
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var property in element.EnumerateObject())
+            {
+                var keyPath = path + property.Name;
+                if (!seen.Add(property.Name)) throw new LrkException(ErrorCodes.BadConfig, $"{source}: '{keyPath}' appears twice");
+                RejectDuplicateKeys(property.Value, keyPath + ".", source);
+            }
+        }
+        else if (element.ValueKind == JsonValueKind.Array)
+        {
+            var index = 0;
+            foreach (var item in element.EnumerateArray())
+                RejectDuplicateKeys(item, $"{path.TrimEnd('.')}[{index++}].", source);
+        }
     }
 
     private static string Architecture(JsonObject root, ConfigJson config)

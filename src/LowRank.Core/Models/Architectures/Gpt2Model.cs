@@ -23,8 +23,6 @@ public sealed class Gpt2Model : DecoderModel
     private readonly Tensor lnFBias;
     private readonly Tensor lmHead;
     private readonly Func<Tensor, Tensor> act;
-    private readonly bool scaleAttnWeights;
-    private readonly bool scaleAttnByInverseLayerIdx;
 
     private sealed record Gpt2Block(
         Tensor Ln1Weight,
@@ -42,8 +40,6 @@ public sealed class Gpt2Model : DecoderModel
         if (config.HiddenSize % config.NumHeads != 0)
             throw new LrkException(ErrorCodes.BadConfig, $"n_embd ({config.HiddenSize}) must be a multiple of n_head ({config.NumHeads})");
         act = Activation(config.HiddenAct);
-        scaleAttnWeights = config.Raw?["scale_attn_weights"]?.GetValue<bool>() ?? true;
-        scaleAttnByInverseLayerIdx = config.Raw?["scale_attn_by_inverse_layer_idx"]?.GetValue<bool>() ?? false;
         // The original openai-community/gpt2 checkpoints name tensors "h.0.…"; save_pretrained of GPT2LMHeadModel writes "transformer.h.0.…".
         var prefix = weights.Contains("wte.weight") && !weights.Contains("transformer.wte.weight") ? "" : "transformer.";
         try
@@ -97,9 +93,6 @@ public sealed class Gpt2Model : DecoderModel
         var query = SplitHeads(qkv.narrow(-1, 0, width), heads, headDim);
         var key = SplitHeads(qkv.narrow(-1, width, width), heads, headDim);
         var value = SplitHeads(qkv.narrow(-1, 2 * width, width), heads, headDim);
-        // Attention scales by 1/√d; GPT-2's config can switch that off or add 1/(layer+1): fold both into q.
-        if (!scaleAttnWeights) query = query * Math.Sqrt(headDim);
-        if (scaleAttnByInverseLayerIdx) query = query / (index + 1.0);
         if (cache is not null) (key, value) = cache.Append(index, key, value);
         var attention = Attention(query, key, value, startPosition);
         observer?.Invoke(block.AttnCProj, attention);

@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -49,8 +48,7 @@ public sealed class LlamaModel : DecoderModel
             long hidden = config.HiddenSize, vocab = config.VocabSize, ffn = config.IntermediateSize;
             long qDim = (long)config.NumHeads * config.HeadDim, kvDim = (long)config.NumKvHeads * config.HeadDim;
             // Qwen2 always has q/k/v biases and none on o_proj; LLaMA's attention_bias puts one on all four.
-            var qkvBias = config.Family == ModelFamily.Qwen2 || config.AttentionBias;
-            var oBias = config.Family != ModelFamily.Qwen2 && config.AttentionBias;
+            bool qkvBias = config.AttentionBias, oBias = config.AttentionOutputBias;
 
             embedTokens = Take("model.embed_tokens.weight", vocab, hidden);
             layers = new Layer[config.NumLayers];
@@ -67,7 +65,7 @@ public sealed class LlamaModel : DecoderModel
                     GateProj: TakeLinear(i, $"{p}.mlp.gate_proj", "gate_proj", ffn, hidden, config.MlpBias),
                     UpProj: TakeLinear(i, $"{p}.mlp.up_proj", "up_proj", ffn, hidden, config.MlpBias),
                     DownProj: TakeLinear(i, $"{p}.mlp.down_proj", "down_proj", hidden, ffn, config.MlpBias),
-                    SlidingWindow: SlidingWindowOf(config, i));
+                    SlidingWindow: config.SlidingWindowFor(i));
             }
             norm = Take("model.norm.weight", hidden);
             // Tied: HF ties lm_head to embed_tokens after loading, so a stored lm_head.weight is ignored.
@@ -130,29 +128,6 @@ public sealed class LlamaModel : DecoderModel
         var x32 = x.to(ScalarType.Float32);
         var normalised = x32 * rsqrt(x32.pow(2).mean([-1], keepdim: true) + Config.NormEps);
         return (weight * normalised.to(x.dtype)).MoveToOuterDisposeScope();
-    }
-
-    /// <summary>
-    /// The attention window of layer <paramref name="index"/>: Mistral's sliding_window everywhere; Qwen2's only
-    /// when use_sliding_window is set, and then (HF layer_types) only from max_window_layers on; none for LLaMA.
-    /// </summary>
-    private static int? SlidingWindowOf(ModelConfig config, int index)
-    {
-        if (config.SlidingWindow is not { } window) return null;
-        switch (config.Family)
-        {
-            case ModelFamily.Mistral:
-                return window;
-            case ModelFamily.Qwen2:
-                var raw = config.Raw;
-                if (raw?["layer_types"] is JsonArray types && index < types.Count)
-                    return types[index]?.GetValue<string>() == "sliding_attention" ? window : null;
-                if (raw?["use_sliding_window"]?.GetValue<bool>() != true) return null;
-                var maxWindowLayers = raw["max_window_layers"]?.GetValue<int>() ?? 28;
-                return index >= maxWindowLayers ? window : null;
-            default:
-                return null;
-        }
     }
 
     /// <summary>Rotary position embedding, HF rotate-half convention: dimension i pairs with i + d/2.</summary>

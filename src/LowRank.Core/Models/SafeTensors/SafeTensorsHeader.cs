@@ -83,6 +83,9 @@ public sealed class SafeTensorsHeader
 
         var json = new byte[headerBytes];
         stream.ReadExactly(json);
+        // JsonDocument checks the structure but decodes strings only when asked, so validate the encoding first.
+        if (!System.Text.Unicode.Utf8.IsValid(json))
+            throw Bad(path, "header is not valid JSON (it is not UTF-8 text)");
         JsonDocument document;
         try
         {
