@@ -5,11 +5,16 @@ public static class RepoPaths
 {
     public static string Root { get; } = FindRoot();
 
+    /// <summary><c>&lt;root&gt;/../shared</c>: real models and text, never committed.</summary>
     public static string Shared => Path.GetFullPath(Path.Combine(Root, "..", "shared"));
 
     public static string Stories260K => Path.Combine(Shared, "models", "stories260K");
 
-    public static string NpmModules => Path.Combine(Root, ".data", "npm", "node_modules");
+    public static string Fixtures => Path.Combine(Root, "tests", "fixtures");
+
+    public static string NpmData => Path.Combine(Root, ".data", "npm");
+
+    public static string NpmModules => Path.Combine(NpmData, "node_modules");
 
     private static string FindRoot()
     {
@@ -29,5 +34,25 @@ public sealed class RequiresPathFactAttribute : FactAttribute
     {
         var full = Path.GetFullPath(Path.Combine(RepoPaths.Root, relativeToRoot));
         if (!Directory.Exists(full) && !File.Exists(full)) Skip = $"{relativeToRoot} is not present ({full}); this test needs that real data";
+    }
+}
+
+/// <summary>A fact that needs ../shared; skipped with a visible reason where that folder is absent.</summary>
+public sealed class RequiresSharedFactAttribute : FactAttribute
+{
+    public RequiresSharedFactAttribute(string relativePath = "")
+    {
+        var path = Path.Combine(RepoPaths.Shared, relativePath);
+        if (!File.Exists(path) && !Directory.Exists(path)) Skip = $"{path} not present (../shared is not in this checkout)";
+    }
+}
+
+/// <summary>A fact that needs the npm corpora installed by eng/setup.sh; skipped with a visible reason otherwise.</summary>
+public sealed class RequiresNpmCorporaFactAttribute : FactAttribute
+{
+    public RequiresNpmCorporaFactAttribute()
+    {
+        var modules = Path.Combine(RepoPaths.NpmData, "node_modules");
+        if (!Directory.Exists(modules)) Skip = $"{modules} not present: run 'bash eng/setup.sh' to install the npm corpora";
     }
 }
