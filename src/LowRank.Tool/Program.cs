@@ -10,4 +10,5 @@ CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 var root = new RootCommand("dotnet lowrank: compress language models with SVD-based low-rank decomposition.");
 root.Subcommands.Add(DoctorCommand.Create());
 root.Subcommands.Add(CacheCommand.Create());
+root.Subcommands.Add(InspectCommand.Create());
 return await CommandRunner.InvokeAsync(root, args);
