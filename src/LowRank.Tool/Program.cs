@@ -9,4 +9,5 @@ CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 
 var root = new RootCommand("dotnet lowrank: compress language models with SVD-based low-rank decomposition.");
 root.Subcommands.Add(DoctorCommand.Create());
+root.Subcommands.Add(CompressCommand.Create());
 return await CommandRunner.InvokeAsync(root, args);
