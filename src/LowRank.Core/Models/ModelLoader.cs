@@ -35,7 +35,7 @@ public static class ModelLoader
     public static LoadedModel Load(string pathOrId, ModelLoadOptions? options = null)
     {
         options ??= new ModelLoadOptions();
-        var folder = ResolveFolder(pathOrId);
+        var folder = ModelLocator.Resolve(pathOrId);
         var config = ModelConfigReader.Read(folder);
         var device = TorchBackend.Device(options.Device, options.LibTorch);
         var tokenizer = options.LoadTokenizer ? TokenizerLoader.Load(folder, config) : null;
@@ -51,10 +51,6 @@ public static class ModelLoader
         });
         return new LoadedModel(model, tokenizer, folder, config);
     }
-
-    // Until ModelLocator (HF cache ids) lands from the models-io branch: a folder path only.
-    private static string ResolveFolder(string pathOrId) =>
-        Directory.Exists(pathOrId) ? Path.GetFullPath(pathOrId) : throw new LrkException(ErrorCodes.ModelNotFound, $"{pathOrId}: no such model folder");
 
     /// <summary>The forward pass for <paramref name="config"/>'s family.</summary>
     public static DecoderModel Create(ModelConfig config, WeightSource weights, DecoderModelOptions? options = null) => config.Family switch

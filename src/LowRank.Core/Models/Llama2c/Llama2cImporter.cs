@@ -49,7 +49,7 @@ public static class Llama2cImporter
                 ["source"] = "llama2.c v0 checkpoint " + Path.GetFileName(checkpointPath) + ", imported by dotnet lowrank",
             };
             SafeTensorsWriter.WriteModel(temp, specs, metadata);
-            File.Copy(tokenizerPath, Path.Combine(temp, Llama2cTokenizer.FileName));
+            File.WriteAllBytes(Path.Combine(temp, Llama2cTokenizer.FileName), File.ReadAllBytes(tokenizerPath)); // a copy, not the source's permissions
             WriteJson(Path.Combine(temp, TokenizerSettings.FileName), new JsonObject
             {
                 ["tokenizer_class"] = "Llama2cTokenizer",

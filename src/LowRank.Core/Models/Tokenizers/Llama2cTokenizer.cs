@@ -106,32 +106,42 @@ public sealed class Llama2cTokenizer : ITokenizer
         return tokens;
     }
 
-    /// <summary>Greedy BPE by score: merge the best adjacent pair until no pair forms a token.</summary>
+    /// <summary>
+    /// Greedy BPE by score: merge the best adjacent pair until no pair forms a token. run.c rescans the whole
+    /// sequence per merge; a priority queue over (score, position) picks the same pair (highest score, leftmost
+    /// on ties, since merging keeps the order of positions) in O(n log n).
+    /// </summary>
     private void Merge(List<int> tokens, int start)
     {
-        // pairScore[i] scores merging tokens[i] and tokens[i+1] (NaN = not a token); only neighbours change after a merge.
-        var pairId = new List<int>();
-        for (var i = start; i < tokens.Count - 1; i++) pairId.Add(PairId(tokens[i], tokens[i + 1]));
-        while (true)
+        var symbols = tokens.GetRange(start, tokens.Count - start);
+        var count = symbols.Count;
+        var next = Enumerable.Range(1, count).Select(i => i < count ? i : -1).ToArray();
+        var previous = Enumerable.Range(-1, count).ToArray();
+        var alive = Enumerable.Repeat(true, count).ToArray();
+        var queue = new PriorityQueue<(int Position, int Left, int Right, int Merged), (float NegativeScore, int Position)>();
+        void Consider(int position)
         {
-            var best = -1;
-            var bestScore = -1e10f; // run.c's starting best: a merge must score above it
-            for (var i = 0; i < pairId.Count; i++)
-            {
-                if (pairId[i] >= 0 && scores[pairId[i]] > bestScore)
-                {
-                    bestScore = scores[pairId[i]];
-                    best = i;
-                }
-            }
-            if (best < 0) return;
-            var at = start + best;
-            tokens[at] = pairId[best];
-            tokens.RemoveAt(at + 1);
-            pairId.RemoveAt(best);
-            if (best < pairId.Count) pairId[best] = PairId(tokens[at], tokens[at + 1]);
-            if (best > 0) pairId[best - 1] = PairId(tokens[at - 1], tokens[at]);
+            if (position < 0 || next[position] < 0) return;
+            var (left, right) = (symbols[position], symbols[next[position]]);
+            var merged = PairId(left, right);
+            // run.c starts from a best score of -1e10: a merge must score above it.
+            if (merged >= 0 && scores[merged] > -1e10f) queue.Enqueue((position, left, right, merged), (-scores[merged], position));
         }
+        for (var i = 0; i < count - 1; i++) Consider(i);
+        while (queue.TryDequeue(out var candidate, out _))
+        {
+            var (position, left, right, merged) = candidate;
+            if (!alive[position] || next[position] < 0 || symbols[position] != left || symbols[next[position]] != right) continue;
+            var removed = next[position];
+            symbols[position] = merged;
+            alive[removed] = false;
+            next[position] = next[removed];
+            if (next[removed] >= 0) previous[next[removed]] = position;
+            Consider(previous[position]);
+            Consider(position);
+        }
+        tokens.RemoveRange(start, count);
+        for (var i = 0; i >= 0 && i < count; i = next[i]) tokens.Add(symbols[i]);
     }
 
     private int PairId(int left, int right) => idByPiece.TryGetValue(pieces[left] + pieces[right], out var id) ? id : -1;

@@ -37,6 +37,10 @@ public static class TokenizerJson
         var specials = new Dictionary<string, int>(settings.SpecialTokens(all), StringComparer.Ordinal);
         foreach (var (content, id) in added) specials[content] = id;
 
+        // LLaMA-3 style files add BOS through the post-processor rather than tokenizer_config's add_bos_token.
+        if (settings.AddBosToken is null && TemplateStartsWithSpecialToken(root["post_processor"]) is { } template && all.ContainsKey(template))
+            settings = settings with { AddBosToken = true, BosToken = settings.BosToken ?? template };
+
         var preTokenizers = Flatten(root["pre_tokenizer"], "pretokenizers");
         var normalizers = Flatten(root["normalizer"], "normalizers");
         var byteLevel = preTokenizers.FirstOrDefault(p => Type(p) == "ByteLevel");
@@ -75,6 +79,15 @@ public static class TokenizerJson
             fuseUnknown: model["fuse_unk"]?.GetValueKind() == JsonValueKind.True,
             dummyPrefix: dummyPrefix,
             ignoreMerges: model["ignore_merges"]?.GetValueKind() == JsonValueKind.True);
+    }
+
+    /// <summary>The special token a TemplateProcessing post-processor puts first in a single sequence, if any.</summary>
+    private static string? TemplateStartsWithSpecialToken(JsonNode? postProcessor)
+    {
+        var template = Flatten(postProcessor, "processors").FirstOrDefault(p => Type(p) == "TemplateProcessing");
+        return template?["single"] is JsonArray { Count: > 0 } single && single[0]?["SpecialToken"]?["id"] is JsonValue id && id.TryGetValue<string>(out var token)
+            ? token
+            : null;
     }
 
     private static string? Type(JsonObject node) => node["type"]?.GetValue<string>();
