@@ -1,46 +1,39 @@
 using System.Globalization;
-using System.Security.Cryptography;
-using System.Text;
 using LowRank.Cache;
 
 namespace LowRank.Build.Tasks;
 
 /// <summary>
-/// The calibration text the compressor is fed, and its digest for the cache key. <c>CalibrationStart</c> and
-/// <c>CalibrationEnd</c> (character offsets, end exclusive) select a slice, written once to obj/lowrank/ under its
-/// own hash, so the tool always receives exactly the text the key describes.
+/// The calibration text given to the compressor (<c>--calib</c>, <c>--calib-start</c>, <c>--calib-end</c>) and its
+/// part of the cache key: a file's SHA-256, a folder's <see cref="ModelDigest"/>, or for <c>npm:&lt;corpus&gt;</c>
+/// the name itself (an npm corpus is pinned by its package version). <c>CalibrationStart</c>/<c>CalibrationEnd</c>
+/// are byte offsets into the text, as the tool reads them, and are part of the key.
 /// </summary>
-internal sealed record CalibrationInput(string File, string Digest)
+internal sealed record CalibrationInput(string Argument, string Digest, long? Start, long? End)
 {
-    public static CalibrationInput? Resolve(string? calibration, string? start, string? end, string projectDirectory, string stateFolder, DigestSidecar sidecar)
+    public static CalibrationInput? Resolve(string? calibration, string? start, string? end, string projectDirectory, DigestSidecar sidecar, string sidecarRoot)
     {
         if (string.IsNullOrWhiteSpace(calibration)) return null;
-        var path = Path.GetFullPath(Path.Combine(projectDirectory, calibration.Trim()));
-        if (!System.IO.File.Exists(path)) throw new LrkException(ErrorCodes.DataUnreadable, $"calibration file not found: {path}");
-        var hasStart = !string.IsNullOrWhiteSpace(start);
-        var hasEnd = !string.IsNullOrWhiteSpace(end);
-        if (!hasStart && !hasEnd) return new CalibrationInput(path, "sha256:" + sidecar.Sha256(path));
+        var text = calibration.Trim();
+        var from = ParseOffset(start, "CalibrationStart");
+        var to = ParseOffset(end, "CalibrationEnd");
+        if (from is { } f && to is { } t && f >= t) throw new LrkException(ErrorCodes.BadItem, $"CalibrationStart ({f}) must be before CalibrationEnd ({t})");
+        if (text.StartsWith("npm:", StringComparison.Ordinal)) return new CalibrationInput(text, text, from, to);
 
-        var text = System.IO.File.ReadAllText(path, Encoding.UTF8);
-        var from = hasStart ? ParseOffset(start!, "CalibrationStart") : 0;
-        var to = hasEnd ? ParseOffset(end!, "CalibrationEnd") : text.Length;
-        if (from >= to || to > text.Length)
-            throw new LrkException(ErrorCodes.BadItem, $"calibration slice [{from}, {to}) is empty or past the end of {path} ({text.Length} characters)");
-        var bytes = Encoding.UTF8.GetBytes(text[from..to]);
-        var hash = Convert.ToHexStringLower(SHA256.HashData(bytes));
-        var slice = Path.Combine(stateFolder, $"calibration-{hash[..16]}.txt");
-        if (!System.IO.File.Exists(slice))
-        {
-            Directory.CreateDirectory(stateFolder);
-            var temp = slice + $".{Environment.ProcessId}.tmp";
-            System.IO.File.WriteAllBytes(temp, bytes);
-            System.IO.File.Move(temp, slice, overwrite: true);
-        }
-        return new CalibrationInput(slice, "sha256:" + hash);
+        var path = Path.GetFullPath(Path.Combine(projectDirectory, text));
+        if (File.Exists(path)) return new CalibrationInput(path, "sha256:" + sidecar.Sha256(path), from, to);
+        if (Directory.Exists(path)) return new CalibrationInput(path, ModelDigest.Compute(path, DigestSidecar.Open(path, sidecarRoot)).Digest, from, to);
+        throw new LrkException(ErrorCodes.DataUnreadable, $"calibration text not found: {path}");
     }
 
-    private static int ParseOffset(string text, string name) =>
-        int.TryParse(text.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) && value >= 0
+    /// <summary>The calibration part of the cache key: the content digest and, when set, the byte range.</summary>
+    public string KeyText => Start is null && End is null ? Digest : $"{Digest}[{Start?.ToString(CultureInfo.InvariantCulture)}:{End?.ToString(CultureInfo.InvariantCulture)}]";
+
+    private static long? ParseOffset(string? text, string name)
+    {
+        if (string.IsNullOrWhiteSpace(text)) return null;
+        return long.TryParse(text.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) && value >= 0
             ? value
-            : throw new LrkException(ErrorCodes.BadItem, $"{name}='{text}' must be a character offset (a whole number ≥ 0)");
+            : throw new LrkException(ErrorCodes.BadItem, $"{name}='{text}' must be a byte offset (a whole number ≥ 0)");
+    }
 }

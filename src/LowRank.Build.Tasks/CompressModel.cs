@@ -112,11 +112,16 @@ public sealed partial class CompressModel : ToolTask
         args.AppendSwitchIfNotNull("--method ", model.GetMetadata(MetadataNames.Method));
         args.AppendSwitchIfNotNull("--ratio ", model.GetMetadata(MetadataNames.Ratio));
         AppendIfSet(args, "--calib ", model.GetMetadata(MetadataNames.CalibrationFile));
+        if (model.GetMetadata(MetadataNames.CalibrationFile).Length > 0)
+        {
+            AppendIfSet(args, "--calib-start ", model.GetMetadata(MetadataNames.CalibrationStart));
+            AppendIfSet(args, "--calib-end ", model.GetMetadata(MetadataNames.CalibrationEnd));
+        }
         AppendIfSet(args, "--samples ", model.GetMetadata(MetadataNames.Samples));
         AppendIfSet(args, "--seq-len ", model.GetMetadata(MetadataNames.SeqLen));
         AppendIfSet(args, "--seed ", model.GetMetadata(MetadataNames.Seed));
         AppendIfSet(args, "--device ", model.GetMetadata(MetadataNames.Device));
-        AppendIfSet(args, "--factor-dtype ", model.GetMetadata(MetadataNames.FactorDtype));
+        if (!string.IsNullOrWhiteSpace(model.GetMetadata(MetadataNames.FactorDtype))) args.AppendSwitchIfNotNull("--set ", "FactorDtype=" + model.GetMetadata(MetadataNames.FactorDtype).Trim());
         foreach (var extra in ResolveCompressedModels.SplitArguments(model.GetMetadata(MetadataNames.ToolArguments))) args.AppendTextUnquoted(" " + extra);
         args.AppendSwitchIfNotNull("--out ", outputFolder);
         args.AppendSwitch("--progress jsonl");

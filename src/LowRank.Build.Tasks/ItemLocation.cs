@@ -33,13 +33,21 @@ internal sealed record ItemLocation(string File, int Line, int Column)
         var elements = document.Descendants().Where(e => e.Name.LocalName == itemType && e.Attribute("Include") is not null).ToList();
         var spec = item.GetMetadata("OriginalItemSpec") is { Length: > 0 } original ? original : item.ItemSpec;
         var directory = Path.GetDirectoryName(file) ?? "";
-        var match = elements.FirstOrDefault(e => e.Attribute("Include")!.Value.Trim() == spec)
-            ?? elements.FirstOrDefault(e => SamePath(directory, e.Attribute("Include")!.Value.Trim(), spec))
-            ?? (elements.Count >= 1 ? elements[0] : null);
+        var candidates = elements.Where(e => e.Attribute("Include")!.Value.Trim() == spec).ToList();
+        if (candidates.Count == 0) candidates = elements.Where(e => SamePath(directory, e.Attribute("Include")!.Value.Trim(), spec)).ToList();
+        if (candidates.Count == 0) candidates = elements.Take(1).ToList();
+        // Several elements with the same Include: the one whose metadata (attributes or child elements) agrees most with the item's.
+        var match = candidates.OrderByDescending(e => AgreeingMetadata(e, item)).FirstOrDefault();
         if (match is null) return new ItemLocation(file, 0, 0);
         var info = (IXmlLineInfo)match.Attribute("Include")!;
         return new ItemLocation(file, ((IXmlLineInfo)match).LineNumber, info.LinePosition);
     }
+
+    private static int AgreeingMetadata(XElement element, ITaskItem item) =>
+        element.Attributes().Where(a => a.Name.LocalName is not ("Include" or "Condition" or "Exclude"))
+            .Select(a => (a.Name.LocalName, a.Value))
+            .Concat(element.Elements().Select(e => (e.Name.LocalName, e.Value)))
+            .Count(m => string.Equals(item.GetMetadata(m.Item1).Trim(), m.Item2.Trim(), StringComparison.Ordinal));
 
     private static bool SamePath(string directory, string a, string b)
     {

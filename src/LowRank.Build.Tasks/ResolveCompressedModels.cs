@@ -18,7 +18,7 @@ public sealed partial class ResolveCompressedModels : LowRankTask
 {
     [Required] public ITaskItem[] CompressedModels { get; set; } = [];
     [Required] public string ProjectDirectory { get; set; } = "";
-    /// <summary>obj/…/lowrank/: calibration slices and the tool version memo.</summary>
+    /// <summary>obj/…/lowrank/: the tool version memo (for executables) and generated files.</summary>
     [Required] public string StateDirectory { get; set; } = "";
     public string? ToolPath { get; set; }
     public string? PackagedToolPath { get; set; }
@@ -65,12 +65,12 @@ public sealed partial class ResolveCompressedModels : LowRankTask
                 hashed += digest.HashedFiles;
                 var calibrationSidecar = DigestSidecar.Open(ProjectDirectory, Path.Combine(cache.Root, ".digests"));
                 var calibration = CalibrationInput.Resolve(item.GetMetadata(MetadataNames.Calibration), item.GetMetadata(MetadataNames.CalibrationStart),
-                    item.GetMetadata(MetadataNames.CalibrationEnd), ProjectDirectory, StateDirectory, calibrationSidecar);
+                    item.GetMetadata(MetadataNames.CalibrationEnd), ProjectDirectory, calibrationSidecar, Path.Combine(cache.Root, ".digests"));
                 calibrationSidecar.Save();
 
                 tool ??= ToolLocator.Resolve(ToolPath, PackagedToolPath);
                 toolVersion ??= ToolLocator.Version(tool, StateDirectory);
-                var key = CacheKey.Create(method, ratio, digest.Digest, calibration?.Digest, samples, seqLen, seed, factorDtype, toolVersion, extra);
+                var key = CacheKey.Create(method, ratio, digest.Digest, calibration?.KeyText, samples, seqLen, seed, factorDtype, toolVersion, extra);
                 var hit = cache.TryGet(key.Hash) is not null;
 
                 var output = new TaskItem(item);
@@ -81,7 +81,7 @@ public sealed partial class ResolveCompressedModels : LowRankTask
                 output.SetMetadata(MetadataNames.KeyText, key.CanonicalText);
                 output.SetMetadata(MetadataNames.CacheHit, hit ? "true" : "false");
                 output.SetMetadata(MetadataNames.SourceModel, source);
-                output.SetMetadata(MetadataNames.CalibrationFile, calibration?.File ?? "");
+                output.SetMetadata(MetadataNames.CalibrationFile, calibration?.Argument ?? "");
                 output.SetMetadata(MetadataNames.ToolPath, tool.Path);
                 output.SetMetadata(MetadataNames.ToolVersion, toolVersion);
                 output.SetMetadata(MetadataNames.ItemFile, at.File);

@@ -12,8 +12,10 @@ public static class CompressionMethodNames
     /// <summary>The canonical (lower-case) name, or an <see cref="ErrorCodes.UnknownMethod"/> error listing the known ones.</summary>
     public static string Normalize(string? name)
     {
-        var key = (name ?? "").Trim().ToLowerInvariant();
-        if (All.Contains(key)) return key;
+        // Like the compressor's parser: any case, dashes optional (svdllm = SVD-LLM).
+        var key = (name ?? "").Trim().ToLowerInvariant().Replace("-", "", StringComparison.Ordinal);
+        var match = All.FirstOrDefault(n => n.Replace("-", "", StringComparison.Ordinal) == key);
+        if (match is not null) return match;
         throw new LrkException(ErrorCodes.UnknownMethod, $"unknown compression method '{name}': use one of {string.Join(", ", All)}");
     }
 }
