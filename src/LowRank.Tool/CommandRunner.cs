@@ -10,7 +10,7 @@ namespace LowRank.Tool;
 /// LOWRANK_DEBUG=1. Every command accepts <c>--progress none|text|jsonl</c> (<see cref="ToolProgress"/>); under jsonl
 /// a failure is also written to stdout as an error event.
 /// </summary>
-public static class CommandRunner
+public static partial class CommandRunner
 {
     public static async Task<int> InvokeAsync(RootCommand root, string[] args)
     {
@@ -54,8 +54,11 @@ public static class CommandRunner
         {
             foreach (var error in parse.Errors)
             {
-                await Console.Error.WriteLineAsync($"error {ErrorCodes.BadArgument}: {error.Message}");
-                ToolProgress.Error(ErrorCodes.BadArgument, error.Message);
+                // Validators that share the engine's checks prefix their message with its code (CommonOptions.Checked).
+                var coded = CodedMessage().Match(error.Message);
+                var (code, message) = coded.Success ? (coded.Groups[1].Value, coded.Groups[2].Value) : (ErrorCodes.BadArgument, error.Message);
+                await Console.Error.WriteLineAsync($"error {code}: {message}");
+                ToolProgress.Error(code, message);
             }
             return ExitCodes.Usage;
         }
@@ -103,4 +106,7 @@ public static class CommandRunner
             return default;
         }
     }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^(LRK\d{4}): (.*)$", System.Text.RegularExpressions.RegexOptions.Singleline)]
+    private static partial System.Text.RegularExpressions.Regex CodedMessage();
 }

@@ -14,4 +14,8 @@ root.Subcommands.Add(InspectCommand.Create());
 root.Subcommands.Add(CompressCommand.Create());
 root.Subcommands.Add(GenerateCommand.Create());
 root.Subcommands.Add(ImportCommand.Create());
+root.Subcommands.Add(DemoCommand.Create());
+root.Subcommands.Add(VerifyCommand.Create());
+root.Subcommands.Add(ExportCommand.Create());
+root.Subcommands.Add(ConfigCommand.Create());
 return await CommandRunner.InvokeAsync(root, args);

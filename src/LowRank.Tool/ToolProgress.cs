@@ -152,7 +152,7 @@ public static class ToolProgress
     {
         lock (Gate)
         {
-            if (!TextStages.TryGetValue(stage, out var state)) state = (Stopwatch.StartNew(), TimeSpan.MinValue);
+            if (!TextStages.TryGetValue(stage, out var state)) state = (Stopwatch.StartNew(), TimeSpan.FromDays(-1));
             var now = state.Clock.Elapsed;
             var edge = block is null || block == 0 || (blocks is { } total && block >= total - 1);
             if (!edge && now - state.LastLine < TimeSpan.FromSeconds(1)) return;

@@ -55,6 +55,9 @@ public sealed record ArtifactRequest
     /// <summary>Files copied into the artifact besides the source's tokenizer files (e.g. a tokenizer kept elsewhere).</summary>
     public IReadOnlyList<string> ExtraFiles { get; init; } = [];
 
+    /// <summary>Further files written into the artifact (name → UTF-8 text), e.g. the compression report; listed in the manifest like every file.</summary>
+    public IReadOnlyDictionary<string, string> ExtraContent { get; init; } = new Dictionary<string, string>();
+
     /// <summary>Replace an existing output folder (after the new one is complete).</summary>
     public bool Overwrite { get; init; }
 
@@ -150,6 +153,12 @@ public static class ArtifactWriter
             config[ArtifactFormat.LowRankSectionName] = section.ToJson();
             ArtifactJson.Write(Path.Combine(temp, ArtifactFormat.ConfigFileName), config);
             CopyFiles(sourceFolder, request.ExtraFiles, temp, cancellationToken);
+            foreach (var (name, text) in request.ExtraContent)
+            {
+                if (name != Path.GetFileName(name) || name == ArtifactFormat.ConfigFileName || name == ArtifactFormat.ManifestFileName || ArtifactFormat.IsWeightFile(name))
+                    throw new ArgumentException($"'{name}' cannot be written as extra artifact content", nameof(request));
+                File.WriteAllText(Path.Combine(temp, name), text);
+            }
 
             progress?.Report(new ProgressUpdate("manifest", "hashing the artifact's files"));
             var files = ArtifactFiles.Describe(temp, [ArtifactFormat.ManifestFileName], cancellationToken);

@@ -12,7 +12,7 @@ public static class CompressionOptionsText
 {
     public static CompressionOptions Apply(CompressionOptions options, IEnumerable<string> assignments)
     {
-        var node = JsonSerializer.SerializeToNode(options, CompressedModelWriter.JsonOptions)!.AsObject();
+        var node = JsonSerializer.SerializeToNode(options, CompressionJson.JsonOptions)!.AsObject();
         foreach (var assignment in assignments)
         {
             var equals = assignment.IndexOf('=', StringComparison.Ordinal);
@@ -36,7 +36,7 @@ public static class CompressionOptionsText
         }
         try
         {
-            return node.Deserialize<CompressionOptions>(CompressedModelWriter.JsonOptions)
+            return node.Deserialize<CompressionOptions>(CompressionJson.JsonOptions)
                 ?? throw new LrkException(ErrorCodes.BadConfigValue, "the compression options are empty");
         }
         catch (JsonException e)

@@ -1,5 +1,7 @@
 using System.CommandLine;
+using LowRank.Artifacts;
 using LowRank.Compression;
+using LowRank.Evaluation;
 using LowRank.Torch;
 
 namespace LowRank.Tool.Commands;
@@ -10,8 +12,10 @@ public static class CompressCommand
     public static Command Create()
     {
         var model = new Argument<string>("model") { Description = "Model folder (HF layout: config.json, *.safetensors, tokenizer)" };
-        var method = new Option<string>("--method") { Description = $"Compression method: {string.Join(", ", CompressionMethods.ValidNames)}", Required = true };
-        var ratio = new Option<double>("--ratio") { Description = "Fraction of the block linears' parameters to REMOVE, in (0, 1) (0.2 keeps 80%)", Required = true };
+        var method = new Option<string>("--method") { Description = $"Compression method: {string.Join(", ", CompressionMethods.ValidNames)}", Required = true }
+            .Checked(value => CompressionMethods.Parse(value as string));
+        var ratio = new Option<double>("--ratio") { Description = "Fraction of the block linears' parameters to REMOVE, in (0, 1) (0.2 keeps 80%)", Required = true }
+            .Checked(value => RatioMath.ValidateRatio((double)value!));
         var calib = new Option<string?>("--calib") { Description = "Calibration text: a file, folder or npm:<corpus> (needed by every method but SVD)" };
         var calibStart = new Option<long?>("--calib-start") { Description = "First byte of the calibration text to use" };
         var calibEnd = new Option<long?>("--calib-end") { Description = "Byte after the last one to use" };
@@ -21,14 +25,21 @@ public static class CompressCommand
         var seed = new Option<int>("--seed") { Description = "Seed of the calibration sampler (and of AdaSVD's shuffle)", DefaultValueFactory = _ => 42 };
         var batch = new Option<int>("--batch-size") { Description = "Calibration samples per forward pass (memory only; the result does not depend on it)", DefaultValueFactory = _ => 8 };
         var set = new Option<string[]>("--set") { Description = "Any compression option as Name=Value, repeatable (e.g. AdaSvdIterations=3, Propagation=Compressed)", AllowMultipleArgumentsPerToken = false };
-        var output = new Option<string>("--out") { Description = "Output folder (written atomically)", Required = true };
+        var factorDtype = new Option<string?>("--factor-dtype") { Description = "Dtype of the stored factors: fp32, fp16 or bf16 (default: the model's torch_dtype)" }
+            .Checked(value => FactorDtypes.Parse((string)value!));
+        var evalText = new Option<string?>("--eval") { Description = "Measure perplexity on this text (file, folder or npm:<corpus>) before and after compressing; recorded in the manifest" };
+        var evalStart = new Option<long?>("--eval-start") { Description = "First byte of the evaluation text to use" };
+        var evalEnd = new Option<long?>("--eval-end") { Description = "Byte after the last one to use" };
+        var evalWindow = new Option<int?>("--eval-window") { Description = "Perplexity window in tokens (default: the model's context, at most 2048)" };
+        var output = new Option<string>("--out") { Description = "Output folder (written atomically: nothing appears there until the artifact is complete)", Required = true };
         var force = new Option<bool>("--force") { Description = "Replace --out if it exists" };
         var device = CommonOptions.Device();
         var json = CommonOptions.Json();
         var libTorch = CommonOptions.LibTorch();
-        var command = new Command("compress", "Compress a model's block linears with a low-rank method and write the compressed model.")
+        var command = new Command("compress", "Compress a model's block linears with a low-rank method and write the compressed artifact.")
         {
-            model, method, ratio, calib, calibStart, calibEnd, protocol, samples, seqLen, seed, batch, set, output, force, device, json, libTorch,
+            model, method, ratio, calib, calibStart, calibEnd, protocol, samples, seqLen, seed, batch, set, factorDtype,
+            evalText, evalStart, evalEnd, evalWindow, output, force, device, json, libTorch,
         };
         command.SetAction((parse, token) =>
         {
@@ -41,8 +52,6 @@ public static class CompressCommand
             };
             options = CompressionOptionsText.Apply(options, parse.GetValue(set) ?? []);
             options.Validate();
-            var asJson = parse.GetValue(json);
-            var progress = new Progress(asJson);
             var result = CompressionJob.Run(new CompressionJobOptions
             {
                 Model = parse.GetValue(model)!,
@@ -55,37 +64,52 @@ public static class CompressCommand
                 Samples = parse.GetValue(samples),
                 SeqLen = parse.GetValue(seqLen),
                 CalibrationSeed = parse.GetValue(seed),
+                FactorDtype = parse.GetValue(factorDtype) is { } dtype ? FactorDtypes.Parse(dtype) : null,
+                Evaluation = parse.GetValue(evalText) is { } text
+                    ? new TextPerplexitySpec { Text = text, ByteStart = parse.GetValue(evalStart), ByteEnd = parse.GetValue(evalEnd), WindowLength = parse.GetValue(evalWindow) }
+                    : null,
                 Device = TorchBackend.ParseDevice(parse.GetValue(device)),
                 LibTorch = parse.GetValue(libTorch),
                 Force = parse.GetValue(force),
-            }, progress, token);
-            if (asJson)
-            {
-                Output.WriteJson(new { output = result.Out, report = result.Report, calibration = result.Calibration });
-            }
-            else
-            {
-                var r = result.Report.Ratio;
-                Console.WriteLine($"{result.Report.Method} → {result.Out}");
-                Console.WriteLine($"ratio (removed)   requested {r.RequestedRatio:F4}   achieved {r.AchievedLinearRatio:F4} of the block linears, {r.AchievedModelRatio:F4} of the model");
-                Console.WriteLine($"parameters        linears {r.LinearParametersBefore:N0} → {r.LinearParametersAfter:N0}   model {r.ModelParametersBefore:N0} → {r.ModelParametersAfter:N0}" +
-                    (r.DenseFallbacks > 0 ? $"   ({r.DenseFallbacks} linear(s) left dense)" : ""));
-                if (result.Calibration is { } c) Console.WriteLine($"calibration       {c.Samples} × {c.SeqLen} tokens from {c.Source} ({c.TokenProtocol.Name} protocol, seed {c.Seed})");
-                Console.WriteLine($"time              {string.Join("   ", result.Report.Seconds.Select(p => $"{p.Key} {p.Value:F1} s"))}   on {result.Report.Device}");
-            }
+            }, ToolProgress.Reporter, token);
+            ToolProgress.Result(Summary(result), parse.GetValue(json), () => PrintSummary(result));
             return Task.FromResult(ExitCodes.Success);
         });
         return command;
     }
 
-    /// <summary>Progress on stderr: one line per event (JSON lines with --json, so stdout stays one JSON document).</summary>
-    private sealed class Progress(bool json) : IProgress<CompressionProgress>
+    /// <summary>The machine-readable result (<c>--json</c>, and the <c>result</c> line under <c>--progress jsonl</c>).</summary>
+    public static object Summary(CompressionJobResult result) => new
     {
-        public void Report(CompressionProgress value)
-        {
-            Console.Error.WriteLine(json
-                ? System.Text.Json.JsonSerializer.Serialize(new { @event = "progress", stage = value.Stage, block = value.Block, blocks = value.Blocks, message = value.Message })
-                : $"[{value.Stage}] {value.Message}");
-        }
+        output = result.Out,
+        report = result.ReportPath,
+        method = result.Report.Method,
+        requestedRatio = result.Artifact.Section.RequestedRatio,
+        achievedRatio = result.Artifact.Section.AchievedRatio,
+        achievedRatioModel = result.Artifact.Section.AchievedRatioModel,
+        factorDtype = result.Artifact.Section.FactorDtype.ShortName(),
+        parameters = result.Artifact.Section.Parameters,
+        perplexityBefore = result.Evaluation?.Before.Perplexity.Perplexity,
+        perplexityAfter = result.Evaluation?.After.Perplexity.Perplexity,
+        evaluatedTokens = result.Evaluation?.After.Perplexity.ScoredTokens,
+        calibration = result.Calibration,
+        sourceDigest = result.Artifact.Manifest.Source.Digest,
+        seconds = result.Artifact.Manifest.TimingsSeconds,
+    };
+
+    public static void PrintSummary(CompressionJobResult result)
+    {
+        var section = result.Artifact.Section;
+        var p = section.Parameters;
+        Console.WriteLine($"{result.Report.Method} → {result.Out}");
+        Console.WriteLine($"ratio (removed)   requested {section.RequestedRatio:F4}   achieved {section.AchievedRatio:F4} of the block linears, {section.AchievedRatioModel:F4} of the model");
+        Console.WriteLine($"parameters        linears {p.CompressedLinearsBefore:N0} → {p.CompressedLinearsAfter:N0}   model {p.ModelBefore:N0} → {p.ModelAfter:N0}" +
+            (result.Report.Ratio.DenseFallbacks > 0 ? $"   ({result.Report.Ratio.DenseFallbacks} linear(s) left dense)" : ""));
+        Console.WriteLine($"factors           {section.FactorDtype.ShortName()}, {section.TruncationRanks.Count} linears factorised");
+        if (result.Calibration is { } c) Console.WriteLine($"calibration       {c.Samples} × {c.SeqLen} tokens from {c.Source} ({c.TokenProtocol.Name} protocol, seed {c.Seed})");
+        if (result.Evaluation is { } e)
+            Console.WriteLine($"perplexity        {e.Before.Perplexity.Perplexity:F4} → {e.After.Perplexity.Perplexity:F4}   ({e.After.Perplexity.ScoredTokens:N0} tokens of {e.After.Text.Location}, windows of {e.After.Perplexity.WindowLength})");
+        Console.WriteLine($"time              {string.Join("   ", result.Artifact.Manifest.TimingsSeconds.Select(t => $"{t.Key} {t.Value:F1} s"))}   on {result.Report.Device}");
+        Console.WriteLine($"report            {result.ReportPath}");
     }
 }
