@@ -259,16 +259,15 @@ public static class ToolConfiguration
     public static string[] Apply(RootCommand root, string[] args, IReadOnlyList<ConfiguredValue> values)
     {
         if (values.Count == 0) return args;
-        var baseline = root.Parse(args).Errors.Count;
+        var baseline = root.Parse(args).Errors.Select(e => e.Message).ToHashSet(StringComparer.Ordinal);
         foreach (var group in values.GroupBy(v => v.Option))
         {
             var trial = Insert(args, Tokens(group));
-            var errors = root.Parse(trial).Errors;
-            if (errors.Count > baseline)
+            if (root.Parse(trial).Errors.FirstOrDefault(e => !baseline.Contains(e.Message)) is { } error)
             {
                 var value = group.First();
                 throw new LrkException(ErrorCodes.BadConfigValue,
-                    $"{value.Source}: {value.Key} = '{string.Join(", ", group.Select(v => v.Value))}' is not a valid value for {value.Option} ({errors[^1].Message})");
+                    $"{value.Source}: {value.Key} = '{string.Join(", ", group.Select(v => v.Value))}' is not a valid value for {value.Option} ({error.Message})");
             }
         }
         return Insert(args, values.GroupBy(v => v.Option).SelectMany(Tokens).ToList());

@@ -59,6 +59,10 @@ public static class CompressionJob
         var seconds = new Dictionary<string, double>(StringComparer.Ordinal);
         var clock = Stopwatch.StartNew();
 
+        // Read the calibration text before loading the model, so a bad --calib fails in a moment, not after the load.
+        var calibrationText = needsData
+            ? TextSources.Load(job.Calibration!, new TextSourceOptions { ByteStart = job.CalibrationByteStart, ByteEnd = job.CalibrationByteEnd })
+            : null;
         progress?.Report(new ProgressUpdate("load", $"loading {job.Model}"));
         using var loaded = ModelLoader.Load(job.Model, new ModelLoadOptions
         {
@@ -75,7 +79,7 @@ public static class CompressionJob
             {
                 var tokenizer = Tokenizer(loaded, job.Model);
                 progress?.Report(new ProgressUpdate("calibrate", $"sampling {job.Samples} calibration samples from {job.Calibration}"));
-                var source = TextSources.Load(job.Calibration!, new TextSourceOptions { ByteStart = job.CalibrationByteStart, ByteEnd = job.CalibrationByteEnd });
+                var source = calibrationText!;
                 var stream = TokenProtocol.Parse(job.CalibrationProtocol).Encode(tokenizer, source, cancellationToken);
                 calibration = CalibrationSampler.Sample(stream, source, new CalibrationOptions
                 {
