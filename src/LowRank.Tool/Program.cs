@@ -18,4 +18,5 @@ root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(VerifyCommand.Create());
 root.Subcommands.Add(ExportCommand.Create());
 root.Subcommands.Add(ConfigCommand.Create());
+root.Subcommands.Add(EvalCommand.Create());
 return await CommandRunner.InvokeAsync(root, args);

@@ -39,9 +39,10 @@ public sealed record CalibrationProtocol
 
     private static readonly JsonSerializerOptions CanonicalJson = new() { WriteIndented = false };
 
-    /// <summary>SHA-256 of this record's JSON (property order is the declaration order, so it is stable): the key under
-    /// which calibration statistics computed from these samples can be cached.</summary>
-    public string Digest() => Convert.ToHexStringLower(SHA256.HashData(JsonSerializer.SerializeToUtf8Bytes(this, CanonicalJson)));
+    /// <summary>SHA-256 of this record's JSON (property order is the declaration order, so it is stable) without
+    /// <see cref="Source"/>: the key under which statistics computed from these samples can be cached. The description
+    /// holds a path, and the same bytes read from another place are the same calibration data.</summary>
+    public string Digest() => Convert.ToHexStringLower(SHA256.HashData(JsonSerializer.SerializeToUtf8Bytes(this with { Source = "" }, CanonicalJson)));
 }
 
 /// <summary>A [N, L] int64 tensor of token ids on the CPU and the protocol that produced it.</summary>

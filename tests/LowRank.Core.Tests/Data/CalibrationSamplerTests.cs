@@ -74,6 +74,16 @@ public sealed class CalibrationSamplerTests
     }
 
     [Fact]
+    public void Digest_ignores_where_the_same_bytes_were_read_from()
+    {
+        var options = new CalibrationOptions { Samples = 4, SeqLen = 8 };
+        using var here = CalibrationSampler.Sample(Stream(100), Source, options);
+        using var there = CalibrationSampler.Sample(Stream(100), Source with { Description = "/elsewhere/test.txt: plain text; 1 bytes" }, options);
+        Assert.NotEqual(here.Protocol.Source, there.Protocol.Source);
+        Assert.Equal(here.Protocol.Digest(), there.Protocol.Digest());
+    }
+
+    [Fact]
     public void Too_little_text_is_data_too_short_with_the_numbers()
     {
         var e = Assert.Throws<LrkException>(() => CalibrationSampler.Sample(Stream(300), Source, new CalibrationOptions { Samples = 256, SeqLen = 2048 }));
