@@ -10,6 +10,7 @@ CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 var root = new RootCommand("dotnet lowrank: compress language models with SVD-based low-rank decomposition.");
 root.Subcommands.Add(DoctorCommand.Create());
 root.Subcommands.Add(CompressCommand.Create());
+root.Subcommands.Add(BenchCommand.Create());
 root.Subcommands.Add(GenerateCommand.Create());
 root.Subcommands.Add(ImportCommand.Create());
 return await CommandRunner.InvokeAsync(root, args);
