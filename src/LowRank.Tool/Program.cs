@@ -12,6 +12,7 @@ root.Subcommands.Add(DoctorCommand.Create());
 root.Subcommands.Add(CacheCommand.Create());
 root.Subcommands.Add(InspectCommand.Create());
 root.Subcommands.Add(CompressCommand.Create());
+root.Subcommands.Add(BenchCommand.Create());
 root.Subcommands.Add(GenerateCommand.Create());
 root.Subcommands.Add(ImportCommand.Create());
 root.Subcommands.Add(DemoCommand.Create());
