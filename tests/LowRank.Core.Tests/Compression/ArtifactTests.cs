@@ -1,3 +1,4 @@
+using LowRank.Artifacts;
 using LowRank.Compression;
 using LowRank.Data;
 using LowRank.Models;
@@ -51,6 +52,7 @@ public sealed class ArtifactTests
             new CalibrationOptions { Samples = 8, SeqLen = 64 });
         Assert.Equal(calibration.Protocol.TokensSha256, result.Calibration!.TokensSha256);
         Compressor.Compress(loaded.Model, calibration.Tokens, new CompressionOptions { Method = method, Ratio = 0.4, BatchSize = 4 });
+        ArtifactWriter.RoundFactorsToStorage(loaded.Model, ArtifactWriter.ResolveFactorDtype(null, loaded.Config));
 
         using var reloaded = ModelLoader.Load(output, new ModelLoadOptions { Device = DeviceRequest.Cpu });
         using var scope = NewDisposeScope();
@@ -62,10 +64,10 @@ public sealed class ArtifactTests
             l => Assert.Equal(result.Report.Modules.Single(m => m.Name == l.Name).Dense, !l.IsFactorized));
 
         var config = JsonNode.Parse(File.ReadAllText(Path.Combine(output, "config.json")))!;
-        Assert.Equal(method.Name(), config["lowrank"]!["method"]!.GetValue<string>());
+        Assert.Equal(method.Name().ToLowerInvariant(), config["lowrank"]!["method"]!.GetValue<string>());
         Assert.Equal(0.4, config["lowrank"]!["requested_ratio"]!.GetValue<double>());
-        Assert.Equal(result.Report.Modules.Count, config["lowrank"]!["ranks"]!.AsObject().Count);
-        Assert.True(File.Exists(Path.Combine(output, CompressedModelWriter.ReportFileName)));
+        Assert.Equal(result.Report.Modules.Count(m => !m.Dense), config["lowrank"]!["truncation_ranks"]!.AsObject().Count);
+        Assert.True(File.Exists(Path.Combine(output, CompressionJob.ReportFileName)));
         Assert.True(File.Exists(Path.Combine(output, "tokenizer.json")));
         Assert.Equal(["compressed"], Directory.EnumerateFileSystemEntries(temp.Path).Select(Path.GetFileName));
     }
@@ -109,8 +111,8 @@ public sealed class ArtifactTests
         Assert.Equal(ErrorCodes.BadArgument, Assert.Throws<LrkException>(() => CompressionOptionsText.Apply(options, ["Ratio=0.3"])).Code);
     }
 
-    private sealed class Progress(Action<CompressionProgress> action) : IProgress<CompressionProgress>
+    private sealed class Progress(Action<ProgressUpdate> action) : IProgress<ProgressUpdate>
     {
-        public void Report(CompressionProgress value) => action(value);
+        public void Report(ProgressUpdate value) => action(value);
     }
 }
