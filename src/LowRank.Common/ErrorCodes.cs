@@ -27,6 +27,7 @@ public static class ErrorCodes
     public const string DataUnreadable = "LRK3001";
     public const string DataTooShort = "LRK3002";
     public const string BadTaskFile = "LRK3003";
+    public const string ReportUnwritable = "LRK3004";
 
     public const string UnknownMethod = "LRK4001";
     public const string BadRatio = "LRK4002";

@@ -9,5 +9,8 @@ CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 
 var root = new RootCommand("dotnet lowrank: compress language models with SVD-based low-rank decomposition.");
 root.Subcommands.Add(DoctorCommand.Create());
+root.Subcommands.Add(CompressCommand.Create());
+root.Subcommands.Add(GenerateCommand.Create());
+root.Subcommands.Add(ImportCommand.Create());
 root.Subcommands.Add(CacheCommand.Create());
 return await CommandRunner.InvokeAsync(root, args);

@@ -37,6 +37,23 @@ public interface IDecoderModel : IDisposable
     /// <summary>Every tensor that is not a block linear's weight (embeddings, norms, biases of non-linears, lm_head), by checkpoint name.</summary>
     IReadOnlyDictionary<string, Tensor> OtherTensors { get; }
 
+    /// <summary>A fresh decoding state for <see cref="Logits(Tensor, KvCache)"/>.</summary>
+    KvCache CreateCache() => new(BlockCount);
+
+    /// <summary>
+    /// Incremental forward for generation: <paramref name="inputIds"/> [batch, n] continue the sequence held by
+    /// <paramref name="cache"/> (at positions cache.Length..); returns their logits [batch, n, vocab] (fp32) and
+    /// appends them to the cache. This default recomputes the whole sequence; models with a real KV cache override it.
+    /// </summary>
+    Tensor Logits(Tensor inputIds, KvCache cache)
+    {
+        using var scope = NewDisposeScope();
+        var history = cache.AppendTokens(inputIds);
+        var logits = Logits(history);
+        cache.Advance(inputIds.shape[1]);
+        return logits.narrow(1, history.shape[1] - inputIds.shape[1], inputIds.shape[1]).contiguous().MoveToOuterDisposeScope();
+    }
+
     /// <summary>Full forward: logits [batch, seq, vocab] (fp32).</summary>
     Tensor Logits(Tensor inputIds)
     {

@@ -8,6 +8,10 @@ public interface ITokenizer
     int? BosId { get; }
     int? EosId { get; }
 
+    /// <summary>Whether the model expects BOS in front of a prompt (tokenizer_config add_bos_token: true for LLaMA
+    /// and OPT, false for GPT-2).</summary>
+    bool AddsBosByDefault => BosId is not null;
+
     /// <summary>Encodes text. <paramref name="addBos"/> prepends BOS; <paramref name="addDummyPrefix"/> applies the
     /// SentencePiece/llama2.c dummy-prefix space (ignored by byte-level BPE tokenizers, which have none).</summary>
     IReadOnlyList<int> Encode(string text, bool addBos = true, bool addDummyPrefix = true);

@@ -22,6 +22,26 @@ public sealed class LinearWeight : IDisposable
         InFeatures = weight.shape[1];
     }
 
+    /// <summary>A layer already stored as factors (a compressed artifact's <c>lowrank_A</c>/<c>lowrank_B</c>):
+    /// <paramref name="a"/> [out, k], <paramref name="b"/> [k, in]; takes ownership of the tensors.</summary>
+    public static LinearWeight Factorized(string name, string kind, Tensor a, Tensor b, Tensor? bias)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        ArgumentNullException.ThrowIfNull(b);
+        if (a.shape.Length != 2 || b.shape.Length != 2 || a.shape[1] != b.shape[0])
+            throw new ArgumentException($"{name}: factors [{string.Join(",", a.shape)}]·[{string.Join(",", b.shape)}] do not chain");
+        return new LinearWeight(name, kind, a.shape[0], b.shape[1], bias) { A = a, B = b };
+    }
+
+    private LinearWeight(string name, string kind, long outFeatures, long inFeatures, Tensor? bias)
+    {
+        Name = name;
+        Kind = kind;
+        Bias = bias;
+        OutFeatures = outFeatures;
+        InFeatures = inFeatures;
+    }
+
     public string Name { get; }
     public string Kind { get; }
     public long OutFeatures { get; }

@@ -37,12 +37,22 @@ public sealed record ModelConfig
     /// <summary>HF <c>rope_scaling</c> (LLaMA-3 "llama3", "linear", "dynamic"); null when absent.</summary>
     public RopeScaling? RopeScaling { get; init; }
     public bool TieWordEmbeddings { get; init; }
+    /// <summary>Attention window in tokens (Mistral; Qwen2 with use_sliding_window); null = full causal attention.
+    /// Which layers use it: <see cref="SlidingWindowFor"/>.</summary>
     public int? SlidingWindow { get; init; }
+    /// <summary>Qwen2 only: layers with index ≥ this use <see cref="SlidingWindow"/> (HF max_window_layers); null = all layers.</summary>
+    public int? MaxWindowLayers { get; init; }
+    /// <summary>q/k/v projections have biases (LLaMA/Mistral attention_bias; always for Qwen2; OPT enable_bias; GPT-2).</summary>
     public bool AttentionBias { get; init; }
+    /// <summary>The output projection (o_proj/out_proj/c_proj) has a bias. Equals <see cref="AttentionBias"/> except for
+    /// Qwen2, whose q/k/v have biases and o_proj has none.</summary>
+    public bool AttentionOutputBias { get; init; }
     public bool MlpBias { get; init; }
     public string HiddenAct { get; init; } = "silu";
     public int? BosTokenId { get; init; }
     public int? EosTokenId { get; init; }
+    /// <summary>Every end-of-sequence id (LLaMA-3 lists several); <see cref="EosTokenId"/> is the first.</summary>
+    public IReadOnlyList<int> EosTokenIds { get; init; } = [];
     public int? PadTokenId { get; init; }
     /// <summary>OPT only: word_embed_proj_dim when it differs from hidden_size (project_in/out).</summary>
     public int? WordEmbedProjDim { get; init; }
@@ -50,6 +60,10 @@ public sealed record ModelConfig
     public bool LayerNormBefore { get; init; } = true;
     public string TorchDtype { get; init; } = "float32";
     public System.Text.Json.Nodes.JsonObject? Raw { get; init; }
+
+    /// <summary>The attention window of layer <paramref name="layer"/>, or null when it attends to every earlier position.</summary>
+    public int? SlidingWindowFor(int layer) =>
+        SlidingWindow is { } window && (MaxWindowLayers is not { } first || layer >= first) ? window : null;
 }
 
 public sealed record RopeScaling(string Type, double Factor, double? LowFreqFactor, double? HighFreqFactor, int? OriginalMaxPositions);

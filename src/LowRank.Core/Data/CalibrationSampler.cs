@@ -1,0 +1,121 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using LowRank.Models;
+using static TorchSharp.torch;
+
+namespace LowRank.Data;
+
+public sealed record CalibrationOptions
+{
+    /// <summary>Number of samples N (the papers use 256; SVD-LLM and ASVD use 256 × 2048 of WikiText-2 or C4).</summary>
+    public int Samples { get; init; } = 256;
+
+    /// <summary>Tokens per sample L; null → <see cref="CalibrationSampler.DefaultSeqLen"/>.</summary>
+    public int? SeqLen { get; init; }
+
+    public int Seed { get; init; } = 42;
+
+    /// <summary>Overwrite the first token of every sample with BOS (when the tokenizer has one).</summary>
+    public bool Bos { get; init; } = true;
+}
+
+/// <summary>What an artifact records about the data it was calibrated on: enough to rebuild the exact [N, L] tensor.</summary>
+public sealed record CalibrationProtocol
+{
+    public required string Source { get; init; }
+    public required string SourceSha256 { get; init; }
+    public required long SourceBytes { get; init; }
+    public required TokenProtocolRecord TokenProtocol { get; init; }
+    public required long StreamTokens { get; init; }
+    public required int Samples { get; init; }
+    public required int SeqLen { get; init; }
+    public required int Seed { get; init; }
+    public required bool Bos { get; init; }
+    public int? BosId { get; init; }
+    public required string Sampler { get; init; }
+
+    /// <summary>SHA-256 of the sampled ids as little-endian int64, row by row: a check that a rebuild is identical.</summary>
+    public required string TokensSha256 { get; init; }
+
+    private static readonly JsonSerializerOptions CanonicalJson = new() { WriteIndented = false };
+
+    /// <summary>SHA-256 of this record's JSON (property order is the declaration order, so it is stable): the key under
+    /// which calibration statistics computed from these samples can be cached.</summary>
+    public string Digest() => Convert.ToHexStringLower(SHA256.HashData(JsonSerializer.SerializeToUtf8Bytes(this, CanonicalJson)));
+}
+
+/// <summary>A [N, L] int64 tensor of token ids on the CPU and the protocol that produced it.</summary>
+public sealed class CalibrationSet : IDisposable
+{
+    public CalibrationSet(Tensor tokens, CalibrationProtocol protocol)
+    {
+        Tokens = tokens;
+        Protocol = protocol;
+    }
+
+    public Tensor Tokens { get; }
+    public CalibrationProtocol Protocol { get; }
+
+    public void Dispose() => Tokens.Dispose();
+}
+
+/// <summary>
+/// Draws calibration samples the way GPTQ / SVD-LLM do: N windows of L consecutive tokens at random offsets of one
+/// token stream. Exact algorithm (the <see cref="CalibrationProtocol.Sampler"/> string names it):
+/// <c>rng = new System.Random(seed)</c> (the seeded generator, which .NET keeps identical across versions); for
+/// i = 0 … N−1 in order: <c>start = rng.Next(0, n − L + 1)</c>, sample i = stream[start, start + L); then, when BOS is
+/// on and the tokenizer has one, sample[i][0] = BOS. Samples may overlap when N·L approaches n.
+/// </summary>
+public static class CalibrationSampler
+{
+    public const int DefaultSamples = 256;
+    public const int PaperSeqLen = 2048;
+    public const string SamplerName = "random-offsets/v1: System.Random(seed).Next(0, n-L+1) per sample in order; BOS overwrites token 0";
+
+    /// <summary>2048 (the papers' length), or the model's context if that is shorter.</summary>
+    public static int DefaultSeqLen(ModelConfig config) => Math.Min(PaperSeqLen, config.MaxPositions);
+
+    public static CalibrationSet Sample(TokenizedText stream, SourceText source, CalibrationOptions options)
+    {
+        var seqLen = options.SeqLen ?? PaperSeqLen;
+        if (options.Samples < 1) throw new LrkException(ErrorCodes.BadArgument, $"calibration needs at least one sample (got {options.Samples})");
+        if (seqLen < 2) throw new LrkException(ErrorCodes.BadArgument, $"calibration samples need at least 2 tokens (got {seqLen})");
+        var tokens = stream.Tokens;
+        var n = tokens.Length;
+        if (n < seqLen)
+            throw new LrkException(ErrorCodes.DataTooShort,
+                $"{source.Location} gives {n:N0} tokens under the {stream.Protocol.Name} protocol; a calibration sample of {seqLen:N0} tokens needs at least {seqLen:N0} " +
+                $"({options.Samples} × {seqLen} wants about {(long)options.Samples * seqLen:N0} for samples that do not overlap)");
+
+        var bosId = options.Bos ? stream.Protocol.BosId : null;
+        var data = new long[(long)options.Samples * seqLen];
+        var rng = new Random(options.Seed);
+        for (var i = 0; i < options.Samples; i++)
+        {
+            var start = rng.Next(0, n - seqLen + 1);
+            var row = (long)i * seqLen;
+            for (var j = 0; j < seqLen; j++) data[row + j] = tokens[start + j];
+            if (bosId is { } bos) data[row] = bos;
+        }
+        var bytes = new byte[data.Length * sizeof(long)];
+        Buffer.BlockCopy(data, 0, bytes, 0, bytes.Length);
+        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("big-endian hosts are not supported");
+
+        var protocol = new CalibrationProtocol
+        {
+            Source = source.Description,
+            SourceSha256 = source.Sha256,
+            SourceBytes = source.Bytes,
+            TokenProtocol = stream.Protocol,
+            StreamTokens = n,
+            Samples = options.Samples,
+            SeqLen = seqLen,
+            Seed = options.Seed,
+            Bos = bosId is not null,
+            BosId = bosId,
+            Sampler = SamplerName,
+            TokensSha256 = Convert.ToHexStringLower(SHA256.HashData(bytes)),
+        };
+        return new CalibrationSet(tensor(data, [options.Samples, seqLen], dtype: int64).DetachFromDisposeScope(), protocol);
+    }
+}

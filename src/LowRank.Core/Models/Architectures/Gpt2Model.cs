@@ -1,0 +1,118 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LowRank.Models.Architectures;
+
+/// <summary>
+/// GPT-2 (HF modeling_gpt2.py):
+/// <code>
+/// h = wte[ids] + wpe[pos]
+/// per block:  q, k, v = split(attn.c_attn(ln_1(h)));   h += attn.c_proj(attention(q, k, v))
+///             h += mlp.c_proj(gelu_new(mlp.c_fc(ln_2(h))))
+/// logits = lm_head(ln_f(h))        (lm_head tied to wte)
+/// </code>
+/// GPT-2 stores its linears as Conv1D with weights [in, out]; they are transposed on load so every
+/// <see cref="LinearWeight"/> is [out, in]. c_attn is one fused linear whose output is q, k, v side by side.
+/// </summary>
+public sealed class Gpt2Model : DecoderModel
+{
+    private readonly Gpt2Block[] blocks;
+    private readonly Tensor wte;
+    private readonly Tensor wpe;
+    private readonly Tensor lnFWeight;
+    private readonly Tensor lnFBias;
+    private readonly Tensor lmHead;
+    private readonly Func<Tensor, Tensor> act;
+
+    private sealed record Gpt2Block(
+        Tensor Ln1Weight,
+        Tensor Ln1Bias,
+        LinearWeight CAttn,
+        LinearWeight AttnCProj,
+        Tensor Ln2Weight,
+        Tensor Ln2Bias,
+        LinearWeight CFc,
+        LinearWeight MlpCProj);
+
+    public Gpt2Model(ModelConfig config, WeightSource weights, DecoderModelOptions? options = null) : base(config, weights, options)
+    {
+        if (config.Family != ModelFamily.Gpt2) throw new ArgumentException($"Gpt2Model cannot run the {config.Family} family", nameof(config));
+        if (config.HiddenSize % config.NumHeads != 0)
+            throw new LrkException(ErrorCodes.BadConfig, $"n_embd ({config.HiddenSize}) must be a multiple of n_head ({config.NumHeads})");
+        act = Activation(config.HiddenAct);
+        // The original openai-community/gpt2 checkpoints name tensors "h.0.…"; save_pretrained of GPT2LMHeadModel writes "transformer.h.0.…".
+        var prefix = weights.Contains("wte.weight") && !weights.Contains("transformer.wte.weight") ? "" : "transformer.";
+        try
+        {
+            long hidden = config.HiddenSize, vocab = config.VocabSize, inner = config.IntermediateSize;
+            wte = Take($"{prefix}wte.weight", vocab, hidden);
+            wpe = Take($"{prefix}wpe.weight", config.MaxPositions, hidden);
+            blocks = new Gpt2Block[config.NumLayers];
+            for (var i = 0; i < config.NumLayers; i++)
+            {
+                var p = $"{prefix}h.{i}";
+                blocks[i] = new Gpt2Block(
+                    Ln1Weight: Take($"{p}.ln_1.weight", hidden),
+                    Ln1Bias: Take($"{p}.ln_1.bias", hidden),
+                    CAttn: TakeLinear(i, $"{p}.attn.c_attn", "attn.c_attn", 3 * hidden, hidden, bias: true, conv1D: true),
+                    AttnCProj: TakeLinear(i, $"{p}.attn.c_proj", "attn.c_proj", hidden, hidden, bias: true, conv1D: true),
+                    Ln2Weight: Take($"{p}.ln_2.weight", hidden),
+                    Ln2Bias: Take($"{p}.ln_2.bias", hidden),
+                    CFc: TakeLinear(i, $"{p}.mlp.c_fc", "mlp.c_fc", inner, hidden, bias: true, conv1D: true),
+                    MlpCProj: TakeLinear(i, $"{p}.mlp.c_proj", "mlp.c_proj", hidden, inner, bias: true, conv1D: true));
+            }
+            lnFWeight = Take($"{prefix}ln_f.weight", hidden);
+            lnFBias = Take($"{prefix}ln_f.bias", hidden);
+            lmHead = config.TieWordEmbeddings || !Has("lm_head.weight") ? wte : Take("lm_head.weight", vocab, hidden);
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    public override Tensor Embed(Tensor inputIds, long startPosition)
+    {
+        using var scope = NewDisposeScope();
+        var count = inputIds.shape[1];
+        CheckPositions(startPosition, count);
+        var positions = wpe.narrow(0, startPosition, count).unsqueeze(0);
+        return (Lookup(wte, inputIds) + positions).MoveToOuterDisposeScope();
+    }
+
+    protected override Tensor Block(int index, Tensor hidden, long startPosition, KvCache? cache, LinearInputObserver? observer)
+    {
+        using var scope = NewDisposeScope();
+        var block = blocks[index];
+        long width = Config.HiddenSize, heads = Config.NumHeads, headDim = width / heads;
+
+        var x = LayerNorm(hidden, block.Ln1Weight, block.Ln1Bias);
+        observer?.Invoke(block.CAttn, x);
+        var qkv = block.CAttn.Forward(x);
+        var query = SplitHeads(qkv.narrow(-1, 0, width), heads, headDim);
+        var key = SplitHeads(qkv.narrow(-1, width, width), heads, headDim);
+        var value = SplitHeads(qkv.narrow(-1, 2 * width, width), heads, headDim);
+        if (cache is not null) (key, value) = cache.Append(index, key, value);
+        var attention = Attention(query, key, value, startPosition);
+        observer?.Invoke(block.AttnCProj, attention);
+        hidden = hidden + block.AttnCProj.Forward(attention);
+
+        x = LayerNorm(hidden, block.Ln2Weight, block.Ln2Bias);
+        observer?.Invoke(block.CFc, x);
+        var mlp = act(block.CFc.Forward(x));
+        observer?.Invoke(block.MlpCProj, mlp);
+        hidden = hidden + block.MlpCProj.Forward(mlp);
+        return hidden.MoveToOuterDisposeScope();
+    }
+
+    public override Tensor Head(Tensor hidden)
+    {
+        using var scope = NewDisposeScope();
+        var logits = nn.functional.linear(LayerNorm(hidden, lnFWeight, lnFBias), lmHead);
+        return logits.to(ScalarType.Float32).MoveToOuterDisposeScope();
+    }
+
+    private Tensor LayerNorm(Tensor x, Tensor weight, Tensor bias) =>
+        nn.functional.layer_norm(x, [x.shape[^1]], weight, bias, Config.NormEps);
+}

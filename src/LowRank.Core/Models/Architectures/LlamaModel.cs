@@ -1,0 +1,224 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LowRank.Models.Architectures;
+
+/// <summary>
+/// LLaMA 1–3, Mistral and Qwen2 (HF modeling_llama.py / modeling_mistral.py / modeling_qwen2.py):
+/// <code>
+/// h = embed_tokens[ids]
+/// per layer:  h += o_proj(attention(rope(q_proj(x)), rope(k_proj(x)), v_proj(x)))   with x = input_layernorm(h)
+///             h += down_proj(act(gate_proj(x)) * up_proj(x))                       with x = post_attention_layernorm(h)
+/// logits = lm_head(norm(h))            (lm_head tied to embed_tokens when tie_word_embeddings)
+/// </code>
+/// RMSNorm, rotary embeddings in the rotate-half convention with rope_theta and rope_scaling ("linear", "dynamic",
+/// "llama3"), grouped-query attention. Mistral adds a sliding attention window, Qwen2 biases on q/k/v.
+/// </summary>
+public sealed class LlamaModel : DecoderModel
+{
+    private readonly Layer[] layers;
+    private readonly Tensor embedTokens;
+    private readonly Tensor norm;
+    private readonly Tensor lmHead;
+    private readonly Func<Tensor, Tensor> act;
+    private readonly RotaryEmbedding rotary;
+
+    private sealed record Layer(
+        Tensor InputLayernorm,
+        LinearWeight QProj,
+        LinearWeight KProj,
+        LinearWeight VProj,
+        LinearWeight OProj,
+        Tensor PostAttentionLayernorm,
+        LinearWeight GateProj,
+        LinearWeight UpProj,
+        LinearWeight DownProj,
+        int? SlidingWindow);
+
+    public LlamaModel(ModelConfig config, WeightSource weights, DecoderModelOptions? options = null) : base(config, weights, options)
+    {
+        if (config.Family is not (ModelFamily.Llama or ModelFamily.Mistral or ModelFamily.Qwen2))
+            throw new ArgumentException($"LlamaModel cannot run the {config.Family} family", nameof(config));
+        if (config.NumKvHeads <= 0 || config.NumHeads % config.NumKvHeads != 0)
+            throw new LrkException(ErrorCodes.BadConfig, $"num_attention_heads ({config.NumHeads}) must be a multiple of num_key_value_heads ({config.NumKvHeads})");
+        act = Activation(config.HiddenAct);
+        rotary = new RotaryEmbedding(config);
+        try
+        {
+            long hidden = config.HiddenSize, vocab = config.VocabSize, ffn = config.IntermediateSize;
+            long qDim = (long)config.NumHeads * config.HeadDim, kvDim = (long)config.NumKvHeads * config.HeadDim;
+            // Qwen2 always has q/k/v biases and none on o_proj; LLaMA's attention_bias puts one on all four.
+            bool qkvBias = config.AttentionBias, oBias = config.AttentionOutputBias;
+
+            embedTokens = Take("model.embed_tokens.weight", vocab, hidden);
+            layers = new Layer[config.NumLayers];
+            for (var i = 0; i < config.NumLayers; i++)
+            {
+                var p = $"model.layers.{i}";
+                layers[i] = new Layer(
+                    InputLayernorm: Take($"{p}.input_layernorm.weight", hidden),
+                    QProj: TakeLinear(i, $"{p}.self_attn.q_proj", "q_proj", qDim, hidden, qkvBias),
+                    KProj: TakeLinear(i, $"{p}.self_attn.k_proj", "k_proj", kvDim, hidden, qkvBias),
+                    VProj: TakeLinear(i, $"{p}.self_attn.v_proj", "v_proj", kvDim, hidden, qkvBias),
+                    OProj: TakeLinear(i, $"{p}.self_attn.o_proj", "o_proj", hidden, qDim, oBias),
+                    PostAttentionLayernorm: Take($"{p}.post_attention_layernorm.weight", hidden),
+                    GateProj: TakeLinear(i, $"{p}.mlp.gate_proj", "gate_proj", ffn, hidden, config.MlpBias),
+                    UpProj: TakeLinear(i, $"{p}.mlp.up_proj", "up_proj", ffn, hidden, config.MlpBias),
+                    DownProj: TakeLinear(i, $"{p}.mlp.down_proj", "down_proj", hidden, ffn, config.MlpBias),
+                    SlidingWindow: config.SlidingWindowFor(i));
+            }
+            norm = Take("model.norm.weight", hidden);
+            // Tied: HF ties lm_head to embed_tokens after loading, so a stored lm_head.weight is ignored.
+            lmHead = config.TieWordEmbeddings ? embedTokens : Take("lm_head.weight", vocab, hidden);
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    public override Tensor Embed(Tensor inputIds, long startPosition) => Lookup(embedTokens, inputIds);
+
+    protected override Tensor Block(int index, Tensor hidden, long startPosition, KvCache? cache, LinearInputObserver? observer)
+    {
+        using var scope = NewDisposeScope();
+        var layer = layers[index];
+        long heads = Config.NumHeads, kvHeads = Config.NumKvHeads, headDim = Config.HeadDim;
+
+        var x = RmsNorm(hidden, layer.InputLayernorm);
+        observer?.Invoke(layer.QProj, x);
+        var query = SplitHeads(layer.QProj.Forward(x), heads, headDim);
+        observer?.Invoke(layer.KProj, x);
+        var key = SplitHeads(layer.KProj.Forward(x), kvHeads, headDim);
+        observer?.Invoke(layer.VProj, x);
+        var value = SplitHeads(layer.VProj.Forward(x), kvHeads, headDim);
+
+        var (cos, sin) = rotary.CosSin(startPosition, hidden.shape[1], query.dtype, query.device);
+        query = RotaryEmbedding.Apply(query, cos, sin);
+        key = RotaryEmbedding.Apply(key, cos, sin);
+        if (cache is not null) (key, value) = cache.Append(index, key, value);
+
+        var attention = Attention(query, key, value, startPosition, layer.SlidingWindow);
+        observer?.Invoke(layer.OProj, attention);
+        hidden = hidden + layer.OProj.Forward(attention);
+
+        x = RmsNorm(hidden, layer.PostAttentionLayernorm);
+        observer?.Invoke(layer.GateProj, x);
+        var gate = layer.GateProj.Forward(x);
+        observer?.Invoke(layer.UpProj, x);
+        var up = layer.UpProj.Forward(x);
+        var mlp = act(gate) * up;
+        observer?.Invoke(layer.DownProj, mlp);
+        hidden = hidden + layer.DownProj.Forward(mlp);
+        return hidden.MoveToOuterDisposeScope();
+    }
+
+    public override Tensor Head(Tensor hidden)
+    {
+        using var scope = NewDisposeScope();
+        var logits = nn.functional.linear(RmsNorm(hidden, norm), lmHead);
+        return logits.to(ScalarType.Float32).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>LlamaRMSNorm: normalise in fp32, cast back, then scale (the order matters in half precision).</summary>
+    private Tensor RmsNorm(Tensor x, Tensor weight)
+    {
+        using var scope = NewDisposeScope();
+        var x32 = x.to(ScalarType.Float32);
+        var normalised = x32 * rsqrt(x32.pow(2).mean([-1], keepdim: true) + Config.NormEps);
+        return (weight * normalised.to(x.dtype)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Rotary position embedding, HF rotate-half convention: dimension i pairs with i + d/2.</summary>
+    private sealed class RotaryEmbedding
+    {
+        private readonly ModelConfig config;
+        private readonly double[] baseInverseFrequencies;
+
+        public RotaryEmbedding(ModelConfig config)
+        {
+            this.config = config;
+            if (config.HeadDim % 2 != 0) throw new LrkException(ErrorCodes.BadConfig, $"head_dim must be even for rotary embeddings (got {config.HeadDim})");
+            baseInverseFrequencies = InverseFrequencies(config.RopeTheta);
+            if (config.RopeScaling is { } scaling)
+            {
+                switch (scaling.Type)
+                {
+                    case "default":
+                    case "dynamic":
+                        break;
+                    case "linear":
+                        baseInverseFrequencies = baseInverseFrequencies.Select(f => (double)(float)(f / scaling.Factor)).ToArray();
+                        break;
+                    case "llama3":
+                        baseInverseFrequencies = Llama3(baseInverseFrequencies, scaling);
+                        break;
+                    default:
+                        throw new LrkException(ErrorCodes.UnsupportedArchitecture,
+                            $"rope_scaling type '{scaling.Type}' is not supported (supported: linear, dynamic, llama3)");
+                }
+            }
+        }
+
+        /// <summary>inv_freq[i] = 1 / θ^(2i/d), evaluated in fp32 as HF does.</summary>
+        private double[] InverseFrequencies(double theta)
+        {
+            var d = config.HeadDim;
+            return Enumerable.Range(0, d / 2).Select(i => (double)(1.0f / MathF.Pow((float)theta, (float)(2 * i) / d))).ToArray();
+        }
+
+        /// <summary>
+        /// LLaMA 3.1 frequency adjustment (HF _compute_llama3_parameters): wavelengths longer than
+        /// original_max/low_freq_factor are slowed by factor, shorter than original_max/high_freq_factor kept,
+        /// and those between interpolated smoothly.
+        /// </summary>
+        private static double[] Llama3(double[] inverseFrequencies, RopeScaling scaling)
+        {
+            var factor = (float)scaling.Factor;
+            var low = (float)(scaling.LowFreqFactor ?? 1.0);
+            var high = (float)(scaling.HighFreqFactor ?? 4.0);
+            var oldContext = (float)(scaling.OriginalMaxPositions ?? 8192);
+            var lowFreqWavelen = oldContext / low;
+            var highFreqWavelen = oldContext / high;
+            return inverseFrequencies.Select(f =>
+            {
+                var inv = (float)f;
+                var wavelen = 2 * MathF.PI / inv;
+                if (wavelen < highFreqWavelen) return (double)inv;
+                if (wavelen > lowFreqWavelen) return (double)(inv / factor);
+                var smooth = (oldContext / wavelen - low) / (high - low);
+                return (double)((1 - smooth) * inv / factor + smooth * inv);
+            }).ToArray();
+        }
+
+        /// <summary>cos and sin tables [seq, d] for positions start..start+seq-1 (fp32 math, cast to <paramref name="dtype"/>).</summary>
+        public (Tensor Cos, Tensor Sin) CosSin(long start, long count, ScalarType dtype, Device device)
+        {
+            using var scope = NewDisposeScope();
+            var inverse = baseInverseFrequencies;
+            if (config.RopeScaling is { Type: "dynamic" } dynamic && start + count > config.MaxPositions)
+            {
+                // Dynamic NTK: grow θ with the sequence once it passes the trained length.
+                var seqLen = start + count;
+                var d = config.HeadDim;
+                var theta = config.RopeTheta * Math.Pow(dynamic.Factor * seqLen / config.MaxPositions - (dynamic.Factor - 1), d / (d - 2.0));
+                inverse = InverseFrequencies(theta);
+            }
+            var invFreq = tensor(inverse.Select(f => (float)f).ToArray(), dtype: ScalarType.Float32, device: device);
+            var positions = arange(start, start + count, dtype: ScalarType.Float32, device: device);
+            var freqs = outer(positions, invFreq);
+            var emb = cat([freqs, freqs], -1);
+            return (emb.cos().to(dtype).MoveToOuterDisposeScope(), emb.sin().to(dtype).MoveToOuterDisposeScope());
+        }
+
+        /// <summary>x·cos + rotate_half(x)·sin for x [batch, heads, seq, d].</summary>
+        public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
+        {
+            using var scope = NewDisposeScope();
+            var half = x.shape[^1] / 2;
+            var rotated = cat([-x.narrow(-1, half, half), x.narrow(-1, 0, half)], -1);
+            return (x * cos + rotated * sin).MoveToOuterDisposeScope();
+        }
+    }
+}

@@ -1,0 +1,146 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LowRank.Models.Architectures;
+
+/// <summary>
+/// OPT (HF modeling_opt.py):
+/// <code>
+/// h = project_in(embed_tokens[ids]) + embed_positions[pos + 2]
+/// per layer (do_layer_norm_before):  h += out_proj(attention(q_proj(x), k_proj(x), v_proj(x)))   x = self_attn_layer_norm(h)
+///                                    h += fc2(relu(fc1(x)))                                        x = final_layer_norm(h)
+/// logits = lm_head(project_out(final_layer_norm(h)))          (lm_head tied to embed_tokens)
+/// </code>
+/// Learned positions are offset by 2 (a fairseq legacy). With do_layer_norm_before = false (OPT-350m) the layer
+/// norms follow the residual additions instead, and the decoder has no final_layer_norm. project_in/out exist
+/// when word_embed_proj_dim differs from hidden_size. Every linear has a bias.
+/// </summary>
+public sealed class OptModel : DecoderModel
+{
+    /// <summary>OPTLearnedPositionalEmbedding's offset: position p reads row p + 2.</summary>
+    private const int PositionOffset = 2;
+
+    private readonly string prefix;
+    private readonly Layer[] layers;
+    private readonly Tensor embedTokens;
+    private readonly Tensor embedPositions;
+    private readonly Tensor? projectIn;
+    private readonly Tensor? projectOut;
+    private readonly Tensor? finalLayerNormWeight;
+    private readonly Tensor? finalLayerNormBias;
+    private readonly Tensor lmHead;
+    private readonly Func<Tensor, Tensor> act;
+
+    private sealed record Layer(
+        Tensor SelfAttnLayerNormWeight,
+        Tensor SelfAttnLayerNormBias,
+        LinearWeight QProj,
+        LinearWeight KProj,
+        LinearWeight VProj,
+        LinearWeight OutProj,
+        Tensor FinalLayerNormWeight,
+        Tensor FinalLayerNormBias,
+        LinearWeight Fc1,
+        LinearWeight Fc2);
+
+    public OptModel(ModelConfig config, WeightSource weights, DecoderModelOptions? options = null) : base(config, weights, options)
+    {
+        if (config.Family != ModelFamily.Opt) throw new ArgumentException($"OptModel cannot run the {config.Family} family", nameof(config));
+        if (config.HiddenSize % config.NumHeads != 0)
+            throw new LrkException(ErrorCodes.BadConfig, $"hidden_size ({config.HiddenSize}) must be a multiple of num_attention_heads ({config.NumHeads})");
+        act = Activation(config.HiddenAct);
+        // facebook/opt-* checkpoints name tensors "decoder.…"; save_pretrained of OPTForCausalLM writes "model.decoder.…".
+        prefix = weights.Contains("model.decoder.embed_tokens.weight") || !weights.Contains("decoder.embed_tokens.weight") ? "model.decoder" : "decoder";
+        try
+        {
+            long hidden = config.HiddenSize, vocab = config.VocabSize, ffn = config.IntermediateSize;
+            long projDim = config.WordEmbedProjDim ?? hidden;
+            embedTokens = Take($"{prefix}.embed_tokens.weight", vocab, projDim);
+            embedPositions = Take($"{prefix}.embed_positions.weight", config.MaxPositions + PositionOffset, hidden);
+            if (projDim != hidden)
+            {
+                projectIn = Take($"{prefix}.project_in.weight", hidden, projDim);
+                projectOut = Take($"{prefix}.project_out.weight", projDim, hidden);
+            }
+            layers = new Layer[config.NumLayers];
+            for (var i = 0; i < config.NumLayers; i++)
+            {
+                var p = $"{prefix}.layers.{i}";
+                layers[i] = new Layer(
+                    SelfAttnLayerNormWeight: Take($"{p}.self_attn_layer_norm.weight", hidden),
+                    SelfAttnLayerNormBias: Take($"{p}.self_attn_layer_norm.bias", hidden),
+                    QProj: TakeLinear(i, $"{p}.self_attn.q_proj", "q_proj", hidden, hidden, bias: true),
+                    KProj: TakeLinear(i, $"{p}.self_attn.k_proj", "k_proj", hidden, hidden, bias: true),
+                    VProj: TakeLinear(i, $"{p}.self_attn.v_proj", "v_proj", hidden, hidden, bias: true),
+                    OutProj: TakeLinear(i, $"{p}.self_attn.out_proj", "out_proj", hidden, hidden, bias: true),
+                    FinalLayerNormWeight: Take($"{p}.final_layer_norm.weight", hidden),
+                    FinalLayerNormBias: Take($"{p}.final_layer_norm.bias", hidden),
+                    Fc1: TakeLinear(i, $"{p}.fc1", "fc1", ffn, hidden, bias: true),
+                    Fc2: TakeLinear(i, $"{p}.fc2", "fc2", hidden, ffn, bias: true));
+            }
+            // OPTDecoder has a final_layer_norm only with do_layer_norm_before (and not _remove_final_layer_norm).
+            if (config.LayerNormBefore && Has($"{prefix}.final_layer_norm.weight"))
+            {
+                finalLayerNormWeight = Take($"{prefix}.final_layer_norm.weight", hidden);
+                finalLayerNormBias = Take($"{prefix}.final_layer_norm.bias", hidden);
+            }
+            lmHead = config.TieWordEmbeddings || !Has("lm_head.weight") ? embedTokens : Take("lm_head.weight", vocab, projDim);
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    public override Tensor Embed(Tensor inputIds, long startPosition)
+    {
+        using var scope = NewDisposeScope();
+        var count = inputIds.shape[1];
+        CheckPositions(startPosition, count);
+        var tokens = Lookup(embedTokens, inputIds);
+        if (projectIn is not null) tokens = nn.functional.linear(tokens, projectIn);
+        var positions = embedPositions.narrow(0, startPosition + PositionOffset, count).unsqueeze(0);
+        return (tokens + positions).MoveToOuterDisposeScope();
+    }
+
+    protected override Tensor Block(int index, Tensor hidden, long startPosition, KvCache? cache, LinearInputObserver? observer)
+    {
+        using var scope = NewDisposeScope();
+        var layer = layers[index];
+        var preNorm = Config.LayerNormBefore;
+        long heads = Config.NumHeads, headDim = Config.HiddenSize / Config.NumHeads;
+
+        var x = preNorm ? LayerNorm(hidden, layer.SelfAttnLayerNormWeight, layer.SelfAttnLayerNormBias) : hidden;
+        observer?.Invoke(layer.QProj, x);
+        var query = SplitHeads(layer.QProj.Forward(x), heads, headDim);
+        observer?.Invoke(layer.KProj, x);
+        var key = SplitHeads(layer.KProj.Forward(x), heads, headDim);
+        observer?.Invoke(layer.VProj, x);
+        var value = SplitHeads(layer.VProj.Forward(x), heads, headDim);
+        if (cache is not null) (key, value) = cache.Append(index, key, value);
+        var attention = Attention(query, key, value, startPosition);
+        observer?.Invoke(layer.OutProj, attention);
+        hidden = hidden + layer.OutProj.Forward(attention);
+        if (!preNorm) hidden = LayerNorm(hidden, layer.SelfAttnLayerNormWeight, layer.SelfAttnLayerNormBias);
+
+        x = preNorm ? LayerNorm(hidden, layer.FinalLayerNormWeight, layer.FinalLayerNormBias) : hidden;
+        observer?.Invoke(layer.Fc1, x);
+        var mlp = act(layer.Fc1.Forward(x));
+        observer?.Invoke(layer.Fc2, mlp);
+        hidden = hidden + layer.Fc2.Forward(mlp);
+        if (!preNorm) hidden = LayerNorm(hidden, layer.FinalLayerNormWeight, layer.FinalLayerNormBias);
+        return hidden.MoveToOuterDisposeScope();
+    }
+
+    public override Tensor Head(Tensor hidden)
+    {
+        using var scope = NewDisposeScope();
+        if (finalLayerNormWeight is not null) hidden = LayerNorm(hidden, finalLayerNormWeight, finalLayerNormBias!);
+        if (projectOut is not null) hidden = nn.functional.linear(hidden, projectOut);
+        return nn.functional.linear(hidden, lmHead).to(ScalarType.Float32).MoveToOuterDisposeScope();
+    }
+
+    private Tensor LayerNorm(Tensor x, Tensor weight, Tensor bias) =>
+        nn.functional.layer_norm(x, [x.shape[^1]], weight, bias, Config.NormEps);
+}

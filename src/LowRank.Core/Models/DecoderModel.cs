@@ -1,0 +1,298 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LowRank.Models;
+
+/// <summary>How a model's weights are placed and computed.</summary>
+public sealed record DecoderModelOptions
+{
+    /// <summary>The device the forward pass runs on.</summary>
+    public Device Device { get; init; } = CPU;
+
+    /// <summary>Weights and activations are held in this dtype (fp32 by default); logits are always fp32.</summary>
+    public ScalarType ComputeDtype { get; init; } = ScalarType.Float32;
+
+    /// <summary>
+    /// Keep every block's linears on the host and move block i onto <see cref="Device"/> only while it runs,
+    /// for models larger than device memory. Embeddings, norms and the LM head stay on the device.
+    /// </summary>
+    public bool StreamBlocks { get; init; }
+}
+
+/// <summary>
+/// What the three architectures share: weight loading with shape checks (dense or factorised linears, PyTorch or
+/// Conv1D layout), the <see cref="OtherTensors"/> table, block streaming, incremental decoding with a
+/// <see cref="KvCache"/>, and causal attention. The math of each family lives in its own file.
+/// </summary>
+public abstract class DecoderModel : IDecoderModel
+{
+    /// <summary>Suffixes of a factorised linear in a compressed artifact: A [out, k] and B [k, in].</summary>
+    public const string FactorASuffix = ".lowrank_A.weight";
+    public const string FactorBSuffix = ".lowrank_B.weight";
+
+    private readonly WeightSource weights;
+    private readonly HashSet<string> consumed = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Tensor> others = new(StringComparer.Ordinal);
+    private readonly List<LinearWeight>[] blockLinears;
+    private bool disposed;
+
+    protected DecoderModel(ModelConfig config, WeightSource weights, DecoderModelOptions? options)
+    {
+        Config = config;
+        this.weights = weights;
+        options ??= new DecoderModelOptions();
+        Device = options.Device;
+        ComputeDtype = options.ComputeDtype;
+        StreamBlocks = options.StreamBlocks && options.Device.type != DeviceType.CPU;
+        if (config.NumLayers <= 0) throw new LrkException(ErrorCodes.BadConfig, $"num_hidden_layers must be positive (got {config.NumLayers})");
+        blockLinears = Enumerable.Range(0, config.NumLayers).Select(_ => new List<LinearWeight>()).ToArray();
+    }
+
+    public ModelConfig Config { get; }
+
+    public Device Device { get; }
+
+    public ScalarType ComputeDtype { get; }
+
+    /// <summary>True when block linears live on the host and visit the device while their block runs.</summary>
+    public bool StreamBlocks { get; }
+
+    public int BlockCount => Config.NumLayers;
+
+    public IReadOnlyDictionary<string, Tensor> OtherTensors => others;
+
+    /// <summary>Checkpoint tensors the architecture does not use (e.g. GPT-2's attn.bias mask buffers, rotary inv_freq).</summary>
+    public IReadOnlyList<string> UnusedTensors => weights.Names.Where(n => !consumed.Contains(n)).Order(StringComparer.Ordinal).ToList();
+
+    public IReadOnlyList<LinearWeight> BlockLinears(int index) => blockLinears[CheckBlock(index)];
+
+    public Tensor Embed(Tensor inputIds) => Embed(inputIds, 0);
+
+    /// <summary>Token ids [batch, seq] → hidden states at positions start..start+seq-1.</summary>
+    public abstract Tensor Embed(Tensor inputIds, long startPosition);
+
+    public abstract Tensor Head(Tensor hidden);
+
+    /// <summary>
+    /// One decoder block on hidden states at positions start..; with a cache the block attends to the cached
+    /// positions too and appends its keys and values; without one it attends causally within <paramref name="hidden"/>.
+    /// Weights are on the device when this runs.
+    /// </summary>
+    protected abstract Tensor Block(int index, Tensor hidden, long startPosition, KvCache? cache, LinearInputObserver? observer);
+
+    public Tensor RunBlock(int index, Tensor hidden, LinearInputObserver? observer = null) =>
+        WithBlockOnDevice(CheckBlock(index), () => Block(index, hidden, 0, null, observer));
+
+    public Tensor Logits(Tensor inputIds)
+    {
+        using var scope = NewDisposeScope();
+        var hidden = Embed(inputIds, 0);
+        for (var i = 0; i < BlockCount; i++) hidden = RunBlock(i, hidden);
+        return Head(hidden).MoveToOuterDisposeScope();
+    }
+
+    public KvCache CreateCache() => new(BlockCount);
+
+    public Tensor Logits(Tensor inputIds, KvCache cache)
+    {
+        using var scope = NewDisposeScope();
+        var start = cache.Length;
+        var hidden = Embed(inputIds, start);
+        for (var i = 0; i < BlockCount; i++)
+        {
+            var index = i;
+            var input = hidden;
+            hidden = WithBlockOnDevice(index, () => Block(index, input, start, cache, null));
+        }
+        cache.Advance(inputIds.shape[1]);
+        return Head(hidden).MoveToOuterDisposeScope();
+    }
+
+    private Tensor WithBlockOnDevice(int index, Func<Tensor> run)
+    {
+        if (!StreamBlocks) return run();
+        foreach (var linear in blockLinears[index]) linear.MoveTo(Device);
+        try
+        {
+            return run();
+        }
+        finally
+        {
+            foreach (var linear in blockLinears[index]) linear.MoveTo(CPU);
+        }
+    }
+
+    private int CheckBlock(int index) =>
+        index >= 0 && index < BlockCount ? index : throw new ArgumentOutOfRangeException(nameof(index), $"block {index} of {BlockCount}");
+
+    // ---- loading -------------------------------------------------------------------------------------------
+
+    /// <summary>Loads a non-linear tensor (embedding, norm, head) onto the device in the compute dtype and lists it in <see cref="OtherTensors"/>.</summary>
+    protected Tensor Take(string name, params long[] shape)
+    {
+        var tensor = LoadChecked(name, shape, Device);
+        others[name] = tensor;
+        return tensor;
+    }
+
+    protected Tensor? TakeOptional(string name, params long[] shape) => weights.Contains(name) ? Take(name, shape) : null;
+
+    protected bool Has(string name) => weights.Contains(name);
+
+    /// <summary>
+    /// Loads the linear <paramref name="name"/> of block <paramref name="block"/>: dense <c>name.weight</c> [out, in]
+    /// ([in, out] for GPT-2's Conv1D, transposed here), or factors <c>name.lowrank_A.weight</c> [out, k] and
+    /// <c>name.lowrank_B.weight</c> [k, in]; plus <c>name.bias</c> [out] when <paramref name="bias"/>.
+    /// </summary>
+    protected LinearWeight TakeLinear(int block, string name, string kind, long outFeatures, long inFeatures, bool bias, bool conv1D = false)
+    {
+        var home = StreamBlocks ? CPU : Device;
+        var biasTensor = bias ? LoadChecked(name + ".bias", [outFeatures], home) : null;
+        try
+        {
+            var linear = LoadLinearWeight(name, kind, outFeatures, inFeatures, conv1D, home, biasTensor);
+            blockLinears[block].Add(linear);
+            return linear;
+        }
+        catch
+        {
+            biasTensor?.Dispose();
+            throw;
+        }
+    }
+
+    private LinearWeight LoadLinearWeight(string name, string kind, long outFeatures, long inFeatures, bool conv1D, Device home, Tensor? biasTensor)
+    {
+        if (weights.Contains(name + ".weight"))
+        {
+            Tensor weight;
+            if (conv1D)
+            {
+                using var stored = LoadChecked(name + ".weight", [inFeatures, outFeatures], home);
+                weight = stored.t().contiguous().DetachFromDisposeScope();
+            }
+            else
+            {
+                weight = LoadChecked(name + ".weight", [outFeatures, inFeatures], home);
+            }
+            return new LinearWeight(name, kind, weight, biasTensor);
+        }
+        if (weights.Contains(name + FactorASuffix) && weights.Contains(name + FactorBSuffix))
+        {
+            var a = LoadChecked(name + FactorASuffix, [outFeatures, -1], home);
+            try
+            {
+                var b = LoadChecked(name + FactorBSuffix, [a.shape[1], inFeatures], home);
+                return LinearWeight.Factorized(name, kind, a, b, biasTensor);
+            }
+            catch
+            {
+                a.Dispose();
+                throw;
+            }
+        }
+        throw new LrkException(ErrorCodes.MissingTensor,
+            $"the checkpoint has neither '{name}.weight' nor the factors '{name}{FactorASuffix}' and '{name}{FactorBSuffix}'");
+    }
+
+    /// <summary>Loads a tensor, checks its shape (-1 = any), converts it to the compute dtype on <paramref name="device"/>.</summary>
+    private Tensor LoadChecked(string name, long[] shape, Device device)
+    {
+        if (!weights.Contains(name)) throw new LrkException(ErrorCodes.MissingTensor, $"the checkpoint has no tensor '{name}' ({Config.Architecture} needs it)");
+        using var scope = NewDisposeScope();
+        var stored = weights.Load(name);
+        var actual = stored.shape;
+        if (actual.Length != shape.Length || actual.Where((d, i) => shape[i] >= 0 && d != shape[i]).Any())
+            throw new LrkException(ErrorCodes.BadCheckpoint,
+                $"tensor '{name}' has shape [{string.Join(", ", actual)}] but the config implies [{string.Join(", ", shape.Select(d => d < 0 ? "k" : d.ToString()))}]");
+        if (!stored.is_floating_point())
+            throw new LrkException(ErrorCodes.BadCheckpoint, $"tensor '{name}' has dtype {stored.dtype}; weights must be floating point");
+        consumed.Add(name);
+        return stored.to(ComputeDtype, device).contiguous().DetachFromDisposeScope();
+    }
+
+    // ---- math shared by the families ------------------------------------------------------------------------
+
+    /// <summary>
+    /// Scaled dot-product attention, causal, with optional sliding window: query [batch, heads, n, d] at positions
+    /// start..start+n-1 against keys/values [batch, kv_heads, total, d] at positions 0..total-1. Grouped-query
+    /// attention repeats each key/value head for heads/kv_heads consecutive query heads (HF repeat_kv).
+    /// Returns [batch, n, heads·d]. Scale 1/√d.
+    /// </summary>
+    protected static Tensor Attention(Tensor query, Tensor key, Tensor value, long startPosition, int? slidingWindow = null)
+    {
+        using var scope = NewDisposeScope();
+        var (batch, heads, n, headDim) = (query.shape[0], query.shape[1], query.shape[2], query.shape[3]);
+        var groups = heads / key.shape[1];
+        if (groups > 1)
+        {
+            key = key.repeat_interleave(groups, dim: 1);
+            value = value.repeat_interleave(groups, dim: 1);
+        }
+        var total = key.shape[2];
+        var windowBinds = slidingWindow is { } w && total > w;
+        Tensor output;
+        if (startPosition == 0 && !windowBinds && total == n)
+        {
+            output = nn.functional.scaled_dot_product_attention(query, key, value, is_casual: n > 1);
+        }
+        else if (n == 1 && !windowBinds)
+        {
+            output = nn.functional.scaled_dot_product_attention(query, key, value);
+        }
+        else
+        {
+            var queryPositions = arange(startPosition, startPosition + n, device: query.device).unsqueeze(1);
+            var keyPositions = arange(0, total, device: query.device).unsqueeze(0);
+            var allowed = keyPositions <= queryPositions;
+            if (slidingWindow is { } window) allowed = allowed.logical_and(keyPositions > queryPositions - window);
+            output = nn.functional.scaled_dot_product_attention(query, key, value, attn_mask: allowed);
+        }
+        return output.transpose(1, 2).reshape(batch, n, heads * headDim).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>[batch, seq, heads·d] → [batch, heads, seq, d].</summary>
+    protected static Tensor SplitHeads(Tensor x, long heads, long headDim) =>
+        x.view(x.shape[0], x.shape[1], heads, headDim).transpose(1, 2);
+
+    /// <summary>Token embedding lookup: ids [batch, seq] → [batch, seq, dim].</summary>
+    protected static Tensor Lookup(Tensor table, Tensor ids) =>
+        table.index_select(0, ids.reshape(-1)).view(ids.shape[0], ids.shape[1], table.shape[1]);
+
+    /// <summary>The activation named by the config's hidden_act / activation_function (HF ACT2FN names).</summary>
+    protected static Func<Tensor, Tensor> Activation(string name) => name switch
+    {
+        "silu" or "swish" => x => nn.functional.silu(x),
+        "relu" => x => nn.functional.relu(x),
+        "gelu" => x => nn.functional.gelu(x),
+        // HF NewGELUActivation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+        "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" => x => nn.functional.gelu(x, TorchSharp.Modules.GELU.Approximate.tanh),
+        _ => throw new LrkException(ErrorCodes.UnsupportedArchitecture, $"activation '{name}' is not supported (supported: silu, relu, gelu, gelu_new)"),
+    };
+
+    /// <summary>Throws a clear error when learned position embeddings would be indexed past their table.</summary>
+    protected void CheckPositions(long startPosition, long count)
+    {
+        if (startPosition + count > Config.MaxPositions)
+            throw new LrkException(ErrorCodes.BadArgument,
+                $"{startPosition + count} positions exceed the model's maximum of {Config.MaxPositions} (max_position_embeddings)");
+    }
+
+    // ---- lifetime ------------------------------------------------------------------------------------------
+
+    protected virtual void Dispose(bool disposing)
+    {
+        if (disposed) return;
+        disposed = true;
+        if (!disposing) return;
+        foreach (var linear in blockLinears.SelectMany(b => b)) linear.Dispose();
+        foreach (var tensor in others.Values.Distinct()) tensor.Dispose();
+        others.Clear();
+    }
+
+    public void Dispose()
+    {
+        Dispose(true);
+        GC.SuppressFinalize(this);
+    }
+}

@@ -1,0 +1,235 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Text.Json;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LowRank.Models;
+
+/// <summary>
+/// A tensor to be written by <see cref="SafeTensorsWriter.WriteModel"/>: its name, stored dtype and shape are known
+/// up front (to lay out headers and shards); <see cref="Produce"/> is called once, when its bytes are written, so
+/// only one tensor need be in memory at a time. A tensor of another dtype is converted to <see cref="Dtype"/>;
+/// tensors created inside <see cref="Produce"/> are disposed after writing, tensors that existed before are left alone.
+/// </summary>
+public sealed record TensorSpec(string Name, ScalarType Dtype, long[] Shape, Func<Tensor> Produce);
+
+/// <summary>
+/// Writes safetensors files that the reference implementation (and <c>transformers</c>) reads: header with dtype,
+/// shape and data offsets, padded with spaces to a multiple of 8 bytes, tensors stored back to back in the given
+/// order. Every file is written to a temporary name in its folder and renamed into place, so a reader never sees a
+/// half-written file.
+/// </summary>
+public static class SafeTensorsWriter
+{
+    private const long SliceBytes = 1L << 28;
+
+    /// <summary>Writes <paramref name="tensors"/> (in memory, any device; the caller keeps ownership) to one file.</summary>
+    public static void Write(string path, IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var list = tensors.ToList();
+        var specs = list.Select(t => new TensorSpec(t.Key, t.Value.dtype, t.Value.shape, () => t.Value)).ToList();
+        WriteFile(Path.GetFullPath(path), specs, metadata);
+    }
+
+    /// <summary>
+    /// Writes a model's weights into <paramref name="folder"/>: <c>model.safetensors</c> when they total at most
+    /// <paramref name="maxShardBytes"/>, else <c>model-0000i-of-0000n.safetensors</c> shards (tensors in the given
+    /// order, a new shard when the next tensor would overflow the current one) plus <c>model.safetensors.index.json</c>,
+    /// written last. Weight files of an earlier write that the new layout does not use are deleted, so the folder
+    /// never holds two competing sets. <c>"format": "pt"</c> is added to the metadata unless given (transformers
+    /// requires it). Returns the files written, full paths, index last.
+    /// </summary>
+    public static IReadOnlyList<string> WriteModel(string folder, IReadOnlyList<TensorSpec> tensors, IReadOnlyDictionary<string, string>? metadata = null, long maxShardBytes = 4L << 30)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxShardBytes);
+        folder = Path.GetFullPath(folder);
+        Directory.CreateDirectory(folder);
+        var withFormat = new Dictionary<string, string>(metadata ?? new Dictionary<string, string>(), StringComparer.Ordinal);
+        withFormat.TryAdd("format", "pt");
+        CheckNames(tensors, folder);
+
+        var shards = new List<List<TensorSpec>>();
+        var current = new List<TensorSpec>();
+        long currentBytes = 0;
+        foreach (var spec in tensors)
+        {
+            var bytes = ByteLength(spec);
+            if (current.Count > 0 && currentBytes + bytes > maxShardBytes)
+            {
+                shards.Add(current);
+                current = [];
+                currentBytes = 0;
+            }
+            current.Add(spec);
+            currentBytes += bytes;
+        }
+        if (current.Count > 0 || shards.Count == 0) shards.Add(current);
+
+        var written = new List<string>();
+        if (shards.Count == 1)
+        {
+            var single = Path.Combine(folder, TensorStore.SingleFileName);
+            WriteFile(single, shards[0], withFormat);
+            written.Add(single);
+        }
+        else
+        {
+            var weightMap = new SortedDictionary<string, string>(StringComparer.Ordinal);
+            for (var i = 0; i < shards.Count; i++)
+            {
+                var name = string.Create(CultureInfo.InvariantCulture, $"model-{i + 1:D5}-of-{shards.Count:D5}.safetensors");
+                var path = Path.Combine(folder, name);
+                WriteFile(path, shards[i], withFormat);
+                written.Add(path);
+                foreach (var spec in shards[i]) weightMap[spec.Name] = name;
+            }
+            var index = Path.Combine(folder, TensorStore.IndexFileName);
+            WriteAtomically(index, stream =>
+            {
+                using var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
+                json.WriteStartObject();
+                json.WriteStartObject("metadata");
+                json.WriteNumber("total_size", tensors.Sum(ByteLength));
+                json.WriteEndObject();
+                json.WriteStartObject("weight_map");
+                foreach (var (tensor, shard) in weightMap) json.WriteString(tensor, shard);
+                json.WriteEndObject();
+                json.WriteEndObject();
+            });
+            written.Add(index);
+        }
+        DeleteStaleWeights(folder, written);
+        return written;
+    }
+
+    private static void DeleteStaleWeights(string folder, List<string> written)
+    {
+        var keep = new HashSet<string>(written, StringComparer.Ordinal);
+        var stale = Directory.GetFiles(folder, "model-*-of-*.safetensors")
+            .Append(Path.Combine(folder, TensorStore.SingleFileName))
+            .Append(Path.Combine(folder, TensorStore.IndexFileName))
+            .Where(f => !keep.Contains(f) && File.Exists(f));
+        foreach (var file in stale) File.Delete(file);
+    }
+
+    private static long ByteLength(TensorSpec spec)
+    {
+        var dtype = DtypeName(spec);
+        SafeTensorsDtypes.TryGetElementSize(dtype, out var size);
+        foreach (var dim in spec.Shape)
+            if (dim < 0) throw new LrkException(ErrorCodes.BadSafetensors, $"tensor '{spec.Name}': shape [{string.Join(", ", spec.Shape)}] has a negative dimension");
+        return checked(spec.Shape.Aggregate(1L, (product, dim) => product * dim) * size);
+    }
+
+    private static string DtypeName(TensorSpec spec) => SafeTensorsDtypes.FromScalarType(spec.Dtype)
+        ?? throw new LrkException(ErrorCodes.BadSafetensors, $"tensor '{spec.Name}': dtype {spec.Dtype} cannot be stored in safetensors");
+
+    private static void CheckNames(IReadOnlyList<TensorSpec> tensors, string where)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var spec in tensors)
+        {
+            if (spec.Name.Length == 0 || spec.Name == "__metadata__")
+                throw new LrkException(ErrorCodes.BadSafetensors, $"{where}: '{spec.Name}' cannot name a tensor");
+            if (!seen.Add(spec.Name))
+                throw new LrkException(ErrorCodes.BadSafetensors, $"{where}: tensor '{spec.Name}' is given twice");
+        }
+    }
+
+    private static void WriteFile(string path, IReadOnlyList<TensorSpec> tensors, IReadOnlyDictionary<string, string>? metadata)
+    {
+        CheckNames(tensors, path);
+        var header = BuildHeader(tensors, metadata);
+        WriteAtomically(path, stream =>
+        {
+            Span<byte> length = stackalloc byte[8];
+            BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
+            stream.Write(length);
+            stream.Write(header);
+            foreach (var spec in tensors) WriteTensor(stream, spec);
+        });
+    }
+
+    /// <summary>The JSON header, padded with spaces so the data section starts at a multiple of 8 bytes.</summary>
+    private static byte[] BuildHeader(IReadOnlyList<TensorSpec> tensors, IReadOnlyDictionary<string, string>? metadata)
+    {
+        using var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            if (metadata is { Count: > 0 })
+            {
+                json.WriteStartObject("__metadata__");
+                foreach (var (key, value) in metadata) json.WriteString(key, value);
+                json.WriteEndObject();
+            }
+            long offset = 0;
+            foreach (var spec in tensors)
+            {
+                var bytes = ByteLength(spec);
+                json.WriteStartObject(spec.Name);
+                json.WriteString("dtype", DtypeName(spec));
+                json.WriteStartArray("shape");
+                foreach (var dim in spec.Shape) json.WriteNumberValue(dim);
+                json.WriteEndArray();
+                json.WriteStartArray("data_offsets");
+                json.WriteNumberValue(offset);
+                json.WriteNumberValue(offset + bytes);
+                json.WriteEndArray();
+                json.WriteEndObject();
+                offset += bytes;
+            }
+            json.WriteEndObject();
+        }
+        var padding = (int)((8 - buffer.Length % 8) % 8);
+        for (var i = 0; i < padding; i++) buffer.WriteByte((byte)' ');
+        return buffer.ToArray();
+    }
+
+    private static void WriteTensor(Stream stream, TensorSpec spec)
+    {
+        using var scope = NewDisposeScope();
+        var produced = spec.Produce();
+        if (!produced.shape.SequenceEqual(spec.Shape))
+            throw new InvalidOperationException($"tensor '{spec.Name}': produced shape [{string.Join(", ", produced.shape)}], declared [{string.Join(", ", spec.Shape)}]");
+        var tensor = produced;
+        if (tensor.dtype != spec.Dtype) tensor = tensor.to(spec.Dtype);
+        if (tensor.device_type != DeviceType.CPU) tensor = tensor.cpu();
+        if (!tensor.is_contiguous()) tensor = tensor.contiguous();
+        var total = tensor.NumberOfElements * tensor.ElementSize;
+        if (total == 0) return;
+        if (total <= SliceBytes)
+        {
+            stream.Write(tensor.bytes);
+            return;
+        }
+        var flat = tensor.view(-1);
+        var sliceElements = SliceBytes / tensor.ElementSize;
+        for (long start = 0; start < tensor.NumberOfElements; start += sliceElements)
+        {
+            using var slice = flat.narrow(0, start, Math.Min(sliceElements, tensor.NumberOfElements - start));
+            stream.Write(slice.bytes);
+        }
+    }
+
+    /// <summary>Writes through a temporary file in the same folder, flushed to disk, then renamed over <paramref name="path"/>.</summary>
+    internal static void WriteAtomically(string path, Action<Stream> write)
+    {
+        var temp = Path.Combine(Path.GetDirectoryName(path)!, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
+            {
+                write(stream);
+                stream.Flush(flushToDisk: true);
+            }
+            File.Move(temp, path, overwrite: true);
+        }
+        catch
+        {
+            File.Delete(temp);
+            throw;
+        }
+    }
+}

@@ -1,0 +1,153 @@
+using ScottPlot;
+
+namespace LowRank.Reports;
+
+/// <summary>
+/// PNG plots for reports, drawn with ScottPlot (SkiaSharp, headless). Each takes plain records, so the compressor and
+/// the evaluator feed them the same way. Files are written atomically (<see cref="ReportFiles"/>).
+/// </summary>
+public static class ReportPlots
+{
+    public const int Width = 900;
+    public const int Height = 540;
+
+    /// <summary>Perplexity (log scale) against compression ratio, one line per method, points sorted by ratio.</summary>
+    public static void PerplexityVsRatio(IEnumerable<PerplexityPoint> points, string path, string? title = null)
+    {
+        var byMethod = points.Where(p => double.IsFinite(p.Perplexity) && p.Perplexity > 0)
+            .GroupBy(p => p.Method).OrderBy(g => g.Key, StringComparer.Ordinal).ToList();
+        if (byMethod.Count == 0) throw new LrkException(ErrorCodes.BadArgument, "no finite perplexity points to plot");
+        var plot = new Plot();
+        var palette = new ScottPlot.Palettes.Category10();
+        var index = 0;
+        foreach (var method in byMethod)
+        {
+            var ordered = method.OrderBy(p => p.Ratio).ToArray();
+            var scatter = plot.Add.Scatter(ordered.Select(p => p.Ratio * 100).ToArray(), ordered.Select(p => Math.Log10(p.Perplexity)).ToArray());
+            scatter.LegendText = method.Key;
+            scatter.Color = palette.GetColor(index++);
+            scatter.LineWidth = 2;
+            scatter.MarkerSize = 8;
+        }
+        var ticks = new ScottPlot.TickGenerators.NumericAutomatic
+        {
+            MinorTickGenerator = new ScottPlot.TickGenerators.LogMinorTickGenerator(),
+            IntegerTicksOnly = false,
+            LabelFormatter = y => FormatPerplexity(Math.Pow(10, y)),
+        };
+        plot.Axes.Left.TickGenerator = ticks;
+        plot.Grid.MajorLineColor = Colors.Black.WithOpacity(0.15);
+        plot.Grid.MinorLineColor = Colors.Black.WithOpacity(0.05);
+        plot.Grid.MinorLineWidth = 1;
+        plot.XLabel("compression ratio (% of parameters removed)");
+        plot.YLabel("perplexity (log scale)");
+        plot.Title(title ?? "Perplexity vs compression ratio");
+        plot.ShowLegend(Alignment.UpperLeft);
+        Save(plot, path);
+    }
+
+    /// <summary>Bars of the fraction of parameters each block kept.</summary>
+    public static void BlockRetention(IEnumerable<BlockProfile> profiles, string path, string? title = null)
+    {
+        var blocks = profiles.OrderBy(p => p.Block).ToArray();
+        if (blocks.Length == 0) throw new LrkException(ErrorCodes.BadArgument, "no block profiles to plot");
+        var plot = new Plot();
+        var bars = plot.Add.Bars(blocks.Select(b => (double)b.Block).ToArray(), blocks.Select(b => b.Retention * 100).ToArray());
+        bars.Color = new ScottPlot.Palettes.Category10().GetColor(0);
+        plot.Axes.Margins(bottom: 0);
+        plot.Axes.SetLimitsY(0, Math.Max(100, blocks.Max(b => b.Retention * 100)) * 1.05);
+        BlockTicks(plot, blocks.Select(b => b.Block));
+        plot.XLabel("block");
+        plot.YLabel("parameters kept (%)");
+        plot.Title(title ?? "Per-block retention");
+        Save(plot, path);
+    }
+
+    /// <summary>Grouped bars: for each block, the kept rank of each linear as a percentage of its full rank.</summary>
+    public static void BlockRanks(IEnumerable<BlockProfile> profiles, string path, string? title = null)
+    {
+        var blocks = profiles.OrderBy(p => p.Block).ToArray();
+        if (blocks.Length == 0) throw new LrkException(ErrorCodes.BadArgument, "no block profiles to plot");
+        var kinds = blocks.SelectMany(b => b.Ranks.Select(r => r.Kind)).Distinct().ToArray();
+        var palette = new ScottPlot.Palettes.Category10();
+        var plot = new Plot();
+        var groupWidth = 0.8;
+        var barWidth = groupWidth / Math.Max(1, kinds.Length);
+        var bars = new List<Bar>();
+        foreach (var block in blocks)
+        {
+            for (var k = 0; k < kinds.Length; k++)
+            {
+                var rank = block.Ranks.FirstOrDefault(r => r.Kind == kinds[k]);
+                if (rank is null) continue;
+                bars.Add(new Bar
+                {
+                    Position = block.Block - groupWidth / 2 + barWidth * (k + 0.5),
+                    Value = rank.Fraction * 100,
+                    Size = barWidth * 0.95,
+                    FillColor = palette.GetColor(k),
+                    LineWidth = 0,
+                });
+            }
+        }
+        plot.Add.Bars(bars);
+        for (var k = 0; k < kinds.Length; k++)
+            plot.Legend.ManualItems.Add(new LegendItem { LabelText = kinds[k], FillColor = palette.GetColor(k) });
+        plot.Axes.Margins(bottom: 0);
+        plot.Axes.SetLimitsY(0, 110);
+        BlockTicks(plot, blocks.Select(b => b.Block));
+        plot.XLabel("block");
+        plot.YLabel("rank kept (% of full rank)");
+        plot.Title(title ?? "Per-block ranks by linear");
+        plot.ShowLegend(Alignment.UpperRight);
+        Save(plot, path);
+    }
+
+    /// <summary>The importance score of each block, as a line.</summary>
+    public static void BlockImportance(IEnumerable<BlockProfile> profiles, string path, string? title = null)
+    {
+        var blocks = profiles.Where(p => p.Importance is { } v && double.IsFinite(v)).OrderBy(p => p.Block).ToArray();
+        if (blocks.Length == 0) throw new LrkException(ErrorCodes.BadArgument, "no block importance values to plot");
+        var plot = new Plot();
+        var line = plot.Add.Scatter(blocks.Select(b => (double)b.Block).ToArray(), blocks.Select(b => b.Importance!.Value).ToArray());
+        line.LineWidth = 2;
+        line.MarkerSize = 7;
+        BlockTicks(plot, blocks.Select(b => b.Block));
+        plot.XLabel("block");
+        plot.YLabel("importance");
+        plot.Title(title ?? "Per-block importance");
+        Save(plot, path);
+    }
+
+    /// <summary>A plain line plot (e.g. the mean NLL of each perplexity window along the text).</summary>
+    public static void Line(IReadOnlyList<double> ys, string path, string title, string xLabel, string yLabel)
+    {
+        if (ys.Count == 0) throw new LrkException(ErrorCodes.BadArgument, "nothing to plot");
+        var plot = new Plot();
+        var xs = Enumerable.Range(0, ys.Count).Select(i => (double)i).ToArray();
+        var line = plot.Add.Scatter(xs, ys.Select(y => double.IsFinite(y) ? y : double.NaN).ToArray());
+        line.LineWidth = 1.5f;
+        line.MarkerSize = ys.Count > 100 ? 0 : 5;
+        plot.XLabel(xLabel);
+        plot.YLabel(yLabel);
+        plot.Title(title);
+        Save(plot, path);
+    }
+
+    private static void BlockTicks(Plot plot, IEnumerable<int> blocks)
+    {
+        var list = blocks.ToArray();
+        var step = Math.Max(1, (int)Math.Ceiling(list.Length / 40.0));
+        var shown = list.Where((_, i) => i % step == 0).ToArray();
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
+            shown.Select(b => (double)b).ToArray(), shown.Select(b => b.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray());
+    }
+
+    private static string FormatPerplexity(double value) =>
+        value >= 100 ? value.ToString("N0", System.Globalization.CultureInfo.InvariantCulture)
+        : value >= 10 ? value.ToString("0.#", System.Globalization.CultureInfo.InvariantCulture)
+        : value.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture);
+
+    private static void Save(Plot plot, string path) =>
+        ReportFiles.WriteAtomically(path, temp => plot.SavePng(temp, Width, Height));
+}

@@ -1,0 +1,117 @@
+using LowRank.Models;
+
+namespace LowRank.Tests.Models;
+
+/// <summary>Model resolution against a real HF cache layout (refs, snapshots, files symlinked into blobs) in a temp folder.</summary>
+public sealed class ModelLocatorTests : IDisposable
+{
+    private const string Commit = "0123456789abcdef0123456789abcdef01234567";
+    private const string OtherCommit = "fedcba9876543210fedcba9876543210fedcba98";
+    private readonly TempFolder _temp = new();
+    private readonly string _hub;
+
+    public ModelLocatorTests()
+    {
+        _hub = Path.Combine(_temp.Path, "hub");
+        var repo = Path.Combine(_hub, "models--acme--tiny-llama");
+        Directory.CreateDirectory(Path.Combine(repo, "blobs"));
+        Directory.CreateDirectory(Path.Combine(repo, "refs"));
+        foreach (var commit in new[] { Commit, OtherCommit })
+        {
+            var snapshot = Path.Combine(repo, "snapshots", commit);
+            Directory.CreateDirectory(snapshot);
+            var blob = Path.Combine(repo, "blobs", "sha-" + commit[..8]);
+            File.WriteAllText(blob, $$"""{"commit": "{{commit}}"}""");
+            File.CreateSymbolicLink(Path.Combine(snapshot, "config.json"), Path.Combine("..", "..", "blobs", "sha-" + commit[..8]));
+        }
+        File.WriteAllText(Path.Combine(repo, "refs", "main"), Commit + "\n");
+        File.WriteAllText(Path.Combine(repo, "refs", "v2"), OtherCommit);
+    }
+
+    public void Dispose() => _temp.Dispose();
+
+    [Fact]
+    public void Folder_and_file_paths_resolve_to_the_folder()
+    {
+        var folder = Path.Combine(_hub, "models--acme--tiny-llama", "snapshots", Commit);
+        Assert.Equal(folder, ModelLocator.Resolve(folder, _hub));
+        Assert.Equal(folder, ModelLocator.Resolve(Path.Combine(folder, "config.json"), _hub));
+    }
+
+    [Fact]
+    public void Hub_id_resolves_through_refs_main_and_symlinks_read()
+    {
+        var folder = ModelLocator.Resolve("acme/tiny-llama", _hub);
+        Assert.Equal(Path.Combine(_hub, "models--acme--tiny-llama", "snapshots", Commit), folder);
+        Assert.Contains(Commit, File.ReadAllText(Path.Combine(folder, "config.json")));
+    }
+
+    [Fact]
+    public void Revision_by_ref_name_or_commit()
+    {
+        Assert.EndsWith(OtherCommit, ModelLocator.Resolve("acme/tiny-llama@v2", _hub));
+        Assert.EndsWith(OtherCommit, ModelLocator.Resolve($"acme/tiny-llama@{OtherCommit}", _hub));
+        Assert.EndsWith(Commit, ModelLocator.Resolve("acme/tiny-llama@main", _hub));
+    }
+
+    [Fact]
+    public void Unknown_model_lists_the_places_looked()
+    {
+        var e = Assert.Throws<LrkException>(() => ModelLocator.Resolve("acme/missing-model", _hub));
+        Assert.Equal(ErrorCodes.ModelNotFound, e.Code);
+        Assert.Contains("acme/missing-model", e.Message);
+        Assert.Contains(Path.Combine(_hub, "models--acme--missing-model"), e.Message);
+        Assert.Contains(Path.GetFullPath("acme/missing-model"), e.Message);
+    }
+
+    [Fact]
+    public void Unknown_revision_and_dangling_ref_are_reported()
+    {
+        var e = Assert.Throws<LrkException>(() => ModelLocator.Resolve("acme/tiny-llama@nope", _hub));
+        Assert.Equal(ErrorCodes.ModelNotFound, e.Code);
+        Assert.Contains(Path.Combine("refs", "nope"), e.Message);
+
+        File.WriteAllText(Path.Combine(_hub, "models--acme--tiny-llama", "refs", "gone"), "1111111111111111111111111111111111111111");
+        var dangling = Assert.Throws<LrkException>(() => ModelLocator.Resolve("acme/tiny-llama@gone", _hub));
+        Assert.Contains("not in the cache", dangling.Message);
+    }
+
+    [Fact]
+    public void Revision_cannot_climb_out_of_refs()
+    {
+        var e = Assert.Throws<LrkException>(() => ModelLocator.Resolve("acme/tiny-llama@main/../../x", _hub));
+        Assert.Equal(ErrorCodes.ModelNotFound, e.Code);
+        Assert.Contains("not a Hugging Face id", e.Message);
+    }
+
+    [Fact]
+    public void Single_snapshot_without_refs_is_used()
+    {
+        var repo = Path.Combine(_hub, "models--acme--copied");
+        var snapshot = Path.Combine(repo, "snapshots", Commit);
+        Directory.CreateDirectory(snapshot);
+        Assert.Equal(snapshot, ModelLocator.Resolve("acme/copied", _hub));
+    }
+
+    [Fact]
+    public void Hub_cache_follows_HF_HUB_CACHE_then_HF_HOME()
+    {
+        var savedHub = Environment.GetEnvironmentVariable("HF_HUB_CACHE");
+        var savedHome = Environment.GetEnvironmentVariable("HF_HOME");
+        try
+        {
+            Environment.SetEnvironmentVariable("HF_HUB_CACHE", null);
+            Environment.SetEnvironmentVariable("HF_HOME", _temp.Path);
+            Assert.Equal(_hub, ModelLocator.HubCache);
+            Assert.EndsWith(Commit, ModelLocator.Resolve("acme/tiny-llama"));
+            Environment.SetEnvironmentVariable("HF_HUB_CACHE", Path.Combine(_temp.Path, "elsewhere"));
+            Assert.Equal(Path.Combine(_temp.Path, "elsewhere"), ModelLocator.HubCache);
+            Assert.Equal(ErrorCodes.ModelNotFound, Assert.Throws<LrkException>(() => ModelLocator.Resolve("acme/tiny-llama")).Code);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("HF_HUB_CACHE", savedHub);
+            Environment.SetEnvironmentVariable("HF_HOME", savedHome);
+        }
+    }
+}

@@ -1,0 +1,58 @@
+namespace LowRank.Tests.TestSupport;
+
+/// <summary>Paths tests read: the repository root (found by walking up to LowRank.Build.sln) and ../shared next to it.</summary>
+public static class RepoPaths
+{
+    public static string Root { get; } = FindRoot();
+
+    /// <summary><c>&lt;root&gt;/../shared</c>: real models and text, never committed.</summary>
+    public static string Shared => Path.GetFullPath(Path.Combine(Root, "..", "shared"));
+
+    public static string Stories260K => Path.Combine(Shared, "models", "stories260K");
+
+    public static string Fixtures => Path.Combine(Root, "tests", "fixtures");
+
+    public static string NpmData => Path.Combine(Root, ".data", "npm");
+
+    public static string NpmModules => Path.Combine(NpmData, "node_modules");
+
+    private static string FindRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "LowRank.Build.sln"))) return dir.FullName;
+        }
+        throw new InvalidOperationException("LowRank.Build.sln not found above " + AppContext.BaseDirectory);
+    }
+}
+
+/// <summary>A fact that needs a folder of real data: skipped, with the reason shown, when the folder is absent.</summary>
+public sealed class RequiresPathFactAttribute : FactAttribute
+{
+    /// <param name="relativeToRoot">A path relative to the repository root, e.g. "../shared/models/stories260K".</param>
+    public RequiresPathFactAttribute(string relativeToRoot)
+    {
+        var full = Path.GetFullPath(Path.Combine(RepoPaths.Root, relativeToRoot));
+        if (!Directory.Exists(full) && !File.Exists(full)) Skip = $"{relativeToRoot} is not present ({full}); this test needs that real data";
+    }
+}
+
+/// <summary>A fact that needs ../shared; skipped with a visible reason where that folder is absent.</summary>
+public sealed class RequiresSharedFactAttribute : FactAttribute
+{
+    public RequiresSharedFactAttribute(string relativePath = "")
+    {
+        var path = Path.Combine(RepoPaths.Shared, relativePath);
+        if (!File.Exists(path) && !Directory.Exists(path)) Skip = $"{path} not present (../shared is not in this checkout)";
+    }
+}
+
+/// <summary>A fact that needs the npm corpora installed by eng/setup.sh; skipped with a visible reason otherwise.</summary>
+public sealed class RequiresNpmCorporaFactAttribute : FactAttribute
+{
+    public RequiresNpmCorporaFactAttribute()
+    {
+        var modules = Path.Combine(RepoPaths.NpmData, "node_modules");
+        if (!Directory.Exists(modules)) Skip = $"{modules} not present: run 'bash eng/setup.sh' to install the npm corpora";
+    }
+}
