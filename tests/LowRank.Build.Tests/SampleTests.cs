@@ -7,7 +7,7 @@ namespace LowRank.Build.Tests;
 /// fallback folder, used in place, while LowRank's own packages come from the freshly packed feed.
 /// </summary>
 [Collection(PackedFeedTests.Name)]
-public class SampleTests(PackedFeed feed, ITestOutputHelper output)
+public class SampleTests(PackedFeed feed)
 {
     private static void CopySample(FixtureProject fixture, string name)
     {
