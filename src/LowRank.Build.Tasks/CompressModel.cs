@@ -121,10 +121,12 @@ public sealed partial class CompressModel : ToolTask
         AppendIfSet(args, "--seq-len ", model.GetMetadata(MetadataNames.SeqLen));
         AppendIfSet(args, "--seed ", model.GetMetadata(MetadataNames.Seed));
         AppendIfSet(args, "--device ", model.GetMetadata(MetadataNames.Device));
-        if (!string.IsNullOrWhiteSpace(model.GetMetadata(MetadataNames.FactorDtype))) args.AppendSwitchIfNotNull("--set ", "FactorDtype=" + model.GetMetadata(MetadataNames.FactorDtype).Trim());
+        AppendIfSet(args, "--factor-dtype ", model.GetMetadata(MetadataNames.FactorDtype));
         foreach (var extra in ResolveCompressedModels.SplitArguments(model.GetMetadata(MetadataNames.ToolArguments))) args.AppendTextUnquoted(" " + extra);
         args.AppendSwitchIfNotNull("--out ", outputFolder);
         args.AppendSwitch("--progress jsonl");
+        // The result must depend only on the item's metadata (the cache key): no lowrank.json, no LOWRANK_* defaults.
+        args.AppendSwitch("--no-config");
         return args.ToString();
     }
 

@@ -28,19 +28,19 @@ public sealed class RequiresCompressFactAttribute : FactAttribute
     }
 }
 
-/// <summary>The small real model the compression tests use: models/default (the repo's built-in default), else none.</summary>
+/// <summary>The small real model the compression tests use: models/llama-moby (the repo's built-in default, 0.8 M parameters).</summary>
 public static class TestModels
 {
     public static string? SourceModel
     {
         get
         {
-            var builtIn = Path.Combine(RepoPaths.Root, "models", "default");
+            var builtIn = Path.Combine(RepoPaths.Root, "models", "llama-moby");
             return File.Exists(Path.Combine(builtIn, "config.json")) ? builtIn : null;
         }
     }
 
-    public const string MissingReason = "no small source model: models/default (the built-in default model) is not in this checkout";
+    public const string MissingReason = "no small source model: models/llama-moby (the built-in default model) is not in this checkout";
 
     /// <summary>Calibration text: the shared TinyStories prefix, else the npm moby-dick corpus installed by eng/setup.sh.</summary>
     public static string? Calibration =>
