@@ -250,7 +250,7 @@ public static class ToolProgress
 
         public void Report(string stage, string message, int? block, int? blocks)
         {
-            if (!stages.TryGetValue(stage, out var task))
+            if (!stages.TryGetValue(stage, out var task) || task.IsFinished)
             {
                 foreach (var earlier in stages.Values)
                     if (!earlier.IsFinished) CompleteTask(earlier);

@@ -50,8 +50,13 @@ public sealed class CommandLineRoundTripTests : IDisposable
         var dense = JsonNode.Parse(File.ReadAllText(Path.Combine(temp.File("dense"), "config.json")))!.AsObject();
         Assert.False(dense.ContainsKey("lowrank"));
 
+        var inspect = Tool.Run(temp.Path, Env, "inspect", artifact, "--verify", "--json", "--progress", "none");
+        Assert.True(inspect.ExitCode == 0, inspect.Describe());
+        Assert.True(JsonNode.Parse(string.Join('\n', inspect.Stdout))!["verification"]!["ok"]!.GetValue<bool>());
+
         var config = Path.Combine(artifact, "config.json");
         File.AppendAllText(config, " ");
+        Assert.Equal(ExitCodes.CheckFailed, Tool.Run(temp.Path, Env, "inspect", artifact, "--verify").ExitCode);
         var tampered = Tool.Run(temp.Path, Env, "verify", artifact);
         Assert.Equal(ExitCodes.CheckFailed, tampered.ExitCode);
         var line = Assert.Single(tampered.Messages);

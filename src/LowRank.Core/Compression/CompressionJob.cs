@@ -112,7 +112,6 @@ public static class CompressionJob
             }
             var evaluation = before is not null && after is not null ? new CompressionEvaluation(before, after) : null;
 
-            progress?.Report(new ProgressUpdate("write", $"writing {job.Out}"));
             var artifact = ArtifactWriter.Write(new ArtifactRequest
             {
                 Model = loaded.Model,

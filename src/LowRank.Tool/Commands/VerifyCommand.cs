@@ -18,14 +18,25 @@ public static class VerifyCommand
         return command;
     }
 
-    /// <summary>Verifies, reports (text, --json or a jsonl result) and returns the exit code; <c>inspect --verify</c> uses it too.</summary>
+    /// <summary>Verifies, reports (text, --json or a jsonl result) and returns the exit code.</summary>
     public static int Run(string folder, bool json, CancellationToken token)
     {
         var result = ArtifactVerifier.Verify(folder, ToolProgress.Reporter, token);
-        ToolProgress.Result(new { artifact = result.Folder, ok = result.Ok, filesChecked = result.FilesChecked, problems = result.Problems }, json, () =>
-        {
-            if (result.Ok) Console.WriteLine($"{result.Folder}: ok ({result.FilesChecked} files match {ArtifactFormat.ManifestFileName})");
-        });
+        ToolProgress.Result(Summary(result), json, () => PrintOk(result));
+        return ReportProblems(result);
+    }
+
+    public static object Summary(VerificationResult result) =>
+        new { artifact = result.Folder, ok = result.Ok, filesChecked = result.FilesChecked, problems = result.Problems };
+
+    public static void PrintOk(VerificationResult result)
+    {
+        if (result.Ok) Console.WriteLine($"{result.Folder}: ok ({result.FilesChecked} files match {ArtifactFormat.ManifestFileName})");
+    }
+
+    /// <summary>One <c>error LRK5002</c> line per problem on stderr (and an error event under jsonl); the exit code.</summary>
+    public static int ReportProblems(VerificationResult result)
+    {
         if (result.Ok) return ExitCodes.Success;
         foreach (var problem in result.Problems)
         {
