@@ -108,6 +108,17 @@ public sealed partial class BadInputTests : IDisposable
         AssertOneError(run, ErrorCodes.BadArtifact, ExitCodes.Failure);
     }
 
+    [Fact]
+    public void Demo_without_the_npm_corpora_says_to_run_setup()
+    {
+        var empty = Path.Combine(temp.Path, "no-npm");
+        Directory.CreateDirectory(Path.Combine(empty, "node_modules"));
+        var run = Run(new() { ["LOWRANK_NPM_DATA"] = empty }, "demo", "--out", Out);
+        AssertOneError(run, ErrorCodes.DataUnreadable, ExitCodes.Failure);
+        Assert.Contains("eng/setup.sh", run.Messages[0], StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Out));
+    }
+
     [GeneratedRegex(@"^error LRK\d{4}: \S.*$")]
     private static partial Regex ErrorLine();
 }

@@ -198,12 +198,14 @@ public static class ArtifactWriter
 
     private static void CopyFiles(string sourceFolder, IReadOnlyList<string> extraFiles, string temp, CancellationToken cancellationToken)
     {
-        foreach (var file in Directory.EnumerateFiles(sourceFolder).Order(StringComparer.Ordinal))
+        var files = Directory.EnumerateFiles(sourceFolder).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList();
+        foreach (var name in files)
         {
-            var name = Path.GetFileName(file);
-            if (!ArtifactFormat.IsCopiedFile(name)) continue;
+            if (name is null || !ArtifactFormat.IsCopiedFile(name)) continue;
             cancellationToken.ThrowIfCancellationRequested();
-            File.Copy(file, Path.Combine(temp, name), overwrite: true);
+            // A llama2.c tokenizer beside its checkpoint (tok512.bin) becomes the tokenizer.bin a model folder has.
+            var target = name != "tokenizer.bin" && name.EndsWith(".bin", StringComparison.Ordinal) && !files.Contains("tokenizer.bin") ? "tokenizer.bin" : name;
+            File.Copy(Path.Combine(sourceFolder, name), Path.Combine(temp, target), overwrite: true);
         }
         foreach (var file in extraFiles)
         {

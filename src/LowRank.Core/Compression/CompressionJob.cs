@@ -49,6 +49,9 @@ public static class CompressionJob
     /// <summary>The full compression report, written into the artifact beside the manifest.</summary>
     public const string ReportFileName = "lowrank-report.json";
 
+    /// <summary>Records embedded in the manifest use its snake_case keys.</summary>
+    private static readonly JsonSerializerOptions ManifestJson = new(CompressionJson.JsonOptions) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
     public static CompressionJobResult Run(CompressionJobOptions job, IProgress<ProgressUpdate>? progress = null, CancellationToken cancellationToken = default)
     {
         job.Compression.Validate();
@@ -129,12 +132,12 @@ public static class CompressionJob
                 Provenance = new ArtifactProvenance
                 {
                     Seed = job.CalibrationSeed,
-                    MethodOptions = JsonSerializer.SerializeToNode(report.Options, CompressionJson.JsonOptions) as JsonObject,
+                    MethodOptions = JsonSerializer.SerializeToNode(report.Options, ManifestJson) as JsonObject,
                     Calibration = calibration is null ? null : new ManifestCalibration(calibration.Protocol.Source, calibration.Protocol.SourceSha256,
-                        JsonSerializer.SerializeToNode(calibration.Protocol, CompressionJson.JsonOptions)),
+                        JsonSerializer.SerializeToNode(calibration.Protocol, ManifestJson)),
                     Evaluation = evaluation is null ? null : new JsonObject
                     {
-                        ["text"] = JsonSerializer.SerializeToNode(evaluation.After.Text, CompressionJson.JsonOptions),
+                        ["text"] = JsonSerializer.SerializeToNode(evaluation.After.Text, ManifestJson),
                         ["window_length"] = evaluation.After.Perplexity.WindowLength,
                         ["stride"] = evaluation.After.Perplexity.Stride,
                         ["scored_tokens"] = evaluation.After.Perplexity.ScoredTokens,

@@ -190,7 +190,7 @@ public sealed class ArtifactRoundTripTests
         Assert.Equal("bfloat16", manifest.Method.FactorDtype);
         Assert.Equal(42, manifest.Seed);
         Assert.NotNull(manifest.Calibration);
-        Assert.Equal(manifest.Calibration!.SourceSha256, manifest.Calibration.Protocol!["sourceSha256"]!.GetValue<string>());
+        Assert.Equal(manifest.Calibration!.SourceSha256, manifest.Calibration.Protocol!["source_sha256"]!.GetValue<string>());
         Assert.Contains("compress", manifest.TimingsSeconds.Keys);
         Assert.Contains("write", manifest.TimingsSeconds.Keys);
         Assert.StartsWith("sha256:", manifest.Source.Digest, StringComparison.Ordinal);
