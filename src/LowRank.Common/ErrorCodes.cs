@@ -39,6 +39,7 @@ public static class ErrorCodes
     public const string CacheCorrupt = "LRK5003";
     public const string OutputExists = "LRK5004";
     public const string PackageNotFound = "LRK5005";
+    public const string CacheLocked = "LRK5006";
 
     public const string UnknownConfigKey = "LRK6001";
     public const string BadConfigValue = "LRK6002";
@@ -47,4 +48,7 @@ public static class ErrorCodes
     public const string BadItem = "LRK7001";
     public const string ToolFailed = "LRK7002";
     public const string ToolNotFound = "LRK7003";
+    public const string NotCached = "LRK7004";
+    public const string ToolOutputMissing = "LRK7005";
+    public const string ToolCancelled = "LRK7006";
 }

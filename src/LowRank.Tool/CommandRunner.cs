@@ -7,9 +7,10 @@ namespace LowRank.Tool;
 /// Runs a command line and turns every outcome into one of the documented exit codes (<see cref="ExitCodes"/>).
 /// An <see cref="LrkException"/> becomes one line on stderr with its code; Ctrl+C or SIGTERM cancels the token
 /// the command runs with; anything else is a bug and is reported as such, without a stack trace unless
-/// LOWRANK_DEBUG=1.
+/// LOWRANK_DEBUG=1. Every command accepts <c>--progress none|text|jsonl</c> (<see cref="ToolProgress"/>); under jsonl
+/// a failure is also written to stdout as an error event.
 /// </summary>
-public static class CommandRunner
+public static partial class CommandRunner
 {
     public static async Task<int> InvokeAsync(RootCommand root, string[] args)
     {
@@ -25,31 +26,87 @@ public static class CommandRunner
             cancellation.Cancel();
         });
 
+        var progress = ToolProgress.CreateOption();
+        root.Options.Add(progress);
+        var configFile = ToolConfiguration.ConfigOption();
+        root.Options.Add(configFile);
+        var noConfig = ToolConfiguration.NoConfigOption();
+        root.Options.Add(noConfig);
+
         var parse = root.Parse(args);
+        if (parse.Errors.Count == 0) ToolProgress.Mode = parse.GetValue(progress);
+        else if (args.Contains("jsonl")) ToolProgress.Mode = ProgressMode.Jsonl;
+        try
+        {
+            // Configuration fills in what the command line left out (ToolConfiguration: files < environment < --config < command line).
+            var layers = ToolConfiguration.LoadLayers(Environment.CurrentDirectory, ValueOrDefault(parse, configFile), ValueOrDefault(parse, noConfig));
+            ToolConfiguration.Validate(root, layers);
+            var configured = ToolConfiguration.Apply(root, args, ToolConfiguration.ValuesFor(parse, layers));
+            if (configured.Length != args.Length) parse = root.Parse(configured);
+        }
+        catch (LrkException e)
+        {
+            await Console.Error.WriteLineAsync($"error {e.Code}: {e.Message}");
+            ToolProgress.Error(e.Code, e.Message);
+            return ExitCodes.Failure;
+        }
         if (parse.Errors.Count > 0)
         {
-            foreach (var error in parse.Errors) await Console.Error.WriteLineAsync($"error {ErrorCodes.BadArgument}: {error.Message}");
+            foreach (var error in parse.Errors)
+            {
+                // Validators that share the engine's checks prefix their message with its code (CommonOptions.Checked).
+                var coded = CodedMessage().Match(error.Message);
+                var (code, message) = coded.Success ? (coded.Groups[1].Value, coded.Groups[2].Value) : (ErrorCodes.BadArgument, error.Message);
+                await Console.Error.WriteLineAsync($"error {code}: {message}");
+                ToolProgress.Error(code, message);
+            }
             return ExitCodes.Usage;
         }
+        ToolProgress.Mode = parse.GetValue(progress);
         try
         {
             return await parse.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false }, cancellation.Token);
         }
         catch (LrkException e)
         {
+            ToolProgress.Finish();
             await Console.Error.WriteLineAsync($"error {e.Code}: {e.Message}");
+            ToolProgress.Error(e.Code, e.Message);
             return ExitCodes.Failure;
         }
         catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
         {
+            ToolProgress.Finish();
             await Console.Error.WriteLineAsync("cancelled; nothing partial was left behind");
+            ToolProgress.Error(ErrorCodes.ToolCancelled, "cancelled");
             return ExitCodes.Cancelled;
         }
         catch (Exception e)
         {
+            ToolProgress.Finish();
+            ToolProgress.Error(ErrorCodes.Internal, $"internal error ({e.GetType().Name}: {e.Message})");
             await Console.Error.WriteLineAsync($"error {ErrorCodes.Internal}: internal error ({e.GetType().Name}: {e.Message}); please report it" +
                 (Environment.GetEnvironmentVariable("LOWRANK_DEBUG") == "1" ? Environment.NewLine + e : " (LOWRANK_DEBUG=1 shows the stack trace)"));
             return ExitCodes.Internal;
         }
+        finally
+        {
+            ToolProgress.Finish();
+        }
     }
+
+    private static T? ValueOrDefault<T>(ParseResult parse, Option<T> option)
+    {
+        try
+        {
+            return parse.GetValue(option);
+        }
+        catch (InvalidOperationException)
+        {
+            return default;
+        }
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^(LRK\d{4}): (.*)$", System.Text.RegularExpressions.RegexOptions.Singleline)]
+    private static partial System.Text.RegularExpressions.Regex CodedMessage();
 }

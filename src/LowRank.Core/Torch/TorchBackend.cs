@@ -95,7 +95,9 @@ public static class TorchBackend
                 ?? throw new LrkException(request == DeviceRequest.Cuda ? ErrorCodes.CudaUnavailable : ErrorCodes.LibTorchNotFound,
                     (request == DeviceRequest.Cuda ? "no CUDA libtorch found" : "no libtorch found") +
                     ". Tried: " + string.Join("; ", tried) +
-                    $". Set {LibTorchVariable} to a libtorch lib folder, run 'dotnet restore' in the LowRank repo, or install PyTorch.");
+                    $". Get one of: {LibTorchVariable}=<a folder holding libtorch.so> (any libtorch 2.10, e.g. PyTorch's torch/lib); " +
+                    "PyTorch for python3 (pip install torch); or the NuGet package libtorch-cpu-linux-x64 2.10.0 in the NuGet packages folder " +
+                    "('bash eng/setup.sh' in a LowRank checkout, or 'dotnet restore' of any project referencing it).");
 
             var stockLibrary = FindLibTorchSharp(tried);
             var needsCompat = !HostLibStdCxxHas(RequiredGlibcxx);

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using LowRank.Artifacts;
 using LowRank.Models;
 
 namespace LowRank.Tool.Commands;
@@ -9,13 +10,25 @@ public static class InspectCommand
     {
         var model = new Argument<string>("model") { Description = "A model folder, a .safetensors file, or a Hugging Face id (org/name[@revision]) in the local HF cache" };
         var json = CommonOptions.Json();
+        var verify = new Option<bool>("--verify") { Description = "Also check a compressed artifact's files against its manifest (as 'verify'; exit code 3 on a mismatch)" };
         var command = new Command("inspect", "Show a model's architecture, key config values, parameter counts per module type, dtypes and files (reads headers only).")
         {
-            model, json,
+            model, json, verify,
         };
-        command.SetAction((parse, _) =>
+        command.SetAction((parse, token) =>
         {
             var report = ModelInspector.Inspect(parse.GetValue(model)!);
+            if (parse.GetValue(verify))
+            {
+                var verification = ArtifactVerifier.Verify(report.Folder, ToolProgress.Reporter, token);
+                ToolProgress.Result(new { inspection = report, verification = VerifyCommand.Summary(verification) }, parse.GetValue(json), () =>
+                {
+                    Write(report);
+                    Console.WriteLine();
+                    VerifyCommand.PrintOk(verification);
+                });
+                return Task.FromResult(VerifyCommand.ReportProblems(verification));
+            }
             if (parse.GetValue(json)) Output.WriteJson(report);
             else Write(report);
             return Task.FromResult(ExitCodes.Success);

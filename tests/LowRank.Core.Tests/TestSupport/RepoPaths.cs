@@ -9,7 +9,11 @@ public static class RepoPaths
 
     public static string Stories260K => Path.Combine(Shared, "models", "stories260K");
 
-    public static string NpmModules => Path.Combine(Root, ".data", "npm", "node_modules");
+    public static string Fixtures => Path.Combine(Root, "tests", "fixtures");
+
+    public static string NpmData => Path.Combine(Root, ".data", "npm");
+
+    public static string NpmModules => Path.Combine(NpmData, "node_modules");
 
     private static string FindRoot()
     {
@@ -29,5 +33,15 @@ public sealed class RequiresPathFactAttribute : FactAttribute
     {
         var full = Path.GetFullPath(Path.Combine(RepoPaths.Root, relativeToRoot));
         if (!Directory.Exists(full) && !File.Exists(full)) Skip = $"{relativeToRoot} is not present ({full}); this test needs that real data";
+    }
+}
+
+/// <summary>A fact that needs ../shared; skipped with a visible reason where that folder is absent.</summary>
+public sealed class RequiresSharedFactAttribute : FactAttribute
+{
+    public RequiresSharedFactAttribute(string relativePath = "")
+    {
+        var path = Path.Combine(RepoPaths.Shared, relativePath);
+        if (!File.Exists(path) && !Directory.Exists(path)) Skip = $"{path} not present (../shared is not in this checkout)";
     }
 }

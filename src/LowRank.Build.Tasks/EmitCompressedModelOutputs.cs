@@ -1,0 +1,135 @@
+using System.Globalization;
+using System.Text;
+using System.Text.RegularExpressions;
+using LowRank.Cache;
+using Microsoft.Build.Framework;
+using Microsoft.Build.Utilities;
+
+namespace LowRank.Build.Tasks;
+
+/// <summary>
+/// Turns cached entries into build outputs: one item per entry file (the cache file itself, with
+/// <c>TargetPath</c> <c>models/&lt;OutputName&gt;/…</c>), which the targets add as None with
+/// CopyToOutputDirectory/CopyToPublishDirectory; and, per model, a generated C# class with the relative paths
+/// and SHA-256s, rewritten only when its text changes so CoreCompile stays up to date.
+/// </summary>
+public sealed partial class EmitCompressedModelOutputs : LowRankTask, IIncrementalTask
+{
+    [Required] public ITaskItem[] ResolvedModels { get; set; } = [];
+    /// <summary>Folder under the output directory that holds the models (property LowRankModelsFolder, default "models").</summary>
+    [Required] public string ModelsFolder { get; set; } = "";
+    [Required] public string GeneratedDirectory { get; set; } = "";
+    public string? RootNamespace { get; set; }
+    /// <summary>Design-time builds (IDE) never compress, so a missing entry there is silence, not an error.</summary>
+    public bool DesignTimeBuild { get; set; }
+    public bool FailIfNotIncremental { get; set; }
+
+    [Output] public ITaskItem[] ModelFiles { get; private set; } = [];
+    [Output] public ITaskItem[] GeneratedFiles { get; private set; } = [];
+
+    protected override void ExecuteCore()
+    {
+        var files = new List<ITaskItem>();
+        var generated = new List<ITaskItem>();
+        foreach (var model in ResolvedModels)
+        {
+            var at = ItemLocation.FromMetadata(model, BuildEngine.ProjectFileOfTaskNode);
+            var cache = new ModelCache(model.GetMetadata("CacheRoot"));
+            var key = model.GetMetadata(MetadataNames.Key);
+            var entry = cache.TryGet(key);
+            if (entry is null)
+            {
+                if (!DesignTimeBuild)
+                    LogItemError(Log, at, ErrorCodes.NotCached, $"{model.ItemSpec} (key {key[..12]}) is not in the cache {cache.Root} and was not compressed in this build (LowRankCompressOnMiss is false, or compression failed)");
+                continue;
+            }
+            ModelCache.Touch(entry);
+            var outputName = model.GetMetadata(MetadataNames.OutputName);
+            var folder = ModelsFolder.Trim().TrimEnd('/', '\\');
+            var prefix = (folder.Length == 0 ? "" : folder + "/") + outputName + "/";
+            foreach (var file in entry.Record.Files)
+            {
+                var item = new TaskItem(entry.FilePath(file));
+                var targetPath = (prefix + file.Path).Replace('/', Path.DirectorySeparatorChar);
+                item.SetMetadata("TargetPath", targetPath);
+                item.SetMetadata("Link", targetPath);
+                item.SetMetadata("CopyToOutputDirectory", "PreserveNewest");
+                item.SetMetadata("CopyToPublishDirectory", "PreserveNewest");
+                item.SetMetadata("Visible", "false");
+                item.SetMetadata("Sha256", file.Sha256);
+                item.SetMetadata("CompressedModel", outputName);
+                item.SetMetadata(MetadataNames.Key, key);
+                files.Add(item);
+            }
+            if (!string.Equals(model.GetMetadata(MetadataNames.GenerateClass), "false", StringComparison.OrdinalIgnoreCase))
+            {
+                var path = Path.Combine(GeneratedDirectory, outputName + ".g.cs");
+                WriteIfChanged(path, ModelClassSource(model, entry, prefix), at);
+                generated.Add(new TaskItem(path));
+            }
+        }
+        ModelFiles = files.ToArray();
+        GeneratedFiles = generated.ToArray();
+    }
+
+    private void WriteIfChanged(string path, string text, ItemLocation at)
+    {
+        if (File.Exists(path) && File.ReadAllText(path) == text) return;
+        if (FailIfNotIncremental)
+        {
+            LogItemError(Log, at, ErrorCodes.NotCached, $"{path} is out of date and would be rewritten");
+            return;
+        }
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        var temp = path + $".{Environment.ProcessId}.tmp";
+        File.WriteAllText(temp, text, new UTF8Encoding(false));
+        File.Move(temp, path, overwrite: true);
+    }
+
+    /// <summary>
+    /// <c>OutputName</c> "Stories.Small" gives namespace <c>Stories</c>, class <c>Small</c>; a name without dots gives
+    /// class &lt;name&gt; in <c>$(RootNamespace)</c> (or <c>CompressedModels</c> when there is none).
+    /// </summary>
+    internal string ModelClassSource(ITaskItem model, CacheEntry entry, string prefix)
+    {
+        var outputName = model.GetMetadata(MetadataNames.OutputName);
+        var parts = outputName.Split('.').Select(Identifier).ToArray();
+        var className = parts[^1];
+        var ns = parts.Length > 1 ? string.Join(".", parts[..^1]) : (string.IsNullOrWhiteSpace(RootNamespace) ? "CompressedModels" : RootNamespace.Trim());
+        var code = new StringBuilder();
+        code.AppendLine("// <auto-generated/> by LowRank.Build.Tasks from the CompressedModel item for " + Literal(model.ItemSpec)[1..^1] + ".");
+        code.AppendLine("#nullable enable");
+        code.AppendLine($"namespace {ns}");
+        code.AppendLine("{");
+        code.AppendLine($"    /// <summary>The compressed model '{outputName}' copied next to the application (cache key {entry.Key[..12]}).</summary>");
+        code.AppendLine($"    [global::System.CodeDom.Compiler.GeneratedCode(\"LowRank.Build.Tasks\", \"{typeof(EmitCompressedModelOutputs).Assembly.GetName().Version}\")]");
+        code.AppendLine($"    internal static partial class {className}");
+        code.AppendLine("    {");
+        code.AppendLine($"        public const string Name = {Literal(outputName)};");
+        code.AppendLine($"        public const string Method = {Literal(model.GetMetadata(MetadataNames.Method))};");
+        code.AppendLine($"        public const double Ratio = {double.Parse(model.GetMetadata(MetadataNames.Ratio), CultureInfo.InvariantCulture).ToString("R", CultureInfo.InvariantCulture)};");
+        code.AppendLine($"        public const string CacheKey = {Literal(entry.Key)};");
+        code.AppendLine("        /// <summary>The model folder relative to the application's base directory.</summary>");
+        code.AppendLine($"        public const string RelativeDirectory = {Literal(prefix.TrimEnd('/'))};");
+        code.AppendLine("        public static string Directory => global::System.IO.Path.Combine(global::System.AppContext.BaseDirectory, RelativeDirectory);");
+        code.AppendLine("        /// <summary>Every file of the model: path relative to <see cref=\"Directory\"/>, size in bytes, SHA-256.</summary>");
+        code.AppendLine("        public static readonly (string Path, long Size, string Sha256)[] Files =");
+        code.AppendLine("        {");
+        foreach (var file in entry.Record.Files) code.AppendLine($"            ({Literal(file.Path)}, {file.Size}L, {Literal(file.Sha256)}),");
+        code.AppendLine("        };");
+        code.AppendLine("    }");
+        code.AppendLine("}");
+        return code.ToString();
+    }
+
+    private static string Literal(string text) => "\"" + text.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
+
+    private static string Identifier(string part)
+    {
+        var cleaned = NotIdentifier().Replace(part, "_");
+        return cleaned.Length == 0 || char.IsDigit(cleaned[0]) ? "_" + cleaned : cleaned;
+    }
+
+    [GeneratedRegex(@"[^A-Za-z0-9_]")]
+    private static partial Regex NotIdentifier();
+}

@@ -1,0 +1,147 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.RegularExpressions;
+using System.Xml.Linq;
+using LowRank.Cache;
+using Microsoft.Build.Framework;
+using Microsoft.Build.Utilities;
+
+namespace LowRank.Build.Tasks;
+
+/// <summary>
+/// Runs on every build and must stay cheap: for each <c>CompressedModel</c> item it validates the metadata,
+/// resolves the source model, digests it (sidecar: files are only stat'ed when unchanged), digests the
+/// calibration text, builds the cache key and looks it up. It never compresses; <see cref="CompressModel"/> does,
+/// for the items that come out with <c>CacheHit=false</c>. Errors point at the item's line in the project file.
+/// </summary>
+public sealed partial class ResolveCompressedModels : LowRankTask
+{
+    [Required] public ITaskItem[] CompressedModels { get; set; } = [];
+    [Required] public string ProjectDirectory { get; set; } = "";
+    /// <summary>obj/…/lowrank/: the tool version memo (for executables) and generated files.</summary>
+    [Required] public string StateDirectory { get; set; } = "";
+    public string? ToolPath { get; set; }
+    public string? PackagedToolPath { get; set; }
+    /// <summary>Overrides LOWRANK_CACHE for this project (property LowRankCacheDirectory).</summary>
+    public string? CacheDirectory { get; set; }
+
+    [Output] public ITaskItem[] ResolvedModels { get; private set; } = [];
+
+    protected override void ExecuteCore()
+    {
+        var clock = Stopwatch.StartNew();
+        var parsed = new Dictionary<string, XDocument?>(StringComparer.Ordinal);
+        var projectFile = BuildEngine.ProjectFileOfTaskNode;
+        var cache = string.IsNullOrWhiteSpace(CacheDirectory) ? ModelCache.Default : new ModelCache(CacheDirectory);
+        ToolCommand? tool = null;
+        string? toolVersion = null;
+        var resolved = new List<ITaskItem>();
+        var outputNames = new Dictionary<string, ItemLocation>(StringComparer.OrdinalIgnoreCase);
+        var hashed = 0;
+
+        foreach (var item in CompressedModels)
+        {
+            var at = ItemLocation.Find(item, "CompressedModel", projectFile, parsed);
+            try
+            {
+                var method = CompressionMethodNames.Normalize(item.GetMetadata(MetadataNames.Method));
+                var ratio = ParseRatio(item.GetMetadata(MetadataNames.Ratio));
+                var samples = ParseOptionalInt(item, MetadataNames.Samples);
+                var seqLen = ParseOptionalInt(item, MetadataNames.SeqLen);
+                var seed = ParseOptionalLong(item, MetadataNames.Seed);
+                var factorDtype = item.GetMetadata(MetadataNames.FactorDtype).Trim();
+                var extra = SplitArguments(item.GetMetadata(MetadataNames.ToolArguments));
+
+                var source = ModelSource.Resolve(item.ItemSpec, ProjectDirectory, item.GetMetadata(MetadataNames.Revision));
+                var outputName = item.GetMetadata(MetadataNames.OutputName) is { Length: > 0 } name ? name.Trim() : DefaultOutputName(source);
+                if (!OutputNamePattern().IsMatch(outputName))
+                    throw new LrkException(ErrorCodes.BadItem, $"OutputName '{outputName}' must be letters, digits, '_', '-' or '.', starting with a letter");
+                if (outputNames.TryGetValue(outputName, out var other))
+                    throw new LrkException(ErrorCodes.BadItem, $"two CompressedModel items are named '{outputName}' (the other is at line {other.Line}); set OutputName on one of them");
+                outputNames[outputName] = at;
+
+                var sidecar = DigestSidecar.Open(File.Exists(source) ? Path.GetDirectoryName(source)! : source, Path.Combine(cache.Root, ".digests"));
+                var digest = ModelDigest.Compute(source, sidecar);
+                hashed += digest.HashedFiles;
+                var calibrationSidecar = DigestSidecar.Open(ProjectDirectory, Path.Combine(cache.Root, ".digests"));
+                var calibration = CalibrationInput.Resolve(item.GetMetadata(MetadataNames.Calibration), item.GetMetadata(MetadataNames.CalibrationStart),
+                    item.GetMetadata(MetadataNames.CalibrationEnd), ProjectDirectory, calibrationSidecar, Path.Combine(cache.Root, ".digests"));
+                calibrationSidecar.Save();
+
+                tool ??= ToolLocator.Resolve(ToolPath, PackagedToolPath);
+                toolVersion ??= ToolLocator.Version(tool, StateDirectory);
+                var key = CacheKey.Create(method, ratio, digest.Digest, calibration?.KeyText, samples, seqLen, seed, factorDtype, toolVersion, extra);
+                var hit = cache.TryGet(key.Hash) is not null;
+
+                var output = new TaskItem(item);
+                output.SetMetadata(MetadataNames.Method, method);
+                output.SetMetadata(MetadataNames.Ratio, ratio.ToString("R", CultureInfo.InvariantCulture));
+                output.SetMetadata(MetadataNames.OutputName, outputName);
+                output.SetMetadata(MetadataNames.Key, key.Hash);
+                output.SetMetadata(MetadataNames.KeyText, key.CanonicalText);
+                output.SetMetadata(MetadataNames.CacheHit, hit ? "true" : "false");
+                output.SetMetadata(MetadataNames.SourceModel, source);
+                output.SetMetadata(MetadataNames.CalibrationFile, calibration?.Argument ?? "");
+                output.SetMetadata(MetadataNames.ToolPath, tool.Path);
+                output.SetMetadata(MetadataNames.ToolVersion, toolVersion);
+                output.SetMetadata(MetadataNames.ItemFile, at.File);
+                output.SetMetadata(MetadataNames.ItemLine, at.Line.ToString(CultureInfo.InvariantCulture));
+                output.SetMetadata(MetadataNames.ItemColumn, at.Column.ToString(CultureInfo.InvariantCulture));
+                output.SetMetadata("CacheRoot", cache.Root);
+                resolved.Add(output);
+                Log.LogMessage(MessageImportance.Normal, $"LowRank: {item.ItemSpec} ({method}, ratio {ratio.ToString(CultureInfo.InvariantCulture)}) -> key {key.Hash[..12]}, {(hit ? "cached" : "not cached")}");
+            }
+            catch (LrkException e)
+            {
+                LogItemError(Log, at, e.Code, e.Message);
+            }
+        }
+        ResolvedModels = resolved.ToArray();
+        Log.LogMessage(MessageImportance.Normal, $"LowRank: resolved {resolved.Count} compressed model(s) in {clock.ElapsedMilliseconds} ms ({hashed} file(s) hashed)");
+    }
+
+    private static double ParseRatio(string text)
+    {
+        if (!double.TryParse(text.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out var ratio) || !(ratio > 0 && ratio < 1))
+            throw new LrkException(ErrorCodes.BadRatio, $"Ratio='{text}' must be the fraction of parameters to remove, a number between 0 and 1 (e.g. 0.4)");
+        return ratio;
+    }
+
+    private static int? ParseOptionalInt(ITaskItem item, string name)
+    {
+        var text = item.GetMetadata(name).Trim();
+        if (text.Length == 0) return null;
+        return int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) && value > 0
+            ? value
+            : throw new LrkException(ErrorCodes.BadItem, $"{name}='{text}' must be a whole number > 0");
+    }
+
+    private static long? ParseOptionalLong(ITaskItem item, string name)
+    {
+        var text = item.GetMetadata(name).Trim();
+        if (text.Length == 0) return null;
+        return long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value)
+            ? value
+            : throw new LrkException(ErrorCodes.BadItem, $"{name}='{text}' must be a whole number");
+    }
+
+    internal static string[] SplitArguments(string text) =>
+        text.Split([' ', '\t', '\n', '\r', ';'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    private static string DefaultOutputName(string source)
+    {
+        var name = Path.GetFileName(source.TrimEnd('/', '\\'));
+        if (File.Exists(source)) name = Path.GetFileNameWithoutExtension(name);
+        // An HF snapshot folder is named by its commit: use the repository name (models--org--name) instead.
+        if (source.Contains("/snapshots/", StringComparison.Ordinal))
+            name = Path.GetFileName(Path.GetDirectoryName(Path.GetDirectoryName(source))!).Split("--").Last();
+        var cleaned = InvalidNameCharacters().Replace(name, "_");
+        return cleaned.Length > 0 && char.IsLetter(cleaned[0]) ? cleaned : "Model_" + cleaned;
+    }
+
+    [GeneratedRegex(@"^[A-Za-z][A-Za-z0-9_.\-]*$")]
+    private static partial Regex OutputNamePattern();
+
+    [GeneratedRegex(@"[^A-Za-z0-9_.\-]")]
+    private static partial Regex InvalidNameCharacters();
+}

@@ -1,0 +1,243 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace LowRank.Cache;
+
+/// <summary>
+/// The content-addressed cache of compressed models: <c>&lt;root&gt;/&lt;key&gt;/</c> holds the files the compressor
+/// wrote and <c>entry.json</c> (<see cref="CacheEntryRecord"/>). Writes follow NuGet's package folder protocol:
+/// take the key's lock, produce everything in <c>.tmp/</c> on the same volume, rename the folder into place, and
+/// write the key record last. A crash at any point leaves either nothing, an orphan under <c>.tmp/</c>, or a folder
+/// without a record; none of those is an entry, and the next writer under the lock clears them.
+/// Entry files are made read-only, because builds hard-link them into bin/.
+/// </summary>
+public sealed class ModelCache
+{
+    private static readonly JsonSerializerOptions RecordJson = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+
+    public ModelCache(string root)
+    {
+        Root = Path.GetFullPath(root);
+    }
+
+    public static ModelCache Default => new(LowRankPaths.ModelCache);
+
+    public string Root { get; }
+    public string LocksFolder => Path.Combine(Root, ".locks");
+    public string TempFolder => Path.Combine(Root, ".tmp");
+
+    public string EntryFolder(string key) => Path.Combine(Root, key);
+
+    /// <summary>The committed entry for <paramref name="key"/>, or null (absent, or a half-written folder without its record).</summary>
+    public CacheEntry? TryGet(string key)
+    {
+        var folder = EntryFolder(key);
+        var recordPath = Path.Combine(folder, CacheEntry.RecordFileName);
+        if (!File.Exists(recordPath)) return null;
+        try
+        {
+            var record = JsonSerializer.Deserialize<CacheEntryRecord>(File.ReadAllText(recordPath), RecordJson);
+            if (record is null || record.Key != key) return null;
+            return new CacheEntry(folder, record);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Marks an entry as used now (for pruning by age); at most once an hour so hits stay read-mostly.</summary>
+    public static void Touch(CacheEntry entry)
+    {
+        var recordPath = Path.Combine(entry.Folder, CacheEntry.RecordFileName);
+        try
+        {
+            if (DateTime.UtcNow - File.GetLastWriteTimeUtc(recordPath) > TimeSpan.FromHours(1)) File.SetLastWriteTimeUtc(recordPath, DateTime.UtcNow);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
+    }
+
+    public CacheLock? TryLock(string key) => CacheLock.TryAcquire(LocksFolder, key);
+
+    public CacheLock Lock(string key, TimeSpan timeout, CancellationToken cancellation, Action? waiting = null) =>
+        CacheLock.Acquire(LocksFolder, key, timeout, cancellation, waiting);
+
+    /// <summary>
+    /// Under the key's lock: removes what earlier crashed writers of this key left (temp folders, a folder without a
+    /// record) and returns a fresh path under <c>.tmp/</c> that does not exist yet, for the compressor's <c>--out</c>.
+    /// </summary>
+    public string PrepareTemp(CacheLock held, string key)
+    {
+        RequireHeld(held, key);
+        Directory.CreateDirectory(TempFolder);
+        foreach (var stale in Directory.EnumerateDirectories(TempFolder, key + ".*")) DeleteTree(stale);
+        var folder = EntryFolder(key);
+        if (Directory.Exists(folder) && !File.Exists(Path.Combine(folder, CacheEntry.RecordFileName))) DeleteTree(folder);
+        return Path.Combine(TempFolder, $"{key}.{Environment.ProcessId}.{Guid.NewGuid():N}");
+    }
+
+    /// <summary>
+    /// Under the key's lock: hashes the files the compressor wrote into <paramref name="tempFolder"/>, makes them
+    /// read-only, renames the folder to the entry and writes the key record last.
+    /// </summary>
+    public CacheEntry Commit(CacheLock held, CacheKey key, string tempFolder)
+    {
+        RequireHeld(held, key.Hash);
+        if (!Directory.Exists(tempFolder) || !Directory.EnumerateFileSystemEntries(tempFolder).Any())
+            throw new LrkException(ErrorCodes.CacheCorrupt, $"nothing to commit: {tempFolder} is missing or empty");
+        if (File.Exists(Path.Combine(tempFolder, CacheEntry.RecordFileName)))
+            throw new LrkException(ErrorCodes.CacheCorrupt, $"the compressor's output must not contain {CacheEntry.RecordFileName}");
+
+        var files = new List<CacheFile>();
+        foreach (var file in Directory.EnumerateFiles(tempFolder, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+        {
+            var relative = Path.GetRelativePath(tempFolder, file).Replace('\\', '/');
+            files.Add(new CacheFile(relative, new FileInfo(file).Length, DigestSidecar.HashFile(file)));
+            MakeReadOnly(file);
+        }
+        var record = new CacheEntryRecord
+        {
+            Key = key.Hash,
+            KeyFields = (JsonObject)JsonNode.Parse(key.CanonicalText)!,
+            CreatedUtc = DateTime.UtcNow,
+            Files = files,
+            TotalBytes = files.Sum(f => f.Size),
+        };
+
+        var folder = EntryFolder(key.Hash);
+        if (Directory.Exists(folder)) DeleteTree(folder); // a record-less leftover (PrepareTemp clears it too)
+        Directory.Move(tempFolder, folder);
+        var recordPath = Path.Combine(folder, CacheEntry.RecordFileName);
+        var recordTemp = recordPath + ".tmp";
+        File.WriteAllText(recordTemp, JsonSerializer.Serialize(record, RecordJson));
+        File.Move(recordTemp, recordPath, overwrite: true);
+        return new CacheEntry(folder, record);
+    }
+
+    /// <summary>Every committed entry, oldest use first.</summary>
+    public IReadOnlyList<CacheEntry> List()
+    {
+        if (!Directory.Exists(Root)) return [];
+        return Directory.EnumerateDirectories(Root)
+            .Select(Path.GetFileName)
+            .Where(name => name is not null && !name.StartsWith('.'))
+            .Select(name => TryGet(name!))
+            .OfType<CacheEntry>()
+            .OrderBy(e => e.LastUsedUtc)
+            .ToList();
+    }
+
+    /// <summary>Re-hashes every file of <paramref name="entry"/> against its record; returns the problems (none = intact).</summary>
+    public static IReadOnlyList<string> Verify(CacheEntry entry)
+    {
+        var problems = new List<string>();
+        var recomputed = CacheKey.Parse(CanonicalJson.Serialize(entry.Record.KeyFields)).Hash;
+        if (recomputed != entry.Key) problems.Add($"key record hashes to {recomputed[..12]}, not to its folder name");
+        var listed = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var file in entry.Record.Files)
+        {
+            listed.Add(file.Path);
+            var path = entry.FilePath(file);
+            if (!File.Exists(path)) { problems.Add($"{file.Path}: missing"); continue; }
+            var size = new FileInfo(path).Length;
+            if (size != file.Size) { problems.Add($"{file.Path}: size {size}, recorded {file.Size}"); continue; }
+            var hash = DigestSidecar.HashFile(path);
+            if (hash != file.Sha256) problems.Add($"{file.Path}: SHA-256 {hash[..12]}…, recorded {file.Sha256[..12]}…");
+        }
+        foreach (var file in Directory.EnumerateFiles(entry.Folder, "*", SearchOption.AllDirectories))
+        {
+            var relative = Path.GetRelativePath(entry.Folder, file).Replace('\\', '/');
+            if (relative != CacheEntry.RecordFileName && !listed.Contains(relative)) problems.Add($"{relative}: not in the record");
+        }
+        return problems;
+    }
+
+    /// <summary>What <see cref="Prune"/> did (or would do, with dryRun) to one entry.</summary>
+    public sealed record PruneOutcome(string Key, long Bytes, DateTime LastUsedUtc, string Action);
+
+    /// <summary>
+    /// Deletes entries last used before now − <paramref name="olderThan"/>, then the least recently used ones until
+    /// the cache holds at most <paramref name="maxTotalBytes"/>. An entry whose lock another process holds is in use
+    /// and is never deleted. Also removes temp folders and record-less folders nobody is writing.
+    /// </summary>
+    public IReadOnlyList<PruneOutcome> Prune(TimeSpan? olderThan, long? maxTotalBytes, bool dryRun = false)
+    {
+        var outcomes = new List<PruneOutcome>();
+        var entries = List();
+        var total = entries.Sum(e => e.Record.TotalBytes);
+        var now = DateTime.UtcNow;
+        foreach (var entry in entries)
+        {
+            var tooOld = olderThan is { } age && now - entry.LastUsedUtc > age;
+            var tooBig = maxTotalBytes is { } max && total > max;
+            if (!tooOld && !tooBig)
+            {
+                outcomes.Add(new PruneOutcome(entry.Key, entry.Record.TotalBytes, entry.LastUsedUtc, "kept"));
+                continue;
+            }
+            using var held = TryLock(entry.Key);
+            if (held is null)
+            {
+                outcomes.Add(new PruneOutcome(entry.Key, entry.Record.TotalBytes, entry.LastUsedUtc, "kept (locked)"));
+                continue;
+            }
+            if (!dryRun) DeleteEntry(entry);
+            total -= entry.Record.TotalBytes;
+            outcomes.Add(new PruneOutcome(entry.Key, entry.Record.TotalBytes, entry.LastUsedUtc, dryRun ? "would delete" : "deleted"));
+        }
+        if (!dryRun) RemoveOrphans();
+        return outcomes;
+    }
+
+    private void RemoveOrphans()
+    {
+        if (Directory.Exists(TempFolder))
+        {
+            foreach (var temp in Directory.EnumerateDirectories(TempFolder))
+            {
+                var key = Path.GetFileName(temp).Split('.')[0];
+                using var held = TryLock(key);
+                if (held is not null) DeleteTree(temp);
+            }
+        }
+        foreach (var folder in Directory.EnumerateDirectories(Root))
+        {
+            var name = Path.GetFileName(folder);
+            if (name.StartsWith('.') || File.Exists(Path.Combine(folder, CacheEntry.RecordFileName))) continue;
+            using var held = TryLock(name);
+            if (held is not null) DeleteTree(folder);
+        }
+    }
+
+    /// <summary>Deletes the record first, so a delete that stops half-way leaves a folder that is no longer an entry.</summary>
+    private static void DeleteEntry(CacheEntry entry)
+    {
+        File.Delete(Path.Combine(entry.Folder, CacheEntry.RecordFileName));
+        DeleteTree(entry.Folder);
+    }
+
+    public static void DeleteTree(string folder)
+    {
+        if (!Directory.Exists(folder)) return;
+        if (!OperatingSystem.IsWindows())
+        {
+            Directory.Delete(folder, recursive: true); // unlinking read-only files needs only a writable folder
+            return;
+        }
+        foreach (var file in Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories)) File.SetAttributes(file, FileAttributes.Normal);
+        Directory.Delete(folder, recursive: true);
+    }
+
+    private static void MakeReadOnly(string file)
+    {
+        if (OperatingSystem.IsWindows()) File.SetAttributes(file, File.GetAttributes(file) | FileAttributes.ReadOnly);
+        else File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+    }
+
+    private static void RequireHeld(CacheLock held, string key)
+    {
+        if (held.Key != key) throw new LrkException(ErrorCodes.Internal, $"the lock held is for {held.Key[..12]}, not {key[..12]}");
+    }
+}

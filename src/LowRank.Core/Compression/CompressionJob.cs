@@ -1,0 +1,181 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using LowRank.Artifacts;
+using LowRank.Data;
+using LowRank.Evaluation;
+using LowRank.Models;
+using LowRank.Torch;
+
+namespace LowRank.Compression;
+
+/// <summary>Everything <c>dotnet lowrank compress</c> (and the MSBuild task through it) asks for.</summary>
+public sealed record CompressionJobOptions
+{
+    /// <summary>A model folder (HF layout: config.json, safetensors, tokenizer).</summary>
+    public required string Model { get; init; }
+    public required string Out { get; init; }
+    public required CompressionOptions Compression { get; init; }
+    /// <summary>Calibration text (a file, folder, npm corpus, … as <see cref="TextSources.Load"/> reads it); null only for SVD.</summary>
+    public string? Calibration { get; init; }
+    public long? CalibrationByteStart { get; init; }
+    public long? CalibrationByteEnd { get; init; }
+    /// <summary>How the text becomes one token stream: "stream" (paragraphs joined by a newline token) or "plain".</summary>
+    public string CalibrationProtocol { get; init; } = TokenProtocol.StreamName;
+    public int Samples { get; init; } = CalibrationSampler.DefaultSamples;
+    /// <summary>Null: 2048 or the model's context if shorter.</summary>
+    public int? SeqLen { get; init; }
+    public int CalibrationSeed { get; init; } = 42;
+    /// <summary>Dtype the factors are stored in; null = the source's torch_dtype.</summary>
+    public FactorDtype? FactorDtype { get; init; }
+    /// <summary>Measure perplexity on this text before and after compressing (recorded in the manifest); null = no evaluation.</summary>
+    public TextPerplexitySpec? Evaluation { get; init; }
+    public DeviceRequest Device { get; init; } = DeviceRequest.Auto;
+    public string? LibTorch { get; init; }
+    public bool Force { get; init; }
+    /// <summary>Largest safetensors file of the artifact before it is sharded.</summary>
+    public long MaxShardBytes { get; init; } = 4L << 30;
+}
+
+/// <summary>Perplexity of the model before and after compression on the same tokens (<see cref="CompressionJobOptions.Evaluation"/>).</summary>
+public sealed record CompressionEvaluation(TextPerplexityResult Before, TextPerplexityResult After);
+
+public sealed record CompressionJobResult(string Out, CompressionReport Report, CalibrationProtocol? Calibration, ArtifactWriteResult Artifact,
+    CompressionEvaluation? Evaluation, string ReportPath);
+
+/// <summary>Load → calibrate → (evaluate) → compress → round factors to their storage dtype → (evaluate) → write the artifact.</summary>
+public static class CompressionJob
+{
+    /// <summary>The full compression report, written into the artifact beside the manifest.</summary>
+    public const string ReportFileName = "lowrank-report.json";
+
+    /// <summary>Records embedded in the manifest use its snake_case keys.</summary>
+    private static readonly JsonSerializerOptions ManifestJson = new(CompressionJson.JsonOptions) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    public static CompressionJobResult Run(CompressionJobOptions job, IProgress<ProgressUpdate>? progress = null, CancellationToken cancellationToken = default)
+    {
+        job.Compression.Validate();
+        ArtifactWriter.CheckOutput(job.Out, job.Model, job.Force);
+        var needsData = job.Compression.Method != CompressionMethod.Svd;
+        if (needsData && string.IsNullOrWhiteSpace(job.Calibration))
+            throw new LrkException(ErrorCodes.BadArgument, $"{job.Compression.Method.Name()} needs calibration text: pass --calib FILE (only SVD works without)");
+        var seconds = new Dictionary<string, double>(StringComparer.Ordinal);
+        var clock = Stopwatch.StartNew();
+
+        // Read the calibration text before loading the model, so a bad --calib fails in a moment, not after the load.
+        var calibrationText = needsData
+            ? TextSources.Load(job.Calibration!, new TextSourceOptions { ByteStart = job.CalibrationByteStart, ByteEnd = job.CalibrationByteEnd })
+            : null;
+        progress?.Report(new ProgressUpdate("load", $"loading {job.Model}"));
+        using var loaded = ModelLoader.Load(job.Model, new ModelLoadOptions
+        {
+            Device = job.Device,
+            LibTorch = job.LibTorch,
+            LoadTokenizer = needsData || job.Evaluation is not null,
+        });
+        seconds["load"] = Lap(clock);
+        var factorDtype = ArtifactWriter.ResolveFactorDtype(job.FactorDtype, loaded.Config);
+        CalibrationSet? calibration = null;
+        try
+        {
+            if (needsData)
+            {
+                var tokenizer = Tokenizer(loaded, job.Model);
+                progress?.Report(new ProgressUpdate("calibrate", $"sampling {job.Samples} calibration samples from {job.Calibration}"));
+                var source = calibrationText!;
+                var stream = TokenProtocol.Parse(job.CalibrationProtocol).Encode(tokenizer, source, cancellationToken);
+                calibration = CalibrationSampler.Sample(stream, source, new CalibrationOptions
+                {
+                    Samples = job.Samples,
+                    SeqLen = job.SeqLen ?? CalibrationSampler.DefaultSeqLen(loaded.Config),
+                    Seed = job.CalibrationSeed,
+                });
+                seconds["calibrate"] = Lap(clock);
+            }
+
+            (SourceText Source, TokenizedText Tokens)? evalText = null;
+            TextPerplexityResult? before = null;
+            if (job.Evaluation is { } spec)
+            {
+                evalText = TextPerplexity.Encode(Tokenizer(loaded, job.Model), spec, cancellationToken);
+                before = TextPerplexity.Measure(loaded.Model, evalText.Value.Source, evalText.Value.Tokens, spec, progress, "evaluate before", cancellationToken);
+                seconds["evaluate_before"] = Lap(clock);
+            }
+
+            var report = Compressor.Compress(loaded.Model, calibration?.Tokens, job.Compression, new CompressorProgress(progress), cancellationToken);
+            seconds["compress"] = Lap(clock);
+            // What is measured after compression is exactly what the artifact stores.
+            ArtifactWriter.RoundFactorsToStorage(loaded.Model, factorDtype);
+
+            TextPerplexityResult? after = null;
+            if (job.Evaluation is { } evalSpec && evalText is { } text)
+            {
+                after = TextPerplexity.Measure(loaded.Model, text.Source, text.Tokens, evalSpec, progress, "evaluate after", cancellationToken);
+                seconds["evaluate_after"] = Lap(clock);
+            }
+            var evaluation = before is not null && after is not null ? new CompressionEvaluation(before, after) : null;
+
+            var artifact = ArtifactWriter.Write(new ArtifactRequest
+            {
+                Model = loaded.Model,
+                SourcePath = loaded.Folder,
+                OutputFolder = job.Out,
+                Method = job.Compression.Method.Name().ToLowerInvariant(),
+                RequestedRatio = job.Compression.Ratio,
+                FactorDtype = factorDtype,
+                Overwrite = job.Force,
+                MaxShardBytes = job.MaxShardBytes,
+                ExtraContent = new Dictionary<string, string>
+                {
+                    [ReportFileName] = JsonSerializer.Serialize(new { report, calibration = calibration?.Protocol, evaluation }, CompressionJson.JsonOptions) + "\n",
+                },
+                Provenance = new ArtifactProvenance
+                {
+                    Seed = job.CalibrationSeed,
+                    MethodOptions = JsonSerializer.SerializeToNode(report.Options, ManifestJson) as JsonObject,
+                    Calibration = calibration is null ? null : new ManifestCalibration(calibration.Protocol.Source, calibration.Protocol.SourceSha256,
+                        JsonSerializer.SerializeToNode(calibration.Protocol, ManifestJson)),
+                    Evaluation = evaluation is null ? null : new JsonObject
+                    {
+                        ["text"] = JsonSerializer.SerializeToNode(evaluation.After.Text, ManifestJson),
+                        ["window_length"] = evaluation.After.Perplexity.WindowLength,
+                        ["stride"] = evaluation.After.Perplexity.Stride,
+                        ["scored_tokens"] = evaluation.After.Perplexity.ScoredTokens,
+                    },
+                    Metrics = evaluation is null ? null : new JsonObject
+                    {
+                        ["ppl_before"] = evaluation.Before.Perplexity.Perplexity,
+                        ["ppl_after"] = evaluation.After.Perplexity.Perplexity,
+                        ["mean_nll_before"] = evaluation.Before.Perplexity.MeanNll,
+                        ["mean_nll_after"] = evaluation.After.Perplexity.MeanNll,
+                    },
+                    TimingsSeconds = seconds,
+                },
+            }, progress, cancellationToken);
+            return new CompressionJobResult(artifact.Folder, report, calibration?.Protocol, artifact, evaluation, Path.Combine(artifact.Folder, ReportFileName));
+        }
+        finally
+        {
+            calibration?.Dispose();
+        }
+    }
+
+    private static ITokenizer Tokenizer(LoadedModel loaded, string model) =>
+        loaded.Tokenizer ?? throw new LrkException(ErrorCodes.BadTokenizer, $"{model} has no tokenizer to encode text with");
+
+    private static double Lap(Stopwatch clock)
+    {
+        var elapsed = clock.Elapsed.TotalSeconds;
+        clock.Restart();
+        return Math.Round(elapsed, 3);
+    }
+
+    /// <summary>The compressor counts blocks from 1; progress updates count from 0.</summary>
+    private sealed class CompressorProgress(IProgress<ProgressUpdate>? inner) : IProgress<CompressionProgress>
+    {
+        public void Report(CompressionProgress value) =>
+            inner?.Report(value.Blocks > 0
+                ? new ProgressUpdate(value.Stage, value.Message, Math.Max(0, value.Block - 1), value.Blocks)
+                : new ProgressUpdate(value.Stage, value.Message));
+    }
+}

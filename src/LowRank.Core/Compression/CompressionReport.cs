@@ -1,0 +1,62 @@
+namespace LowRank.Compression;
+
+/// <summary>A progress event: <see cref="Stage"/> is "fisher", "profile" or "compress"; blocks count from 1.</summary>
+public sealed record CompressionProgress(string Stage, int Block, int Blocks, string Message);
+
+/// <summary>What happened to one linear.</summary>
+public sealed record ModuleReport
+{
+    public required string Name { get; init; }
+    public required string Kind { get; init; }
+    public required int Block { get; init; }
+    public required long OutFeatures { get; init; }
+    public required long InFeatures { get; init; }
+    /// <summary>The retention the plan asked for (allocating methods vary it per linear).</summary>
+    public required double Retention { get; init; }
+    public required long Rank { get; init; }
+    /// <summary>True when the layer was left dense (factorising at that rank would save nothing).</summary>
+    public required bool Dense { get; init; }
+    public required long Parameters { get; init; }
+    /// <summary>How the input Gram was whitened (whitening-based methods); null otherwise.</summary>
+    public string? Whitening { get; init; }
+    /// <summary>sqrt(Σ dropped σ²) / sqrt(Σ σ²) of the matrix the method truncated (its own error measure).</summary>
+    public double? RelativeTruncationLoss { get; init; }
+    /// <summary>AdaSVD: the adaComp objective ‖W X_t − U Vᵀ X‖² relative to ‖W X_t‖², before and after the refit.</summary>
+    public double? ObjectiveBefore { get; init; }
+    public double? ObjectiveAfter { get; init; }
+}
+
+/// <summary>Per-block results of the allocating and block-level methods.</summary>
+public sealed record BlockReport
+{
+    public required int Block { get; init; }
+    /// <summary>Retention given to this block (AdaSVD adaCR, LC-SVD rank search); null for per-linear allocations.</summary>
+    public double? Retention { get; init; }
+    /// <summary>AdaSVD adaCR: 1 − cos(block input, block output), normalised by the mean over blocks.</summary>
+    public double? Importance { get; init; }
+    /// <summary>‖f(x_o) − f'(x)‖² / ‖f(x_o)‖² on calibration data: original block on original inputs vs the compressed block
+    /// on the compressed model's inputs (measured by LC-SVD; "chosen" names the factorisation kept).</summary>
+    public double? OutputError { get; init; }
+    public double? SvdLlmOutputError { get; init; }
+    public string? Chosen { get; init; }
+    /// <summary>LC-SVD rank search: the relative block output error at each candidate retention (profiling pass).</summary>
+    public IReadOnlyList<double>? CandidateRetentions { get; init; }
+    public IReadOnlyList<double>? CandidateErrors { get; init; }
+}
+
+/// <summary>The record of one compression run; written as report.json next to the artifact.</summary>
+public sealed record CompressionReport
+{
+    public required string Method { get; init; }
+    public required CompressionOptions Options { get; init; }
+    public required string Propagation { get; init; }
+    public required RatioSummary Ratio { get; init; }
+    public required IReadOnlyList<ModuleReport> Modules { get; init; }
+    public required IReadOnlyList<BlockReport> Blocks { get; init; }
+    /// <summary>Calibration samples × tokens per sample (0 × 0 for SVD, which needs none).</summary>
+    public required long CalibrationSamples { get; init; }
+    public required long CalibrationSequenceLength { get; init; }
+    public required string Device { get; init; }
+    /// <summary>Wall-clock seconds per stage (fisher, profile, compress) and in total.</summary>
+    public required IReadOnlyDictionary<string, double> Seconds { get; init; }
+}

@@ -1,0 +1,249 @@
+using System.Diagnostics;
+using LowRank.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LowRank.Compression;
+
+/// <summary>
+/// Compresses a model in place with one of the methods, sequentially block by block:
+/// the calibration set's hidden states enter block i (held on the host when large, moved in batches), observers
+/// accumulate what the method needs from each linear's input (Grams, channel statistics; Fisher comes from backward
+/// passes over the whole model), the block's linears are factorised (<see cref="LinearWeight.Factorize"/>), and the
+/// block's output — of the original or of the compressed block, per <see cref="Propagation"/> — feeds block i+1.
+/// Memory: one block's weights (twice for the block-level methods) plus the hidden states. The same code runs on the
+/// CPU and on CUDA; on the CPU a fixed seed gives identical results.
+/// </summary>
+public static class Compressor
+{
+    /// <param name="model">The model to compress; its block linears are replaced by factors.</param>
+    /// <param name="calibrationIds">[samples, seq] int64 token ids (each sample starting with BOS); null only for SVD.</param>
+    public static CompressionReport Compress(IDecoderModel model, Tensor? calibrationIds, CompressionOptions options,
+        IProgress<CompressionProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        if (options.Method != CompressionMethod.Svd) CheckCalibration(calibrationIds, model, options);
+        var total = Stopwatch.StartNew();
+        using var run = new CompressionRun(model, options, options.Method == CompressionMethod.Svd ? null : calibrationIds, progress, cancellationToken);
+        switch (options.Method)
+        {
+            case CompressionMethod.Svd: Svd.Run(run); break;
+            case CompressionMethod.Fwsvd: Fwsvd.Run(run); break;
+            case CompressionMethod.Asvd: Asvd.Run(run); break;
+            case CompressionMethod.SvdLlm: SvdLlm.Run(run); break;
+            case CompressionMethod.SvdLlmV2: SvdLlmV2.Run(run); break;
+            case CompressionMethod.AdaSvd: AdaSvd.Run(run); break;
+            case CompressionMethod.LcSvd: LcSvd.Run(run); break;
+            default: throw new LrkException(ErrorCodes.UnknownMethod, $"method {options.Method} has no pipeline");
+        }
+        run.Seconds["total"] = total.Elapsed.TotalSeconds;
+        return run.BuildReport();
+    }
+
+    private static void CheckCalibration(Tensor? ids, IDecoderModel model, CompressionOptions options)
+    {
+        if (ids is null)
+            throw new LrkException(ErrorCodes.DataTooShort, $"{options.Method.Name()} needs calibration data (only SVD works without)");
+        if (ids.dim() != 2 || ids.dtype != ScalarType.Int64 || ids.shape[0] < 1 || ids.shape[1] < 2)
+            throw new LrkException(ErrorCodes.DataTooShort,
+                $"calibration ids must be a [samples, seq] int64 tensor with seq ≥ 2; got [{string.Join(", ", ids.shape)}] {ids.dtype}");
+        if (ids.shape[1] > model.Config.MaxPositions)
+            throw new LrkException(ErrorCodes.BadArgument, $"calibration sequence length {ids.shape[1]} exceeds the model's {model.Config.MaxPositions} positions");
+        if (options.Method == CompressionMethod.AdaSvd && ids.shape[0] % options.AdaSvdBucketSize != 0)
+            throw new LrkException(ErrorCodes.BadMethodOption,
+                $"AdaSVD bucket size {options.AdaSvdBucketSize} must divide the number of calibration samples ({ids.shape[0]})");
+    }
+}
+
+/// <summary>The state of one compression run, shared by the method pipelines.</summary>
+internal sealed class CompressionRun : IDisposable
+{
+    private readonly IProgress<CompressionProgress>? progress;
+    private readonly Dictionary<string, ModuleReport> modules = new(StringComparer.Ordinal);
+    private readonly Dictionary<int, BlockReport> blocks = [];
+    private readonly Tensor? ids;
+
+    public CompressionRun(IDecoderModel model, CompressionOptions options, Tensor? calibrationIds, IProgress<CompressionProgress>? progress, CancellationToken token)
+    {
+        Model = model;
+        Options = options;
+        this.progress = progress;
+        Token = token;
+        Device = model.Device;
+        Algorithm = SvdKernel.Resolve(options.SvdAlgorithm, Device);
+        ids = calibrationIds?.to(ScalarType.Int64, CPU).DetachFromDisposeScope();
+        Shapes = Enumerable.Range(0, model.BlockCount)
+            .SelectMany(b => model.BlockLinears(b).Select(l => LinearShape.Of(l, b))).ToArray();
+        Plan = RankPlan.Uniform(Shapes, options.Ratio);
+    }
+
+    public IDecoderModel Model { get; }
+    public CompressionOptions Options { get; }
+    public CancellationToken Token { get; }
+    public Device Device { get; }
+    public SvdAlgorithm Algorithm { get; }
+    public IReadOnlyList<LinearShape> Shapes { get; }
+    public RankPlan Plan { get; set; }
+    public Dictionary<string, double> Seconds { get; } = new(StringComparer.Ordinal);
+    public int BlockCount => Model.BlockCount;
+    public long Samples => ids?.shape[0] ?? 0;
+    public long SequenceLength => ids?.shape[1] ?? 0;
+    public Tensor Ids => ids ?? throw new InvalidOperationException("no calibration data");
+
+    public void Report(string stage, int block, string message)
+    {
+        Token.ThrowIfCancellationRequested();
+        progress?.Report(new CompressionProgress(stage, block + 1, BlockCount, message));
+    }
+
+    /// <summary>Sample indices per forward pass: consecutive, or a seeded shuffle grouped in whole buckets.</summary>
+    public long[][] Batches(int bucketSize = 1)
+    {
+        var count = Samples;
+        var order = Enumerable.Range(0, (int)count).Select(i => (long)i).ToArray();
+        var size = Options.BatchSize;
+        if (bucketSize > 1)
+        {
+            new Random((int)(Options.Seed & 0x7fffffff)).Shuffle(order);
+            size = Math.Max(bucketSize, size / bucketSize * bucketSize);
+        }
+        return order.Chunk(size).ToArray();
+    }
+
+    public HiddenStates EmbedCalibration()
+    {
+        var config = Model.Config;
+        var storage = HiddenStates.ChooseStorage(Device, Samples, SequenceLength, config.HiddenSize, ScalarType.Float32, Options.DeviceHiddenStateBytes);
+        return HiddenStates.Embed(Model, Ids, storage, Options.BatchSize);
+    }
+
+    /// <summary>Runs block <paramref name="block"/> over every batch of <paramref name="input"/>; writes its outputs to
+    /// <paramref name="output"/> when given; <paramref name="observer"/> makes a fresh observer per batch; <paramref name="perBatch"/>
+    /// sees (indices, input, output) on the device.</summary>
+    public void Sweep(int block, HiddenStates input, HiddenStates? output, Func<LinearInputObserver?>? observer = null,
+        Action<long[], Tensor, Tensor>? perBatch = null, long[][]? batches = null)
+    {
+        foreach (var indices in batches ?? Batches())
+        {
+            Token.ThrowIfCancellationRequested();
+            using var scope = NewDisposeScope();
+            var x = input.Batch(indices, Device);
+            var y = Model.RunBlock(block, x, observer?.Invoke());
+            output?.Write(indices, y);
+            perBatch?.Invoke(indices, x, y);
+        }
+    }
+
+    /// <summary>
+    /// The single-stream pipeline (ASVD, SVD-LLM, SVD-LLM V2 and their profiling passes): for each block, statistics are
+    /// gathered on the stream, <paramref name="compress"/> runs, and the stream advances through the original block
+    /// (<see cref="Propagation.Original"/>) or through the block as <paramref name="compress"/> left it.
+    /// </summary>
+    public void SingleStreamPass(string stage, Propagation propagation, Func<int, LinearStatistics> statistics, Action<int, LinearStatistics> compress)
+    {
+        var clock = Stopwatch.StartNew();
+        using var stream = EmbedCalibration();
+        for (var block = 0; block < BlockCount; block++)
+        {
+            Report(stage, block, $"block {block + 1}/{BlockCount}: statistics");
+            using var stats = statistics(block);
+            using var next = stream.EmptyLike();
+            if (propagation == Propagation.Original)
+            {
+                Sweep(block, stream, next, stats.Observer);
+                compress(block, stats);
+            }
+            else
+            {
+                Sweep(block, stream, null, stats.Observer);
+                compress(block, stats);
+                Sweep(block, stream, next);
+            }
+            stream.ReplaceWith(next);
+        }
+        Seconds[stage] = Seconds.GetValueOrDefault(stage) + clock.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>The block's linears that the plan compresses (dense fallbacks are left as they are and reported).</summary>
+    public IEnumerable<LinearWeight> Compressible(int block)
+    {
+        foreach (var linear in Model.BlockLinears(block))
+        {
+            var rank = Plan[linear.Name];
+            if (rank.Dense) RecordDense(linear, rank);
+            else yield return linear;
+        }
+    }
+
+    /// <summary>The dense weight of a linear on the compute device (fp64 math happens there).</summary>
+    public Tensor WeightOnDevice(LinearWeight linear) =>
+        (linear.Weight ?? throw new LrkException(ErrorCodes.BadMethodOption, $"{linear.Name} is already factorised: compress an uncompressed model")).to(Device);
+
+    /// <summary>Installs factors on a linear (in its dtype, on its home device) and records it.</summary>
+    public void Apply(LinearWeight linear, LowRankFactors factors, string? whitening = null, double? objectiveBefore = null, double? objectiveAfter = null)
+    {
+        var home = linear.Weight!;
+        var a = factors.A.to(home.dtype, home.device).contiguous();
+        var b = factors.B.to(home.dtype, home.device).contiguous();
+        if (!a.isfinite().all().item<bool>() || !b.isfinite().all().item<bool>())
+            throw new LrkException(ErrorCodes.DecompositionFailed, $"{linear.Name}: the factorisation produced non-finite values");
+        linear.Factorize(a, b);
+        Record(linear.Name, factors, whitening, objectiveBefore, objectiveAfter);
+    }
+
+    public void Record(string name, LowRankFactors factors, string? whitening = null, double? objectiveBefore = null, double? objectiveAfter = null)
+    {
+        var rank = Plan[name];
+        modules[name] = new ModuleReport
+        {
+            Name = name, Kind = rank.Kind, Block = rank.Block, OutFeatures = rank.OutFeatures, InFeatures = rank.InFeatures,
+            Retention = rank.Retention, Rank = factors.Rank, Dense = false, Parameters = factors.Rank * (rank.OutFeatures + rank.InFeatures),
+            Whitening = whitening, RelativeTruncationLoss = RelativeLoss(factors),
+            ObjectiveBefore = objectiveBefore, ObjectiveAfter = objectiveAfter,
+        };
+    }
+
+    private void RecordDense(LinearWeight linear, ModuleRank rank) =>
+        modules[linear.Name] = new ModuleReport
+        {
+            Name = linear.Name, Kind = rank.Kind, Block = rank.Block, OutFeatures = rank.OutFeatures, InFeatures = rank.InFeatures,
+            Retention = rank.Retention, Rank = rank.Rank, Dense = true, Parameters = rank.DenseParameters,
+        };
+
+    private static double RelativeLoss(LowRankFactors factors)
+    {
+        using var scope = NewDisposeScope();
+        var energy = Math.Sqrt(factors.SingularValues.to(ScalarType.Float64).square().sum().item<double>());
+        return energy > 0 ? factors.TruncationLoss / energy : 0;
+    }
+
+    public void SetBlockReport(BlockReport report) => blocks[report.Block] = report;
+
+    public BlockReport? BlockReportOf(int block) => blocks.GetValueOrDefault(block);
+
+    public CompressionReport BuildReport()
+    {
+        // The achieved ratio counts what is really stored: a refit may only lower a rank, never raise it.
+        var stored = Plan.Modules.Select(m => modules.TryGetValue(m.Name, out var r) && !r.Dense
+            ? m with { Rank = r.Rank, Dense = false }
+            : m with { Dense = true, Rank = Math.Min(m.OutFeatures, m.InFeatures) });
+        var achieved = new RankPlan(Options.Ratio, stored);
+        return new CompressionReport
+        {
+            Method = Options.Method.Name(),
+            Options = Options,
+            Propagation = Options.EffectivePropagation.ToString(),
+            Ratio = achieved.Summarize(RankPlan.OtherParameters(Model)),
+            Modules = Plan.Modules.Select(m => modules.TryGetValue(m.Name, out var r) ? r : throw new InvalidOperationException($"{m.Name} was not processed")).ToArray(),
+            Blocks = blocks.Values.OrderBy(b => b.Block).ToArray(),
+            CalibrationSamples = Samples,
+            CalibrationSequenceLength = SequenceLength,
+            Device = Device.ToString(),
+            Seconds = Seconds,
+        };
+    }
+
+    public void Dispose() => ids?.Dispose();
+}

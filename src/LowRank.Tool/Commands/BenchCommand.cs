@@ -1,0 +1,103 @@
+using System.CommandLine;
+using System.Globalization;
+using LowRank.Compression;
+using LowRank.Torch;
+
+namespace LowRank.Tool.Commands;
+
+/// <summary><c>dotnet lowrank bench methods</c>: the PPL table of every method × ratio (BENCHMARKS.md comes from it).</summary>
+public static class BenchCommand
+{
+    public static Command Create()
+    {
+        var command = new Command("bench", "Benchmarks that produce the numbers in BENCHMARKS.md.");
+        command.Subcommands.Add(Methods());
+        return command;
+    }
+
+    private static Command Methods()
+    {
+        var model = new Argument<string>("model") { Description = "Model folder (HF layout)" };
+        var methods = new Option<string>("--methods") { Description = "Comma-separated methods, or 'all'", DefaultValueFactory = _ => "all" };
+        var ratios = new Option<string>("--ratios") { Description = "Comma-separated compression ratios (fraction removed)", DefaultValueFactory = _ => "0.2,0.4,0.6" };
+        var calib = new Option<string>("--calib") { Description = "Calibration text", Required = true };
+        var calibStart = new Option<long?>("--calib-start") { Description = "First byte of the calibration text" };
+        var calibEnd = new Option<long?>("--calib-end") { Description = "Byte after the last calibration byte" };
+        var eval = new Option<string>("--eval") { Description = "Evaluation text", Required = true };
+        var evalStart = new Option<long?>("--eval-start") { Description = "First byte of the evaluation text" };
+        var evalEnd = new Option<long?>("--eval-end") { Description = "Byte after the last evaluation byte" };
+        var protocol = new Option<string>("--protocol") { Description = "Text → token stream protocol for both texts: stream or plain", DefaultValueFactory = _ => "stream" };
+        var window = new Option<int>("--window") { Description = "Perplexity window W (non-overlapping)", DefaultValueFactory = _ => 512 };
+        var samples = new Option<int>("--samples") { Description = "Calibration samples N", DefaultValueFactory = _ => 256 };
+        var seqLen = new Option<int?>("--seq-len") { Description = "Tokens per calibration sample (default: min(2048, context))" };
+        var seed = new Option<int>("--seed") { Description = "Calibration sampler seed", DefaultValueFactory = _ => 42 };
+        var set = new Option<string[]>("--set") { Description = "Compression option Name=Value for every run, repeatable" };
+        var markdown = new Option<string?>("--markdown") { Description = "Also write the table and the setup as Markdown to this file" };
+        var device = CommonOptions.Device();
+        var json = CommonOptions.Json();
+        var command = new Command("methods", "Compress a model with every method at every ratio and report WikiText-style perplexity.")
+        {
+            model, methods, ratios, calib, calibStart, calibEnd, eval, evalStart, evalEnd, protocol, window, samples, seqLen, seed, set, markdown, device, json,
+        };
+        command.SetAction((parse, token) =>
+        {
+            var methodText = parse.GetValue(methods)!;
+            var methodList = methodText.Trim().Equals("all", StringComparison.OrdinalIgnoreCase)
+                ? Enum.GetValues<CompressionMethod>()
+                : methodText.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(CompressionMethods.Parse).ToArray();
+            var ratioList = parse.GetValue(ratios)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Select(r => double.TryParse(r, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v
+                    : throw new LrkException(ErrorCodes.BadRatio, $"'{r}' is not a number")).ToArray();
+            foreach (var r in ratioList) RatioMath.ValidateRatio(r);
+            var asJson = parse.GetValue(json);
+            var result = MethodBenchmark.Run(new MethodBenchmarkOptions
+            {
+                Model = parse.GetValue(model)!,
+                Methods = methodList,
+                Ratios = ratioList,
+                Calibration = parse.GetValue(calib)!,
+                CalibrationByteStart = parse.GetValue(calibStart),
+                CalibrationByteEnd = parse.GetValue(calibEnd),
+                Evaluation = parse.GetValue(eval)!,
+                EvaluationByteStart = parse.GetValue(evalStart),
+                EvaluationByteEnd = parse.GetValue(evalEnd),
+                Protocol = parse.GetValue(protocol)!,
+                Window = parse.GetValue(window),
+                Samples = parse.GetValue(samples),
+                SeqLen = parse.GetValue(seqLen),
+                Seed = parse.GetValue(seed),
+                Device = TorchBackend.ParseDevice(parse.GetValue(device)),
+                Set = parse.GetValue(set) ?? [],
+            }, line => Console.Error.WriteLine(line), token);
+            var table = Describe(result, parse.GetValue(set) ?? []);
+            if (parse.GetValue(markdown) is { } path)
+            {
+                var temp = path + ".tmp";
+                File.WriteAllText(temp, table);
+                File.Move(temp, path, overwrite: true);
+            }
+            if (asJson) Output.WriteJson(result);
+            else Console.WriteLine(table);
+            return Task.FromResult(ExitCodes.Success);
+        });
+        return command;
+    }
+
+    private static string Describe(MethodBenchmarkResult result, string[] set)
+    {
+        var c = result.Calibration;
+        var seconds = result.Rows.GroupBy(r => r.Method)
+            .Select(g => $"{g.Key} {string.Join("/", g.Select(r => r.CompressSeconds.ToString("F1", CultureInfo.InvariantCulture)))} s");
+        return $"""
+            Model: {result.Model}
+            Evaluation: {result.Evaluation}; protocol {result.Protocol}, windows of {result.Window} tokens, {result.ScoredTokens:N0} scored tokens
+            Calibration: {c.Samples} × {c.SeqLen} tokens from {c.Source} (seed {c.Seed}, {c.TokenProtocol.Name} protocol)
+            Options: {(set.Length == 0 ? "defaults" : string.Join(" ", set))}
+            Device: {result.Device}; machine: {result.Machine}; {result.DateUtc}
+
+            {result.Markdown()}
+            Compression time per ratio: {string.Join("; ", seconds)}
+
+            """;
+    }
+}

@@ -1,0 +1,115 @@
+using System.CommandLine;
+using LowRank.Artifacts;
+using LowRank.Compression;
+using LowRank.Evaluation;
+using LowRank.Torch;
+
+namespace LowRank.Tool.Commands;
+
+/// <summary><c>dotnet lowrank compress</c>: a thin shell over <see cref="CompressionJob"/>.</summary>
+public static class CompressCommand
+{
+    public static Command Create()
+    {
+        var model = new Argument<string>("model") { Description = "Model folder (HF layout: config.json, *.safetensors, tokenizer)" };
+        var method = new Option<string>("--method") { Description = $"Compression method: {string.Join(", ", CompressionMethods.ValidNames)}", Required = true }
+            .Checked(value => CompressionMethods.Parse(value as string));
+        var ratio = new Option<double>("--ratio") { Description = "Fraction of the block linears' parameters to REMOVE, in (0, 1) (0.2 keeps 80%)", Required = true }
+            .Checked(value => RatioMath.ValidateRatio((double)value!));
+        var calib = new Option<string?>("--calib") { Description = "Calibration text: a file, folder or npm:<corpus> (needed by every method but SVD)" };
+        var calibStart = new Option<long?>("--calib-start") { Description = "First byte of the calibration text to use" };
+        var calibEnd = new Option<long?>("--calib-end") { Description = "Byte after the last one to use" };
+        var protocol = new Option<string>("--calib-protocol") { Description = "stream (paragraphs joined by one newline token) or plain", DefaultValueFactory = _ => "stream" };
+        var samples = new Option<int>("--samples") { Description = "Calibration samples N", DefaultValueFactory = _ => 256 };
+        var seqLen = new Option<int?>("--seq-len") { Description = "Tokens per calibration sample L (default: 2048 or the model's context if shorter)" };
+        var seed = new Option<int>("--seed") { Description = "Seed of the calibration sampler (and of AdaSVD's shuffle)", DefaultValueFactory = _ => 42 };
+        var batch = new Option<int>("--batch-size") { Description = "Calibration samples per forward pass (memory only; the result does not depend on it)", DefaultValueFactory = _ => 8 };
+        var set = new Option<string[]>("--set") { Description = "Any compression option as Name=Value, repeatable (e.g. AdaSvdIterations=3, Propagation=Compressed)", AllowMultipleArgumentsPerToken = false };
+        var factorDtype = new Option<string?>("--factor-dtype") { Description = "Dtype of the stored factors: fp32, fp16 or bf16 (default: the model's torch_dtype)" }
+            .Checked(value => FactorDtypes.Parse((string)value!));
+        var evalText = new Option<string?>("--eval") { Description = "Measure perplexity on this text (file, folder or npm:<corpus>) before and after compressing; recorded in the manifest" };
+        var evalStart = new Option<long?>("--eval-start") { Description = "First byte of the evaluation text to use" };
+        var evalEnd = new Option<long?>("--eval-end") { Description = "Byte after the last one to use" };
+        var evalWindow = new Option<int?>("--eval-window") { Description = "Perplexity window in tokens (default: the model's context, at most 2048)" };
+        var output = new Option<string>("--out") { Description = "Output folder (written atomically: nothing appears there until the artifact is complete)", Required = true };
+        var force = new Option<bool>("--force") { Description = "Replace --out if it exists" };
+        var device = CommonOptions.Device();
+        var json = CommonOptions.Json();
+        var libTorch = CommonOptions.LibTorch();
+        var command = new Command("compress", "Compress a model's block linears with a low-rank method and write the compressed artifact.")
+        {
+            model, method, ratio, calib, calibStart, calibEnd, protocol, samples, seqLen, seed, batch, set, factorDtype,
+            evalText, evalStart, evalEnd, evalWindow, output, force, device, json, libTorch,
+        };
+        command.SetAction((parse, token) =>
+        {
+            var options = new CompressionOptions
+            {
+                Method = CompressionMethods.Parse(parse.GetValue(method)),
+                Ratio = parse.GetValue(ratio),
+                BatchSize = parse.GetValue(batch),
+                Seed = parse.GetValue(seed),
+            };
+            options = CompressionOptionsText.Apply(options, parse.GetValue(set) ?? []);
+            options.Validate();
+            var result = CompressionJob.Run(new CompressionJobOptions
+            {
+                Model = parse.GetValue(model)!,
+                Out = parse.GetValue(output)!,
+                Compression = options,
+                Calibration = parse.GetValue(calib),
+                CalibrationByteStart = parse.GetValue(calibStart),
+                CalibrationByteEnd = parse.GetValue(calibEnd),
+                CalibrationProtocol = parse.GetValue(protocol)!,
+                Samples = parse.GetValue(samples),
+                SeqLen = parse.GetValue(seqLen),
+                CalibrationSeed = parse.GetValue(seed),
+                FactorDtype = parse.GetValue(factorDtype) is { } dtype ? FactorDtypes.Parse(dtype) : null,
+                Evaluation = parse.GetValue(evalText) is { } text
+                    ? new TextPerplexitySpec { Text = text, ByteStart = parse.GetValue(evalStart), ByteEnd = parse.GetValue(evalEnd), WindowLength = parse.GetValue(evalWindow) }
+                    : null,
+                Device = TorchBackend.ParseDevice(parse.GetValue(device)),
+                LibTorch = parse.GetValue(libTorch),
+                Force = parse.GetValue(force),
+            }, ToolProgress.Reporter, token);
+            ToolProgress.Result(Summary(result), parse.GetValue(json), () => PrintSummary(result));
+            return Task.FromResult(ExitCodes.Success);
+        });
+        return command;
+    }
+
+    /// <summary>The machine-readable result (<c>--json</c>, and the <c>result</c> line under <c>--progress jsonl</c>).</summary>
+    public static object Summary(CompressionJobResult result) => new
+    {
+        output = result.Out,
+        report = result.ReportPath,
+        method = result.Report.Method,
+        requestedRatio = result.Artifact.Section.RequestedRatio,
+        achievedRatio = result.Artifact.Section.AchievedRatio,
+        achievedRatioModel = result.Artifact.Section.AchievedRatioModel,
+        factorDtype = result.Artifact.Section.FactorDtype.ShortName(),
+        parameters = result.Artifact.Section.Parameters,
+        perplexityBefore = result.Evaluation?.Before.Perplexity.Perplexity,
+        perplexityAfter = result.Evaluation?.After.Perplexity.Perplexity,
+        evaluatedTokens = result.Evaluation?.After.Perplexity.ScoredTokens,
+        calibration = result.Calibration,
+        sourceDigest = result.Artifact.Manifest.Source.Digest,
+        seconds = result.Artifact.Manifest.TimingsSeconds,
+    };
+
+    public static void PrintSummary(CompressionJobResult result)
+    {
+        var section = result.Artifact.Section;
+        var p = section.Parameters;
+        Console.WriteLine($"{result.Report.Method} → {result.Out}");
+        Console.WriteLine($"ratio (removed)   requested {section.RequestedRatio:F4}   achieved {section.AchievedRatio:F4} of the block linears, {section.AchievedRatioModel:F4} of the model");
+        Console.WriteLine($"parameters        linears {p.CompressedLinearsBefore:N0} → {p.CompressedLinearsAfter:N0}   model {p.ModelBefore:N0} → {p.ModelAfter:N0}" +
+            (result.Report.Ratio.DenseFallbacks > 0 ? $"   ({result.Report.Ratio.DenseFallbacks} linear(s) left dense)" : ""));
+        Console.WriteLine($"factors           {section.FactorDtype.ShortName()}, {section.TruncationRanks.Count} linears factorised");
+        if (result.Calibration is { } c) Console.WriteLine($"calibration       {c.Samples} × {c.SeqLen} tokens from {c.Source} ({c.TokenProtocol.Name} protocol, seed {c.Seed})");
+        if (result.Evaluation is { } e)
+            Console.WriteLine($"perplexity        {e.Before.Perplexity.Perplexity:F4} → {e.After.Perplexity.Perplexity:F4}   ({e.After.Perplexity.ScoredTokens:N0} tokens of {e.After.Text.Location}, windows of {e.After.Perplexity.WindowLength})");
+        Console.WriteLine($"time              {string.Join("   ", result.Artifact.Manifest.TimingsSeconds.Select(t => $"{t.Key} {t.Value:F1} s"))}   on {result.Report.Device}");
+        Console.WriteLine($"report            {result.ReportPath}");
+    }
+}

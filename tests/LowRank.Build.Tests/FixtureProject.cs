@@ -1,0 +1,94 @@
+namespace LowRank.Build.Tests;
+
+/// <summary>
+/// A throw-away folder with a nuget.config that sees only the packed feed, a cache folder, and project files
+/// written by the test. Lines of a project file are counted by the test to check error locations.
+/// </summary>
+public sealed class FixtureProject : IDisposable
+{
+    private readonly PackedFeed feed;
+
+    public FixtureProject(PackedFeed feed, string name = "fixture")
+    {
+        this.feed = feed;
+        Root = Path.Combine(feed.Root, $"{name}-{Guid.NewGuid():N}"[..(name.Length + 9)]);
+        Directory.CreateDirectory(Root);
+        Cache = Path.Combine(Root, "cache");
+        File.WriteAllText(Path.Combine(Root, "nuget.config"), $"""
+            <?xml version="1.0" encoding="utf-8"?>
+            <configuration>
+              <packageSources>
+                <clear />
+                <add key="lowrank-test-feed" value="{feed.Feed}" />
+              </packageSources>
+            </configuration>
+            """);
+    }
+
+    public string Root { get; }
+    public string Cache { get; }
+
+    public Dictionary<string, string> Environment => feed.Environment(Cache);
+
+    public string PathOf(params string[] parts) => Path.Combine([Root, .. parts]);
+
+    public string Write(string relative, string content)
+    {
+        var path = Path.Combine(Root, relative);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        File.WriteAllText(path, content);
+        return path;
+    }
+
+    /// <summary>A console app that references LowRank.Build.Tasks and declares the given CompressedModel items.</summary>
+    public string WriteApp(string folder, string items, string program = "System.Console.WriteLine(\"ok\");", string extraProperties = "")
+    {
+        Write(Path.Combine(folder, "Program.cs"), program);
+        return Write(Path.Combine(folder, folder + ".csproj"), $"""
+            <Project Sdk="Microsoft.NET.Sdk">
+              <PropertyGroup>
+                <OutputType>Exe</OutputType>
+                <TargetFramework>net10.0</TargetFramework>
+                <Nullable>enable</Nullable>
+                <ImplicitUsings>enable</ImplicitUsings>
+                <RootNamespace>Fixture</RootNamespace>
+            {extraProperties}
+              </PropertyGroup>
+              <ItemGroup>
+                <PackageReference Include="LowRank.Build.Tasks" Version="0.1.0" />
+              </ItemGroup>
+              <ItemGroup>
+            {items}
+              </ItemGroup>
+            </Project>
+            """);
+    }
+
+    /// <summary>A small source model folder: a config.json and a weights file of seeded bytes (only digested here, never loaded).</summary>
+    public string WriteSourceModel(string folder, int seed = 1, int bytes = 64 * 1024)
+    {
+        var data = new byte[bytes];
+        new Random(seed).NextBytes(data);
+        Write(Path.Combine(folder, "config.json"), """{"model_type":"llama","hidden_size":64}""");
+        var weights = Path.Combine(Root, folder, "model.safetensors");
+        File.WriteAllBytes(weights, data);
+        return Path.Combine(Root, folder);
+    }
+
+    public DotnetResult Run(string workingFolder, params string[] args) =>
+        Dotnet.Run(Path.Combine(Root, workingFolder), Environment, args);
+
+    /// <summary>The (1-based) line and column of the Include attribute on the line holding <paramref name="marker"/>.</summary>
+    public static (int Line, int Column) Locate(string projectFile, string marker)
+    {
+        var lines = File.ReadAllLines(projectFile);
+        var index = Array.FindIndex(lines, l => l.Contains(marker, StringComparison.Ordinal));
+        Assert.True(index >= 0, $"{marker} not in {projectFile}");
+        return (index + 1, lines[index].IndexOf("Include=", StringComparison.Ordinal) + 1);
+    }
+
+    public void Dispose()
+    {
+        try { LowRank.Cache.ModelCache.DeleteTree(Root); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+}
