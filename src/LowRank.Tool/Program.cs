@@ -11,6 +11,7 @@ var root = new RootCommand("dotnet lowrank: compress language models with SVD-ba
 root.Subcommands.Add(DoctorCommand.Create());
 root.Subcommands.Add(CompressCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
+root.Subcommands.Add(InspectCommand.Create());
 root.Subcommands.Add(GenerateCommand.Create());
 root.Subcommands.Add(ImportCommand.Create());
 return await CommandRunner.InvokeAsync(root, args);

@@ -65,6 +65,21 @@ internal sealed class ConfigJson
         return values;
     }
 
+    /// <summary>A list of strings, each one of <paramref name="allowed"/>.</summary>
+    public IReadOnlyList<string>? OptionalStringList(string key, IReadOnlyCollection<string> allowed)
+    {
+        if (Node(key) is not { } node) return null;
+        if (node is not JsonArray array) throw Bad(key, $"must be a list of strings, found {Show(node)}");
+        var values = new List<string>();
+        for (var i = 0; i < array.Count; i++)
+        {
+            if (array[i] is not { } item || item.GetValueKind() != JsonValueKind.String || !allowed.Contains(item.GetValue<string>()))
+                throw Bad($"{key}[{i}]", $"must be one of {string.Join(", ", allowed.Select(a => $"\"{a}\""))}, found {Show(array[i])}");
+            values.Add(item.GetValue<string>());
+        }
+        return values;
+    }
+
     public double? OptionalPositiveDouble(string key)
     {
         if (Node(key) is not { } node) return null;

@@ -42,6 +42,9 @@ public sealed record ModelConfig
     public int? SlidingWindow { get; init; }
     /// <summary>Qwen2 only: layers with index ≥ this use <see cref="SlidingWindow"/> (HF max_window_layers); null = all layers.</summary>
     public int? MaxWindowLayers { get; init; }
+    /// <summary>transformers ≥ 4.54 <c>layer_types</c> ("full_attention"/"sliding_attention" per layer) when the config
+    /// lists them; they take precedence over <see cref="MaxWindowLayers"/>.</summary>
+    public IReadOnlyList<string>? LayerTypes { get; init; }
     /// <summary>q/k/v projections have biases (LLaMA/Mistral attention_bias; always for Qwen2; OPT enable_bias; GPT-2).</summary>
     public bool AttentionBias { get; init; }
     /// <summary>The output projection (o_proj/out_proj/c_proj) has a bias. Equals <see cref="AttentionBias"/> except for
@@ -62,8 +65,12 @@ public sealed record ModelConfig
     public System.Text.Json.Nodes.JsonObject? Raw { get; init; }
 
     /// <summary>The attention window of layer <paramref name="layer"/>, or null when it attends to every earlier position.</summary>
-    public int? SlidingWindowFor(int layer) =>
-        SlidingWindow is { } window && (MaxWindowLayers is not { } first || layer >= first) ? window : null;
+    public int? SlidingWindowFor(int layer)
+    {
+        if (SlidingWindow is not { } window) return null;
+        if (LayerTypes is { } types) return types[layer] == "sliding_attention" ? window : null;
+        return MaxWindowLayers is not { } first || layer >= first ? window : null;
+    }
 }
 
 public sealed record RopeScaling(string Type, double Factor, double? LowFreqFactor, double? HighFreqFactor, int? OriginalMaxPositions);

@@ -17,6 +17,7 @@ namespace LowRank.Models;
 /// <item>GPT-2: n_embd/n_layer/n_head/n_positions, n_inner (null → 4·n_embd), layer_norm_epsilon, gelu_new.</item>
 /// </list>
 /// transformers ≥ 5 keeps rope settings in <c>rope_parameters</c> and the dtype in <c>dtype</c>; both spellings are read.
+/// A <c>layer_types</c> list (full_attention/sliding_attention per layer) decides which layers use the sliding window.
 /// </summary>
 public static class ModelConfigReader
 {
@@ -158,6 +159,11 @@ public static class ModelConfigReader
             if (maxWindowLayers < 0) throw c.Bad("max_window_layers", $"must not be negative, found {maxWindowLayers}");
         }
 
+        var layers = c.RequiredPositiveInt("num_hidden_layers");
+        var layerTypes = c.OptionalStringList("layer_types", ["full_attention", "sliding_attention"]);
+        if (layerTypes is not null && layerTypes.Count != layers)
+            throw c.Bad("layer_types", $"lists {layerTypes.Count} layers but 'num_hidden_layers' is {layers}");
+
         var attentionBias = family switch
         {
             ModelFamily.Llama => c.OptionalBool("attention_bias") ?? false,
@@ -172,7 +178,7 @@ public static class ModelConfigReader
             Architecture = "",
             HiddenSize = hidden,
             IntermediateSize = c.RequiredPositiveInt("intermediate_size"),
-            NumLayers = c.RequiredPositiveInt("num_hidden_layers"),
+            NumLayers = layers,
             NumHeads = heads,
             NumKvHeads = kvHeads,
             HeadDim = headDim,
@@ -189,6 +195,7 @@ public static class ModelConfigReader
             TieWordEmbeddings = c.OptionalBool("tie_word_embeddings") ?? false,
             SlidingWindow = window,
             MaxWindowLayers = maxWindowLayers,
+            LayerTypes = layerTypes,
             AttentionBias = attentionBias,
             AttentionOutputBias = family == ModelFamily.Llama && attentionBias,
             MlpBias = family == ModelFamily.Llama && (c.OptionalBool("mlp_bias") ?? false),
@@ -208,6 +215,8 @@ public static class ModelConfigReader
         var projection = c.OptionalPositiveInt("word_embed_proj_dim") ?? hidden;
         if (c.OptionalBool("layer_norm_elementwise_affine") == false)
             throw c.Bad("layer_norm_elementwise_affine", "= false (LayerNorms without weights) is not supported");
+        if (c.OptionalBool("_remove_final_layer_norm") == true)
+            throw c.Bad("_remove_final_layer_norm", "= true (no final LayerNorm) is not supported");
         var bias = c.OptionalBool("enable_bias") ?? true;
         var eos = c.OptionalIntList("eos_token_id");
         return new ModelConfig

@@ -237,6 +237,9 @@ public sealed class MalformedModelFileTests : IDisposable
     [InlineData("bool_as_string", "{\"architectures\": [\"LlamaForCausalLM\"], " + GoodLlama + ", \"tie_word_embeddings\": \"yes\"}", "LRK2003", "'tie_word_embeddings' must be true or false, found \"yes\"")]
     [InlineData("eos_list_with_string", "{\"architectures\": [\"LlamaForCausalLM\"], " + GoodLlama + ", \"eos_token_id\": [2, \"x\"]}", "LRK2003", "'eos_token_id[1]' must be an integer")]
     [InlineData("gpt2_unscaled_attention", """{"architectures": ["GPT2LMHeadModel"], "n_embd": 32, "n_head": 4, "n_layer": 2, "vocab_size": 100, "scale_attn_weights": false}""", "LRK2003", "'scale_attn_weights' = false (unscaled attention) is not supported")]
+    [InlineData("opt_without_final_norm", """{"architectures": ["OPTForCausalLM"], "hidden_size": 64, "ffn_dim": 128, "num_attention_heads": 4, "num_hidden_layers": 2, "vocab_size": 100, "_remove_final_layer_norm": true}""", "LRK2003", "'_remove_final_layer_norm' = true (no final LayerNorm) is not supported")]
+    [InlineData("layer_types_wrong_count", "{\"architectures\": [\"Qwen2ForCausalLM\"], " + GoodLlama + ", \"layer_types\": [\"full_attention\"]}", "LRK2003", "'layer_types' lists 1 layers but 'num_hidden_layers' is 2")]
+    [InlineData("layer_types_unknown", "{\"architectures\": [\"MistralForCausalLM\"], " + GoodLlama + ", \"layer_types\": [\"full_attention\", \"chunked\"]}", "LRK2003", "'layer_types[1]' must be one of \"full_attention\", \"sliding_attention\", found \"chunked\"")]
     [InlineData("duplicate_key", """{"architectures": ["GPT2LMHeadModel"], "n_embd": 32, "n_embd": 64, "n_head": 4, "n_layer": 2, "vocab_size": 100}""", "LRK2003", "'n_embd' appears twice")]
     public void Bad_config_is_rejected(string caseName, string json, string code, string fragment)
     {

@@ -119,6 +119,13 @@ public sealed class ModelConfigReaderTests
         Assert.Null(windowed.SlidingWindowFor(1));
         Assert.Equal(16, windowed.SlidingWindowFor(2));
         Assert.Null(windowed.BosTokenId);
+
+        var typed = ModelConfigReader.Parse("""
+            {"architectures": ["Qwen2ForCausalLM"], "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
+             "num_hidden_layers": 3, "vocab_size": 100, "use_sliding_window": true, "sliding_window": 16, "max_window_layers": 0,
+             "layer_types": ["sliding_attention", "full_attention", "sliding_attention"]}
+            """);
+        Assert.Equal([16, (int?)null, 16], Enumerable.Range(0, 3).Select(typed.SlidingWindowFor));
     }
 
     [Fact]

@@ -1,4 +1,6 @@
 using LowRank.Models;
+using LowRank.Torch;
+using static TorchSharp.torch;
 
 namespace LowRank.Tests.Models;
 
@@ -91,6 +93,40 @@ public sealed class ModelLocatorTests : IDisposable
         var snapshot = Path.Combine(repo, "snapshots", Commit);
         Directory.CreateDirectory(snapshot);
         Assert.Equal(snapshot, ModelLocator.Resolve("acme/copied", _hub));
+    }
+
+    [Fact]
+    public void Sharded_model_in_the_cache_loads_through_blob_symlinks()
+    {
+        TorchBackend.Initialize(DeviceRequest.Cpu);
+        // write a real sharded model, then lay it out as huggingface_hub does: content in blobs/, symlinks in the snapshot
+        var staging = Path.Combine(_temp.Path, "staging");
+        SafeTensorsWriter.WriteModel(staging,
+        [
+            new TensorSpec("a", ScalarType.Float32, [300], () => arange(300, dtype: float32)),
+            new TensorSpec("b", ScalarType.Float32, [300], () => arange(300, dtype: float32) * 2),
+        ], maxShardBytes: 1500);
+        var repo = Path.Combine(_hub, "models--acme--sharded");
+        var snapshot = Path.Combine(repo, "snapshots", Commit);
+        Directory.CreateDirectory(Path.Combine(repo, "blobs"));
+        Directory.CreateDirectory(Path.Combine(repo, "refs"));
+        Directory.CreateDirectory(snapshot);
+        File.WriteAllText(Path.Combine(repo, "refs", "main"), Commit);
+        var blobIndex = 0;
+        foreach (var file in Directory.GetFiles(staging))
+        {
+            var blob = Path.Combine(repo, "blobs", $"{blobIndex++:x40}");
+            File.Move(file, blob);
+            File.CreateSymbolicLink(Path.Combine(snapshot, Path.GetFileName(file)), Path.GetRelativePath(snapshot, blob));
+        }
+
+        using var scope = NewDisposeScope();
+        using var store = TensorStore.Open(ModelLocator.Resolve("acme/sharded", _hub));
+        Assert.True(store.IsSharded);
+        Assert.Equal(2, store.Files.Count);
+        Assert.All(store.Files, f => Assert.StartsWith(snapshot, f));
+        Assert.Equal(598f, store.Load("b")[299].item<float>());
+        Assert.Equal(44850f, store.Load("a").sum().item<float>());
     }
 
     [Fact]

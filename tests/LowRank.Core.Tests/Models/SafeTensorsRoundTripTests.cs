@@ -143,6 +143,50 @@ public sealed class SafeTensorsRoundTripTests : IDisposable
     }
 
     [Fact]
+    public void Large_tensors_are_copied_in_slices_bit_exactly()
+    {
+        // The reader and writer slice tensors above 1 GiB / 256 MiB; small slice sizes exercise that path here,
+        // with slice boundaries that do not divide the tensor.
+        using var scope = NewDisposeScope();
+        var a = Random([1001, 3], ScalarType.BFloat16, 5);
+        var b = Random([77], ScalarType.Float32, 6);
+        var path = _temp.File("sliced.safetensors");
+        SafeTensorsWriter.Write(path, [new("a", a), new("b", b)], null, sliceBytes: 64);
+        using (var whole = TensorStore.Open(path))
+        {
+            Assert.Equal(Bytes(a), Bytes(whole.Load("a")));
+            Assert.Equal(Bytes(b), Bytes(whole.Load("b")));
+        }
+        using var file = SafeTensorsFile.Open(path);
+        file.SliceBytes = 40;
+        Assert.Equal(Bytes(a), Bytes(file.Load("a")));
+        Assert.Equal(Bytes(b), Bytes(file.Load("b")));
+        var raw = new byte[file.Info("b").ByteLength];
+        file.ReadBytes("b", raw);
+        Assert.Equal(Bytes(b), raw);
+    }
+
+    [Fact]
+    public void Concurrent_loads_share_one_mapping_and_outlive_the_store()
+    {
+        using var scope = NewDisposeScope();
+        var tensors = Enumerable.Range(0, 16).Select(i => new KeyValuePair<string, Tensor>($"t{i}", Random([33, 17], ScalarType.Float32, 100 + i))).ToList();
+        var path = _temp.File("many.safetensors");
+        SafeTensorsWriter.Write(path, tensors);
+        var loaded = new Tensor[tensors.Count];
+        using (var store = TensorStore.Open(path))
+        {
+            Parallel.For(0, tensors.Count, i => loaded[i] = store.Load($"t{i}"));
+        }
+        File.Delete(path); // the loaded tensors are copies, independent of the mapping and the file
+        for (var i = 0; i < tensors.Count; i++)
+        {
+            Assert.Equal(Bytes(tensors[i].Value), Bytes(loaded[i]));
+            loaded[i].Dispose(); // created on pool threads, outside this thread's dispose scope
+        }
+    }
+
+    [Fact]
     public void WriteModel_writes_one_file_when_it_fits()
     {
         var specs = Specs(4, [64, 32]);

@@ -13,7 +13,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
 {
     /// <summary>Tensors larger than this are copied in slices, because TorchSharp exposes a tensor's bytes as a
     /// <see cref="Span{T}"/>, whose length is an <see cref="int"/>.</summary>
-    private const long SliceBytes = 1L << 30;
+    internal long SliceBytes { get; set; } = 1L << 30;
 
     private readonly Dictionary<string, TensorEntry> _byName;
     private readonly Lock _mapLock = new();

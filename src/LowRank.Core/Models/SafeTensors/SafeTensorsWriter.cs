@@ -22,14 +22,21 @@ public sealed record TensorSpec(string Name, ScalarType Dtype, long[] Shape, Fun
 /// </summary>
 public static class SafeTensorsWriter
 {
-    private const long SliceBytes = 1L << 28;
+    private const long DefaultSliceBytes = 1L << 28;
 
     /// <summary>Writes <paramref name="tensors"/> (in memory, any device; the caller keeps ownership) to one file.</summary>
     public static void Write(string path, IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
+        Write(path, tensors, metadata, DefaultSliceBytes);
+    }
+
+    /// <summary><see cref="Write(string, IEnumerable{KeyValuePair{string, Tensor}}, IReadOnlyDictionary{string, string}?)"/>
+    /// copying large tensors in slices of <paramref name="sliceBytes"/> (tests use small slices).</summary>
+    internal static void Write(string path, IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata, long sliceBytes)
+    {
         var list = tensors.ToList();
         var specs = list.Select(t => new TensorSpec(t.Key, t.Value.dtype, t.Value.shape, () => t.Value)).ToList();
-        WriteFile(Path.GetFullPath(path), specs, metadata);
+        WriteFile(Path.GetFullPath(path), specs, metadata, sliceBytes);
     }
 
     /// <summary>
@@ -70,7 +77,7 @@ public static class SafeTensorsWriter
         if (shards.Count == 1)
         {
             var single = Path.Combine(folder, TensorStore.SingleFileName);
-            WriteFile(single, shards[0], withFormat);
+            WriteFile(single, shards[0], withFormat, DefaultSliceBytes);
             written.Add(single);
         }
         else
@@ -80,7 +87,7 @@ public static class SafeTensorsWriter
             {
                 var name = string.Create(CultureInfo.InvariantCulture, $"model-{i + 1:D5}-of-{shards.Count:D5}.safetensors");
                 var path = Path.Combine(folder, name);
-                WriteFile(path, shards[i], withFormat);
+                WriteFile(path, shards[i], withFormat, DefaultSliceBytes);
                 written.Add(path);
                 foreach (var spec in shards[i]) weightMap[spec.Name] = name;
             }
@@ -137,7 +144,7 @@ public static class SafeTensorsWriter
         }
     }
 
-    private static void WriteFile(string path, IReadOnlyList<TensorSpec> tensors, IReadOnlyDictionary<string, string>? metadata)
+    private static void WriteFile(string path, IReadOnlyList<TensorSpec> tensors, IReadOnlyDictionary<string, string>? metadata, long sliceBytes)
     {
         CheckNames(tensors, path);
         var header = BuildHeader(tensors, metadata);
@@ -147,7 +154,7 @@ public static class SafeTensorsWriter
             BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
             stream.Write(length);
             stream.Write(header);
-            foreach (var spec in tensors) WriteTensor(stream, spec);
+            foreach (var spec in tensors) WriteTensor(stream, spec, sliceBytes);
         });
     }
 
@@ -187,7 +194,7 @@ public static class SafeTensorsWriter
         return buffer.ToArray();
     }
 
-    private static void WriteTensor(Stream stream, TensorSpec spec)
+    private static void WriteTensor(Stream stream, TensorSpec spec, long sliceBytes)
     {
         using var scope = NewDisposeScope();
         var produced = spec.Produce();
@@ -199,13 +206,13 @@ public static class SafeTensorsWriter
         if (!tensor.is_contiguous()) tensor = tensor.contiguous();
         var total = tensor.NumberOfElements * tensor.ElementSize;
         if (total == 0) return;
-        if (total <= SliceBytes)
+        if (total <= sliceBytes)
         {
             stream.Write(tensor.bytes);
             return;
         }
         var flat = tensor.view(-1);
-        var sliceElements = SliceBytes / tensor.ElementSize;
+        var sliceElements = sliceBytes / tensor.ElementSize;
         for (long start = 0; start < tensor.NumberOfElements; start += sliceElements)
         {
             using var slice = flat.narrow(0, start, Math.Min(sliceElements, tensor.NumberOfElements - start));

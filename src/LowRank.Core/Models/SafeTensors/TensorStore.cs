@@ -25,7 +25,8 @@ public sealed class TensorStore : IDisposable
         Folder = folder;
         IndexPath = indexPath;
         _files = files;
-        _names = tensors.Select(t => t.Item2.Name).ToList();
+        var fileOrder = files.Select((f, i) => (f, i)).ToDictionary(p => p.f, p => p.i);
+        _names = tensors.OrderBy(t => fileOrder[t.Item1]).ThenBy(t => t.Item2.Offset).Select(t => t.Item2.Name).ToList();
         _tensors = tensors.ToDictionary(t => t.Item2.Name, t => t, StringComparer.Ordinal);
         Metadata = metadata;
     }
@@ -54,10 +55,10 @@ public sealed class TensorStore : IDisposable
 
     public bool IsSharded => IndexPath is not null;
 
-    /// <summary>Tensor names in file order (index order for sharded weights).</summary>
+    /// <summary>Tensor names in storage order: file by file (see <see cref="Files"/>), by position within each file.</summary>
     public IReadOnlyCollection<string> Names => _names;
 
-    /// <summary>The safetensors files, full paths, in the order they were opened.</summary>
+    /// <summary>The safetensors files, full paths; shards sorted by file name (model-00001-of-… first).</summary>
     public IReadOnlyList<string> Files => _files.Select(f => f.Path).ToList();
 
     /// <summary>The <c>__metadata__</c> of the file (sharded: the union over shards, first shard wins on conflicts).</summary>
@@ -124,7 +125,7 @@ public sealed class TensorStore : IDisposable
         try
         {
             var byShard = new Dictionary<string, SafeTensorsFile>(StringComparer.Ordinal);
-            foreach (var shard in weightMap.Select(e => e.Shard).Distinct(StringComparer.Ordinal))
+            foreach (var shard in weightMap.Select(e => e.Shard).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
             {
                 var shardPath = Path.Combine(folder, shard);
                 if (!File.Exists(shardPath))
