@@ -170,7 +170,16 @@ public static class ScaleBenchmark
         if (options.WriteOutput)
         {
             clock.Restart();
-            CompressedModelWriter.Write(outFolder, model, modelFolder, report, null, force: true, token);
+            LowRank.Artifacts.ArtifactWriter.Write(new LowRank.Artifacts.ArtifactRequest
+            {
+                Model = model,
+                SourcePath = modelFolder,
+                OutputFolder = outFolder,
+                Method = options.Method.Name().ToLowerInvariant(),
+                RequestedRatio = options.Ratio,
+                FactorDtype = LowRank.Artifacts.ArtifactWriter.ResolveFactorDtype(null, model.Config),
+                Overwrite = true,
+            }, null, token);
             seconds["write"] = clock.Elapsed.TotalSeconds;
         }
         seconds["end_to_end"] = total.Elapsed.TotalSeconds;
