@@ -133,41 +133,48 @@ public static class AdaSvd
         for (var block = 0; block < run.BlockCount; block++)
         {
             run.Report("compress", block, $"block {block + 1}/{run.BlockCount}: statistics");
-            using var stats = new LinearStatistics(_ => true, bucketSize: options.AdaSvdBucketSize);
+            using var held = run.Model.HoldOnDevice(block);
+            using var stats = new LinearStatistics(_ => true, bucketSize: options.AdaSvdBucketSize, tf32: options.GramTf32);
             using var nextOriginal = original.EmptyLike();
-            foreach (var indices in statsBatches)
+            run.Timed("statistics", () =>
             {
-                run.Token.ThrowIfCancellationRequested();
-                using var scope = NewDisposeScope();
-                if (compressed is null)
+                foreach (var indices in statsBatches)
                 {
-                    nextOriginal.Write(indices, run.Model.RunBlock(block, original.Batch(indices, run.Device), stats.Observer()));
-                    continue;
+                    run.Token.ThrowIfCancellationRequested();
+                    using var scope = NewDisposeScope();
+                    if (compressed is null)
+                    {
+                        nextOriginal.Write(indices, run.Model.RunBlock(block, original.Batch(indices, run.Device), stats.Observer()));
+                        continue;
+                    }
+                    var originalOut = run.Model.RunBlock(block, original.Batch(indices, run.Device), twoStreams ? stats.Recorder() : null);
+                    nextOriginal.Write(indices, originalOut);
+                    run.Model.RunBlock(block, compressed.Batch(indices, run.Device), stats.Observer());
                 }
-                var originalOut = run.Model.RunBlock(block, original.Batch(indices, run.Device), twoStreams ? stats.Recorder() : null);
-                nextOriginal.Write(indices, originalOut);
-                run.Model.RunBlock(block, compressed.Batch(indices, run.Device), stats.Observer());
-            }
+            });
 
             run.Report("compress", block, $"block {block + 1}/{run.BlockCount}: adaComp");
-            foreach (var linear in run.Compressible(block).ToArray())
+            run.Timed("decomposition", () =>
             {
-                using var scope = NewDisposeScope();
-                var weight = run.WeightOnDevice(linear);
-                var gram = stats.Gram(linear.Name);
-                var cross = twoStreams ? stats.Cross(linear.Name) : null;
-                using var factors = SvdLlm.Factorize(weight, gram, run.Plan[linear.Name].Rank, run.Algorithm, options.WhiteningEpsilon, out var kind);
-                var trace = Refine(weight, gram, cross, factors, options.AdaSvdIterations, options.AdaSvdPinvRtol);
-                // Relative objective ‖W X_t − U Vᵀ X‖² / ‖W X_t‖², with ‖W X_t‖² = tr(W T Wᵀ), T = X_t X_tᵀ (= H without a target stream).
-                var w64 = weight.to(float64);
-                var scale = matmul(matmul(w64, stats.TargetGram(linear.Name) ?? gram), w64.T).trace().item<double>();
-                run.Apply(linear, factors, kind.ToString(), 1 + trace[0] / scale, 1 + trace[^1] / scale);
-            }
+                foreach (var linear in run.Compressible(block).ToArray())
+                {
+                    using var scope = NewDisposeScope();
+                    var weight = run.WeightOnDevice(linear);
+                    var gram = stats.Gram(linear.Name);
+                    var cross = twoStreams ? stats.Cross(linear.Name) : null;
+                    using var factors = SvdLlm.Factorize(weight, gram, run.Plan[linear.Name].Rank, run.Algorithm, options.WhiteningEpsilon, out var kind);
+                    var trace = Refine(weight, gram, cross, factors, options.AdaSvdIterations, options.AdaSvdPinvRtol);
+                    // Relative objective ‖W X_t − U Vᵀ X‖² / ‖W X_t‖², with ‖W X_t‖² = tr(W T Wᵀ), T = X_t X_tᵀ (= H without a target stream).
+                    var w64 = weight.to(float64);
+                    var scale = matmul(matmul(w64, stats.TargetGram(linear.Name) ?? gram), w64.T).trace().item<double>();
+                    run.Apply(linear, factors, kind.ToString(), 1 + trace[0] / scale, 1 + trace[^1] / scale);
+                }
+            });
 
             if (compressed is not null)
             {
                 using var nextCompressed = compressed.EmptyLike();
-                run.Sweep(block, compressed, nextCompressed);
+                run.Timed("propagation", () => run.Sweep(block, compressed, nextCompressed));
                 compressed.ReplaceWith(nextCompressed);
             }
             original.ReplaceWith(nextOriginal);

@@ -94,6 +94,10 @@ public sealed record CompressionOptions
     /// <summary>LC-SVD: keep SVD-LLM's factorisation of a block when its measured block output error is lower than the refit's.</summary>
     public bool LcSvdGuard { get; init; } = true;
 
+    /// <summary>On CUDA, accumulate the Grams of fp16/bf16 activations with TF32 matmuls (fp32 accumulation). Off by default:
+    /// measured on an H100 it moves the factors by ~3e-5 (7B shape) to ~2e-4 (70B shape) relative to fp32 Grams.</summary>
+    public bool GramTf32 { get; init; }
+
     /// <summary>On CUDA, hidden states larger than this stay in host memory and move to the device a batch at a time.</summary>
     public long DeviceHiddenStateBytes { get; init; } = 2L << 30;
 

@@ -115,7 +115,8 @@ internal sealed class CompressionRun : IDisposable
     public HiddenStates EmbedCalibration()
     {
         var config = Model.Config;
-        var storage = HiddenStates.ChooseStorage(Device, Samples, SequenceLength, config.HiddenSize, ScalarType.Float32, Options.DeviceHiddenStateBytes);
+        var dtype = Model is DecoderModel decoder ? decoder.ComputeDtype : ScalarType.Float32;
+        var storage = HiddenStates.ChooseStorage(Device, Samples, SequenceLength, config.HiddenSize, dtype, Options.DeviceHiddenStateBytes);
         return HiddenStates.Embed(Model, Ids, storage, Options.BatchSize);
     }
 
@@ -125,6 +126,7 @@ internal sealed class CompressionRun : IDisposable
     public void Sweep(int block, HiddenStates input, HiddenStates? output, Func<LinearInputObserver?>? observer = null,
         Action<long[], Tensor, Tensor>? perBatch = null, long[][]? batches = null)
     {
+        using var held = Model.HoldOnDevice(block);
         foreach (var indices in batches ?? Batches())
         {
             Token.ThrowIfCancellationRequested();
@@ -148,21 +150,33 @@ internal sealed class CompressionRun : IDisposable
         for (var block = 0; block < BlockCount; block++)
         {
             Report(stage, block, $"block {block + 1}/{BlockCount}: statistics");
+            // The block stays on the device for its sweeps and its factorisation (one host↔device round trip).
+            using var held = Model.HoldOnDevice(block);
             using var stats = statistics(block);
             using var next = stream.EmptyLike();
             if (propagation == Propagation.Original)
             {
-                Sweep(block, stream, next, stats.Observer);
-                compress(block, stats);
+                Timed("statistics", () => Sweep(block, stream, next, stats.Observer));
+                Timed("decomposition", () => compress(block, stats));
             }
             else
             {
-                Sweep(block, stream, null, stats.Observer);
-                compress(block, stats);
-                Sweep(block, stream, next);
+                Timed("statistics", () => Sweep(block, stream, null, stats.Observer));
+                Timed("decomposition", () => compress(block, stats));
+                Timed("propagation", () => Sweep(block, stream, next));
             }
             stream.ReplaceWith(next);
         }
+        Seconds[stage] = Seconds.GetValueOrDefault(stage) + clock.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>Runs <paramref name="work"/> and adds its wall time (device work included: CUDA is synchronised at the
+    /// end) to <see cref="Seconds"/>[<paramref name="stage"/>]; the per-stage split of a run's time.</summary>
+    public void Timed(string stage, Action work)
+    {
+        var clock = Stopwatch.StartNew();
+        work();
+        if (Device.type == DeviceType.CUDA) cuda.synchronize(Device);
         Seconds[stage] = Seconds.GetValueOrDefault(stage) + clock.Elapsed.TotalSeconds;
     }
 

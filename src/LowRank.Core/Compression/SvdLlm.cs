@@ -50,15 +50,26 @@ public static class SvdLlm
     internal static void Run(CompressionRun run)
     {
         run.SingleStreamPass("compress", run.Options.EffectivePropagation,
-            block => new LinearStatistics(_ => true),
+            block => new LinearStatistics(_ => true, tf32: run.Options.GramTf32),
             (block, stats) =>
             {
-                foreach (var linear in run.Compressible(block).ToArray())
+                // q/k/v (and gate/up) share one Gram: one Cholesky serves them all.
+                var whitenings = new Dictionary<Tensor, Whitening>(ReferenceEqualityComparer.Instance);
+                try
                 {
-                    using var scope = NewDisposeScope();
-                    using var factors = Factorize(run.WeightOnDevice(linear), stats.Gram(linear.Name), run.Plan[linear.Name].Rank,
-                        run.Algorithm, run.Options.WhiteningEpsilon, out var kind);
-                    run.Apply(linear, factors, kind.ToString());
+                    foreach (var linear in run.Compressible(block).ToArray())
+                    {
+                        using var scope = NewDisposeScope();
+                        var gram = stats.Gram(linear.Name);
+                        if (!whitenings.TryGetValue(gram, out var whitening))
+                            whitenings[gram] = whitening = Whitening.Cholesky(gram, run.Options.WhiteningEpsilon);
+                        using var factors = FactorizeWhitened(run.WeightOnDevice(linear), whitening, run.Plan[linear.Name].Rank, run.Algorithm);
+                        run.Apply(linear, factors, whitening.Kind.ToString());
+                    }
+                }
+                finally
+                {
+                    foreach (var whitening in whitenings.Values) whitening.Dispose();
                 }
             });
     }

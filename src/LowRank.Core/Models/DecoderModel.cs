@@ -34,6 +34,7 @@ public abstract class DecoderModel : IDecoderModel
     private readonly HashSet<string> consumed = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Tensor> others = new(StringComparer.Ordinal);
     private readonly List<LinearWeight>[] blockLinears;
+    private readonly int[] holds;
     private bool disposed;
 
     protected DecoderModel(ModelConfig config, WeightSource weights, DecoderModelOptions? options)
@@ -46,6 +47,7 @@ public abstract class DecoderModel : IDecoderModel
         StreamBlocks = options.StreamBlocks && options.Device.type != DeviceType.CPU;
         if (config.NumLayers <= 0) throw new LrkException(ErrorCodes.BadConfig, $"num_hidden_layers must be positive (got {config.NumLayers})");
         blockLinears = Enumerable.Range(0, config.NumLayers).Select(_ => new List<LinearWeight>()).ToArray();
+        holds = new int[config.NumLayers];
     }
 
     public ModelConfig Config { get; }
@@ -108,9 +110,40 @@ public abstract class DecoderModel : IDecoderModel
         return Head(hidden).MoveToOuterDisposeScope();
     }
 
+    public IDisposable HoldOnDevice(int index)
+    {
+        CheckBlock(index);
+        if (!StreamBlocks) return NoHold.Instance;
+        if (holds[index]++ == 0)
+        {
+            foreach (var linear in blockLinears[index]) linear.MoveTo(Device);
+        }
+        return new BlockHold(this, index);
+    }
+
+    private void Release(int index)
+    {
+        if (--holds[index] == 0)
+        {
+            foreach (var linear in blockLinears[index]) linear.MoveTo(CPU);
+        }
+    }
+
+    private sealed class BlockHold(DecoderModel model, int index) : IDisposable
+    {
+        private bool released;
+
+        public void Dispose()
+        {
+            if (released) return;
+            released = true;
+            model.Release(index);
+        }
+    }
+
     private Tensor WithBlockOnDevice(int index, Func<Tensor> run)
     {
-        if (!StreamBlocks) return run();
+        if (!StreamBlocks || holds[index] > 0) return run();
         foreach (var linear in blockLinears[index]) linear.MoveTo(Device);
         try
         {

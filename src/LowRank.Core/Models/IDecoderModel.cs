@@ -28,6 +28,11 @@ public interface IDecoderModel : IDisposable
     /// <summary>Runs decoder block <paramref name="index"/> with full causal attention over positions 0..seq-1.</summary>
     Tensor RunBlock(int index, Tensor hidden, LinearInputObserver? observer = null);
 
+    /// <summary>Keeps block <paramref name="index"/>'s weights on <see cref="Device"/> until the result is disposed, so a
+    /// streamed model moves them once for many <see cref="RunBlock"/> calls (and a method's factors land there too);
+    /// nested holds are fine. Models that keep every block on the device return a no-op.</summary>
+    IDisposable HoldOnDevice(int index) => NoHold.Instance;
+
     /// <summary>Final norm and LM head: hidden [batch, seq, hidden] → logits [batch, seq, vocab] in fp32.</summary>
     Tensor Head(Tensor hidden);
 
@@ -61,5 +66,14 @@ public interface IDecoderModel : IDisposable
         var hidden = Embed(inputIds);
         for (var i = 0; i < BlockCount; i++) hidden = RunBlock(i, hidden);
         return Head(hidden).MoveToOuterDisposeScope();
+    }
+}
+
+internal sealed class NoHold : IDisposable
+{
+    public static readonly NoHold Instance = new();
+
+    public void Dispose()
+    {
     }
 }

@@ -12,6 +12,55 @@ public static class BenchCommand
     {
         var command = new Command("bench", "Benchmarks that produce the numbers in BENCHMARKS.md.");
         command.Subcommands.Add(Methods());
+        command.Subcommands.Add(Gpu());
+        return command;
+    }
+
+    private static Command Gpu()
+    {
+        var shape = new Option<string>("--shape") { Description = "Model shape: 7b, 13b, 70b (LLaMA-2) or tiny", DefaultValueFactory = _ => "7b" };
+        var layers = new Option<int?>("--layers") { Description = "Decoder blocks to synthesise (default: all of the shape; fewer = per-block timing, extrapolated)" };
+        var method = new Option<string>("--method") { Description = "Compression method", DefaultValueFactory = _ => "svd-llm" };
+        var ratio = new Option<double>("--ratio") { Description = "Compression ratio (fraction removed)", DefaultValueFactory = _ => 0.5 };
+        var samples = new Option<int>("--samples") { Description = "Calibration samples", DefaultValueFactory = _ => 256 };
+        var seqLen = new Option<int>("--seq-len") { Description = "Tokens per calibration sample", DefaultValueFactory = _ => 2048 };
+        var batch = new Option<int>("--batch") { Description = "Calibration samples per block forward", DefaultValueFactory = _ => 16 };
+        var work = new Option<string>("--work") { Description = "Folder for the synthetic checkpoint and the compressed output", Required = true };
+        var seed = new Option<int>("--seed") { Description = "Seed of the weights and the calibration ids", DefaultValueFactory = _ => 1234 };
+        var noWrite = new Option<bool>("--no-write") { Description = "Skip writing the compressed artifact" };
+        var set = new Option<string[]>("--set") { Description = "Compression option Name=Value, repeatable" };
+        var output = new Option<string?>("--output") { Description = "Also write the JSON result to this file" };
+        var device = CommonOptions.Device();
+        var command = new Command("gpu", "Synthesise a LLaMA-shaped random checkpoint, compress it end to end, print stage times, peak GPU memory and fp64 accuracy as JSON.")
+        {
+            shape, layers, method, ratio, samples, seqLen, batch, work, seed, noWrite, set, output, device,
+        };
+        command.SetAction((parse, token) =>
+        {
+            var result = ScaleBenchmark.Run(new ScaleBenchmarkOptions
+            {
+                Shape = ScaleShape.Parse(parse.GetValue(shape)!),
+                Layers = parse.GetValue(layers),
+                Method = CompressionMethods.Parse(parse.GetValue(method)!),
+                Ratio = parse.GetValue(ratio),
+                Samples = parse.GetValue(samples),
+                SeqLen = parse.GetValue(seqLen),
+                BatchSize = parse.GetValue(batch),
+                WorkFolder = parse.GetValue(work)!,
+                Seed = parse.GetValue(seed),
+                WriteOutput = !parse.GetValue(noWrite),
+                Set = parse.GetValue(set) ?? [],
+                Device = TorchBackend.ParseDevice(parse.GetValue(device)),
+            }, line => Console.Error.WriteLine(line), token);
+            if (parse.GetValue(output) is { } path)
+            {
+                var temp = path + ".tmp";
+                File.WriteAllText(temp, System.Text.Json.JsonSerializer.Serialize(result, Output.JsonOptions));
+                File.Move(temp, path, overwrite: true);
+            }
+            Output.WriteJson(result);
+            return Task.FromResult(ExitCodes.Success);
+        });
         return command;
     }
 

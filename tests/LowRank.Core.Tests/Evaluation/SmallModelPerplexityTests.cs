@@ -49,6 +49,20 @@ public sealed class SmallModelPerplexityTests
         }
     }
 
+    [RequiresNpmCorporaFact]
+    public void Block_streaming_gives_the_same_perplexity()
+    {
+        var text = TextSources.Load("npm:moby-dick[0:20000]", new TextSourceOptions { NpmRoot = EvalTestData.NpmRoot });
+        var folder = Path.Combine(RepoPaths.Root, "models", "llama-moby");
+        double Measure(bool stream)
+        {
+            using var loaded = ModelLoader.Load(folder, new ModelLoadOptions { Device = DeviceRequest.Cpu, StreamBlocks = stream });
+            var tokens = TokenProtocol.Stream.Encode(loaded.Tokenizer!, text);
+            return PerplexityEvaluator.Evaluate(loaded.Model, tokens.Tokens, new PerplexityOptions { WindowLength = 256, BatchSize = 8 }).MeanNll;
+        }
+        Assert.Equal(Measure(stream: false), Measure(stream: true), 6);
+    }
+
     [Fact]
     public void Stream_join_tokens_are_the_tokenizers_own_newline()
     {

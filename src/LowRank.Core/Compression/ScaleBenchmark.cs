@@ -1,0 +1,424 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text.Json.Nodes;
+using LowRank.Models;
+using LowRank.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LowRank.Compression;
+
+/// <summary>A LLaMA-2-shaped model size for <see cref="ScaleBenchmark"/>.</summary>
+public sealed record ScaleShape(string Name, int Hidden, int Layers, int Heads, int KvHeads, int Ffn, int Vocab)
+{
+    public static readonly IReadOnlyList<ScaleShape> Known =
+    [
+        new("7b", 4096, 32, 32, 32, 11008, 32000),
+        new("13b", 5120, 40, 40, 40, 13824, 32000),
+        new("70b", 8192, 80, 64, 8, 28672, 32000),
+        // A CPU-sized model with the same structure, for tests and dry runs.
+        new("tiny", 256, 2, 4, 2, 688, 1000),
+    ];
+
+    public static ScaleShape Parse(string name) =>
+        Known.FirstOrDefault(s => s.Name.Equals(name.Trim(), StringComparison.OrdinalIgnoreCase))
+        ?? throw new LrkException(ErrorCodes.BadArgument, $"unknown shape '{name}' (known: {string.Join(", ", Known.Select(s => s.Name))})");
+}
+
+public sealed record ScaleBenchmarkOptions
+{
+    public required ScaleShape Shape { get; init; }
+    /// <summary>Decoder blocks to synthesise (null = the shape's); fewer blocks give a per-block time to extrapolate.</summary>
+    public int? Layers { get; init; }
+    public CompressionMethod Method { get; init; } = CompressionMethod.SvdLlm;
+    public double Ratio { get; init; } = 0.5;
+    public int Samples { get; init; } = 256;
+    public int SeqLen { get; init; } = 2048;
+    public int BatchSize { get; init; } = 16;
+    public DeviceRequest Device { get; init; } = DeviceRequest.Auto;
+    /// <summary>Where the synthetic checkpoint and the compressed output go (reused when the checkpoint is already there).</summary>
+    public required string WorkFolder { get; init; }
+    public int Seed { get; init; } = 1234;
+    /// <summary>Block-0 linears whose factorisation is checked against an fp64 reference after the run.</summary>
+    public IReadOnlyList<string> AccuracyKinds { get; init; } = ["q_proj", "gate_proj", "down_proj"];
+    /// <summary>Calibration samples whose block-0 inputs make the Grams of the accuracy check.</summary>
+    public int AccuracySamples { get; init; } = 4;
+    public bool WriteOutput { get; init; } = true;
+    /// <summary>Extra compression options Name=Value (as <c>--set</c>).</summary>
+    public IReadOnlyList<string> Set { get; init; } = [];
+}
+
+/// <summary>One sampled linear of the accuracy check (relative Frobenius errors of the product A·B).</summary>
+public sealed record FactorisationAccuracy(
+    string Linear,
+    long OutFeatures,
+    long InFeatures,
+    long Rank,
+    string Algorithm,
+    double RelativeErrorVsFp64Svd,
+    double Fp32SvdRelativeErrorVsFp64Svd,
+    double GramTf32VsFp32RelativeDifference,
+    double FactorsFromTf32GramVsFp32GramRelativeDifference);
+
+public sealed record ScaleBenchmarkResult
+{
+    public required string Shape { get; init; }
+    public required JsonObject Config { get; init; }
+    public required int BlocksRun { get; init; }
+    public required int BlocksOfShape { get; init; }
+    public required string Method { get; init; }
+    public required double Ratio { get; init; }
+    public required int Samples { get; init; }
+    public required int SeqLen { get; init; }
+    public required int BatchSize { get; init; }
+    public required string Calibration { get; init; }
+    public required string Weights { get; init; }
+    public required string Device { get; init; }
+    public required string Machine { get; init; }
+    public required string DateUtc { get; init; }
+    public required double SynthesisSeconds { get; init; }
+    public required double CheckpointGiB { get; init; }
+    /// <summary>load, statistics (activation profiling), decomposition, propagation, profile (adaCR), write, total.</summary>
+    public required IReadOnlyDictionary<string, double> Seconds { get; init; }
+    public double? SecondsExtrapolatedToAllBlocks { get; init; }
+    public required double? PeakGpuGiB { get; init; }
+    public required double? GpuBaselineGiB { get; init; }
+    public required string PeakGpuMethod { get; init; }
+    public required RatioSummary Ratios { get; init; }
+    public required IReadOnlyList<FactorisationAccuracy> Accuracy { get; init; }
+    public required IReadOnlyList<string> Notes { get; init; }
+}
+
+/// <summary>
+/// The scale benchmark of issue 8: synthesise a LLaMA-shaped fp16 checkpoint with random weights (seeded randn·0.02,
+/// norms 1) layer by layer, compress it end to end through the real pipeline (<see cref="ModelLoader"/> with block
+/// streaming, <see cref="Compressor"/>, <see cref="CompressedModelWriter"/>) on random calibration token ids, and
+/// measure the stages, the GPU memory and the accuracy of sampled factorisations against fp64.
+/// </summary>
+public static class ScaleBenchmark
+{
+    public static ScaleBenchmarkResult Run(ScaleBenchmarkOptions options, Action<string>? log = null, CancellationToken token = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        log ??= _ => { };
+        var shape = options.Shape;
+        var layers = options.Layers ?? shape.Layers;
+        if (layers < 1 || layers > shape.Layers)
+            throw new LrkException(ErrorCodes.BadArgument, $"--layers must be in [1, {shape.Layers}] for the {shape.Name} shape (got {layers})");
+        if (options.Samples < 1 || options.SeqLen < 2 || options.BatchSize < 1)
+            throw new LrkException(ErrorCodes.BadArgument, "samples, seq-len ≥ 2 and batch must be positive");
+        var device = TorchBackend.Device(options.Device);
+        var compression = CompressionOptionsText.Apply(new CompressionOptions
+        {
+            Method = options.Method,
+            Ratio = options.Ratio,
+            BatchSize = options.BatchSize,
+            Seed = options.Seed,
+            // Keep the calibration stream on the GPU (fp16: 256×2048×4096×2 B = 4.3 GB for 7B).
+            DeviceHiddenStateBytes = 32L << 30,
+        }, options.Set);
+        compression.Validate();
+
+        var work = Path.GetFullPath(options.WorkFolder);
+        var modelFolder = Path.Combine(work, $"llama-{shape.Name}-{layers}l-seed{options.Seed}");
+        var outFolder = Path.Combine(work, $"out-{shape.Name}-{options.Method.Name()}");
+        using var sampler = GpuMemorySampler.Start();
+
+        // ---- synthesis (not part of the end-to-end time) ----
+        var synthesisClock = Stopwatch.StartNew();
+        var config = ConfigFor(shape, layers, options.SeqLen);
+        if (!File.Exists(Path.Combine(modelFolder, "config.json")))
+        {
+            log($"synthesising {shape.Name} ({layers} blocks) into {modelFolder}");
+            Synthesize(modelFolder, shape, layers, config, device, options.Seed);
+        }
+        else log($"reusing {modelFolder}");
+        var synthesisSeconds = synthesisClock.Elapsed.TotalSeconds;
+        var checkpointBytes = Directory.EnumerateFiles(modelFolder, "*.safetensors").Sum(f => new FileInfo(f).Length);
+
+        // ---- end to end: load → compress → write ----
+        var seconds = new Dictionary<string, double>(StringComparer.Ordinal);
+        var start = sampler.Now;
+        var total = Stopwatch.StartNew();
+        var clock = Stopwatch.StartNew();
+        using var loaded = ModelLoader.Load(modelFolder, new ModelLoadOptions
+        {
+            Device = options.Device,
+            ComputeDtype = device.type == DeviceType.CUDA ? ScalarType.Float16 : ScalarType.Float32,
+            StreamBlocks = true,
+            LoadTokenizer = false,
+        });
+        seconds["load"] = clock.Elapsed.TotalSeconds;
+        var model = loaded.Model;
+
+        // Random calibration ids (no tokenizer needed: the weights are random too); BOS first like real samples.
+        using var ids = CalibrationIds(options.Samples, options.SeqLen, shape.Vocab, options.Seed);
+
+        // Block-0 inputs for the accuracy check, captured before block 0 is compressed (Grams kept on the host);
+        // not part of the end-to-end time (the clock pauses), though its GPU memory falls inside the sampled window.
+        total.Stop();
+        clock.Restart();
+        var probes = CaptureProbes(model, ids, options, compression.Ratio);
+        seconds["accuracy_capture_excluded"] = clock.Elapsed.TotalSeconds;
+        total.Start();
+
+        log($"compressing with {options.Method.Name()} at ratio {options.Ratio} on {device}");
+        var report = Compressor.Compress(model, ids, compression, new Progress<CompressionProgress>(p => log($"{p.Stage} {p.Message}")), token);
+        foreach (var (stage, value) in report.Seconds) seconds[stage] = value;
+
+        if (options.WriteOutput)
+        {
+            clock.Restart();
+            LowRank.Artifacts.ArtifactWriter.Write(new LowRank.Artifacts.ArtifactRequest
+            {
+                Model = model,
+                SourcePath = modelFolder,
+                OutputFolder = outFolder,
+                Method = options.Method.Name().ToLowerInvariant(),
+                RequestedRatio = options.Ratio,
+                FactorDtype = LowRank.Artifacts.ArtifactWriter.ResolveFactorDtype(null, model.Config),
+                Overwrite = true,
+            }, null, token);
+            seconds["write"] = clock.Elapsed.TotalSeconds;
+        }
+        seconds["end_to_end"] = total.Elapsed.TotalSeconds;
+        var end = sampler.Now;
+
+        log("accuracy check against fp64");
+        var accuracy = probes.Select(p => Check(p, SvdKernel.Resolve(compression.SvdAlgorithm, device), log)).OfType<FactorisationAccuracy>().ToArray();
+        foreach (var probe in probes) probe.Dispose();
+
+        double? extrapolated = null;
+        if (layers < shape.Layers)
+        {
+            // Load and write scale with the block count; the compressor's per-block stages too.
+            extrapolated = seconds["end_to_end"] * shape.Layers / layers;
+        }
+        var notes = new List<string>
+        {
+            "weights: random N(0, 0.02²) fp16 (norm weights 1), seeded per tensor; calibration: uniformly random token ids (first = BOS 1), no tokenizer",
+            "end_to_end = load + compress (every stage of the method) + write; synthesis and the accuracy check (capture and fp64 comparison) are outside it",
+            "accuracy: relative Frobenius error of the product A·B of the pipeline's factorisation (Cholesky whitening + the configured SVD kernel, fp64) against fp64 Cholesky + fp64 torch.linalg.svd of the same W and H; H from the block-0 inputs of the first samples",
+        };
+        if (layers < shape.Layers)
+            notes.Add($"only {layers} of the shape's {shape.Layers} blocks were synthesised and compressed (all at full size); seconds_extrapolated_to_all_blocks scales the measured end-to-end time linearly — an extrapolation, not a measurement");
+        return new ScaleBenchmarkResult
+        {
+            Shape = shape.Name,
+            Config = config,
+            BlocksRun = layers,
+            BlocksOfShape = shape.Layers,
+            Method = options.Method.Name(),
+            Ratio = options.Ratio,
+            Samples = options.Samples,
+            SeqLen = options.SeqLen,
+            BatchSize = options.BatchSize,
+            Calibration = "random token ids",
+            Weights = "random",
+            Device = device.ToString(),
+            Machine = Environment.MachineName + (device.type == DeviceType.CUDA ? $" ({GpuName()})" : ""),
+            DateUtc = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture) + " UTC",
+            SynthesisSeconds = Math.Round(synthesisSeconds, 2),
+            CheckpointGiB = Math.Round(checkpointBytes / (double)(1L << 30), 2),
+            Seconds = seconds.ToDictionary(p => p.Key, p => Math.Round(p.Value, 2), StringComparer.Ordinal),
+            SecondsExtrapolatedToAllBlocks = extrapolated is { } x ? Math.Round(x, 1) : null,
+            PeakGpuGiB = sampler.PeakGiB(start, end) is { } peak ? Math.Round(peak, 2) : null,
+            GpuBaselineGiB = sampler.BaselineGiB(start) is { } baseline ? Math.Round(baseline, 2) : null,
+            PeakGpuMethod = sampler.Method,
+            Ratios = report.Ratio,
+            Accuracy = accuracy,
+            Notes = notes,
+        };
+    }
+
+    private static string GpuName()
+    {
+        try
+        {
+            var info = new ProcessStartInfo("nvidia-smi") { RedirectStandardOutput = true, UseShellExecute = false };
+            info.ArgumentList.Add("--query-gpu=name,driver_version");
+            info.ArgumentList.Add("--format=csv,noheader");
+            using var process = Process.Start(info);
+            var text = process?.StandardOutput.ReadToEnd().Trim() ?? "";
+            process?.WaitForExit();
+            return text.Split('\n')[0];
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return "GPU";
+        }
+    }
+
+    /// <summary>HF LlamaConfig fields for the shape (transformers can load the folder too).</summary>
+    public static JsonObject ConfigFor(ScaleShape shape, int layers, int seqLen) => new()
+    {
+        ["architectures"] = new JsonArray("LlamaForCausalLM"),
+        ["model_type"] = "llama",
+        ["hidden_size"] = shape.Hidden,
+        ["intermediate_size"] = shape.Ffn,
+        ["num_hidden_layers"] = layers,
+        ["num_attention_heads"] = shape.Heads,
+        ["num_key_value_heads"] = shape.KvHeads,
+        ["vocab_size"] = shape.Vocab,
+        ["max_position_embeddings"] = Math.Max(4096, seqLen),
+        ["rms_norm_eps"] = 1e-5,
+        ["rope_theta"] = 10000.0,
+        ["hidden_act"] = "silu",
+        ["tie_word_embeddings"] = false,
+        ["bos_token_id"] = 1,
+        ["eos_token_id"] = 2,
+        ["torch_dtype"] = "float16",
+    };
+
+    /// <summary>Writes config.json and fp16 safetensors shards, one tensor generated (on <paramref name="device"/>) at a time.</summary>
+    public static void Synthesize(string folder, ScaleShape shape, int layers, JsonObject config, Device device, int seed)
+    {
+        var temp = folder + ".tmp";
+        if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
+        Directory.CreateDirectory(temp);
+        var d = (long)shape.Hidden;
+        var kv = d / shape.Heads * shape.KvHeads;
+        var specs = new List<TensorSpec> { Random("model.embed_tokens.weight", [shape.Vocab, d]) };
+        for (var i = 0; i < layers; i++)
+        {
+            var p = $"model.layers.{i}.";
+            specs.Add(Ones(p + "input_layernorm.weight", d));
+            specs.Add(Random(p + "self_attn.q_proj.weight", [d, d]));
+            specs.Add(Random(p + "self_attn.k_proj.weight", [kv, d]));
+            specs.Add(Random(p + "self_attn.v_proj.weight", [kv, d]));
+            specs.Add(Random(p + "self_attn.o_proj.weight", [d, d]));
+            specs.Add(Ones(p + "post_attention_layernorm.weight", d));
+            specs.Add(Random(p + "mlp.gate_proj.weight", [shape.Ffn, d]));
+            specs.Add(Random(p + "mlp.up_proj.weight", [shape.Ffn, d]));
+            specs.Add(Random(p + "mlp.down_proj.weight", [d, shape.Ffn]));
+        }
+        specs.Add(Ones("model.norm.weight", d));
+        specs.Add(Random("lm_head.weight", [shape.Vocab, d]));
+        File.WriteAllText(Path.Combine(temp, "config.json"), config.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+        SafeTensorsWriter.WriteModel(temp, specs);
+        if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        Directory.Move(temp, folder);
+
+        TensorSpec Random(string name, long[] size) => new(name, ScalarType.Float16, size, () =>
+        {
+            if (device.type == DeviceType.CUDA)
+            {
+                // TorchSharp's Generator(seed, device) makes a CPU generator, which CUDA randn rejects: seed the
+                // device's default generator per tensor instead (same determinism).
+                cuda.manual_seed(SeedOf(name, seed));
+                return (randn(size, ScalarType.Float32, device) * 0.02).to(ScalarType.Float16);
+            }
+            using var generator = new Generator((ulong)SeedOf(name, seed), device);
+            return (randn(size, ScalarType.Float32, device, generator: generator) * 0.02).to(ScalarType.Float16);
+        });
+        TensorSpec Ones(string name, long size) => new(name, ScalarType.Float16, [size], () => ones(size, ScalarType.Float16, device));
+    }
+
+    private static long SeedOf(string name, int seed)
+    {
+        // FNV-1a: a stable per-tensor seed (string.GetHashCode is randomised per process).
+        var hash = 14695981039346656037UL ^ (ulong)seed;
+        foreach (var c in name)
+        {
+            hash ^= c;
+            hash *= 1099511628211UL;
+        }
+        return (long)(hash & 0x7fffffffffffffffUL);
+    }
+
+    public static Tensor CalibrationIds(int samples, int seqLen, int vocab, int seed)
+    {
+        using var generator = new Generator((ulong)seed, CPU);
+        var ids = randint(3, vocab, [samples, seqLen], dtype: ScalarType.Int64, generator: generator);
+        ids[.., 0] = tensor(1L);
+        return ids;
+    }
+
+    /// <summary>One sampled linear: its dense weight and the Gram of its block-0 input (fp64, host), and its rank.</summary>
+    private sealed record Probe(string Name, Tensor Weight, Tensor GramFp32, Tensor GramTf32, long Rank, Device Device) : IDisposable
+    {
+        public void Dispose()
+        {
+            Weight.Dispose();
+            GramFp32.Dispose();
+            GramTf32.Dispose();
+        }
+    }
+
+    private static List<Probe> CaptureProbes(IDecoderModel model, Tensor ids, ScaleBenchmarkOptions options, double ratio)
+    {
+        var probes = new List<Probe>();
+        var wanted = model.BlockLinears(0).Where(l => options.AccuracyKinds.Contains(l.Kind)).ToDictionary(l => l.Name, StringComparer.Ordinal);
+        if (wanted.Count == 0) return probes;
+        var plan = RankPlan.Uniform(model.BlockLinears(0).Select(l => LinearShape.Of(l, 0)).ToArray(), ratio);
+        using var scope = NewDisposeScope();
+        using var held = model.HoldOnDevice(0);
+        // Enough tokens for every sampled Gram to be positive definite (else the whitening takes its eigen fallback,
+        // whose full eigvalsh of a 28672² Gram needs more workspace than the 70B run leaves).
+        var widest = wanted.Values.Max(l => l.InFeatures);
+        var samples = Math.Min(Math.Max(options.AccuracySamples, (widest * 5 / 4 + ids.shape[1] - 1) / ids.shape[1]), ids.shape[0]);
+        var hidden = model.Embed(ids.narrow(0, 0, samples).to(model.Device));
+        model.RunBlock(0, hidden, (linear, input) =>
+        {
+            if (!wanted.TryGetValue(linear.Name, out var l)) return;
+            using var inner = NewDisposeScope();
+            var x = input.reshape(-1, input.shape[^1]).to(ScalarType.Float32);
+            var before = backends.cuda.matmul.allow_tf32;
+            backends.cuda.matmul.allow_tf32 = false;
+            var fp32 = matmul(x.T, x).to(ScalarType.Float64);
+            backends.cuda.matmul.allow_tf32 = true;
+            var tf32 = matmul(x.T, x).to(ScalarType.Float64);
+            backends.cuda.matmul.allow_tf32 = before;
+            probes.Add(new Probe(l.Name, l.Weight!.to(ScalarType.Float64, CPU).DetachFromDisposeScope(),
+                fp32.to(CPU).DetachFromDisposeScope(), tf32.to(CPU).DetachFromDisposeScope(), plan[l.Name].Rank, model.Device));
+        });
+        return probes;
+    }
+
+    private static FactorisationAccuracy? Check(Probe probe, SvdAlgorithm algorithm, Action<string> log)
+    {
+        try
+        {
+            return Compare(probe, algorithm);
+        }
+        catch (ExternalException e)
+        {
+            // The check runs after the measured run; a failure (e.g. out of memory) must not lose its numbers.
+            log($"accuracy check of {probe.Name} failed: {e.Message.Split('\n')[0]}");
+            return null;
+        }
+    }
+
+    private static FactorisationAccuracy Compare(Probe probe, SvdAlgorithm algorithm)
+    {
+        using var scope = NewDisposeScope();
+        var device = probe.Device;
+        var w = probe.Weight.to(device);
+        var h = probe.GramTf32.to(device);
+        var ours = Product(w, h, probe.Rank, algorithm);
+        var reference = Product(w, h, probe.Rank, SvdAlgorithm.Direct);
+        var oursFp32Gram = Product(w, probe.GramFp32.to(device), probe.Rank, algorithm);
+
+        // What a fp32 torch.linalg.svd of the whitened weight (the reference implementation's step) gives.
+        using var whitening = Whitening.Cholesky(h, SvdLlm.DefaultWhiteningEpsilon);
+        var whitened = whitening.Whiten(w).to(ScalarType.Float32);
+        var (u, s, vh) = linalg.svd(whitened, fullMatrices: false);
+        var k = (int)probe.Rank;
+        var fp32Product = whitening.Unwhiten(matmul(u[.., ..k] * s[..k].unsqueeze(0), vh[..k]).to(ScalarType.Float64));
+
+        var hNorm = probe.GramFp32.norm().item<double>();
+        return new FactorisationAccuracy(probe.Name, w.shape[0], w.shape[1], probe.Rank, algorithm.ToString(),
+            Relative(ours, reference), Relative(fp32Product, reference),
+            (probe.GramTf32 - probe.GramFp32).norm().item<double>() / hNorm, Relative(ours, oursFp32Gram));
+    }
+
+    private static Tensor Product(Tensor w, Tensor h, long rank, SvdAlgorithm algorithm)
+    {
+        using var factors = SvdLlm.Factorize(w, h, rank, algorithm, SvdLlm.DefaultWhiteningEpsilon, out _);
+        return matmul(factors.A.to(ScalarType.Float64), factors.B.to(ScalarType.Float64));
+    }
+
+    private static double Relative(Tensor value, Tensor reference) =>
+        (value - reference).norm().item<double>() / reference.norm().item<double>();
+}
