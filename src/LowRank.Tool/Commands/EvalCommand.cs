@@ -88,13 +88,10 @@ public static class EvalCommand
                 Device = TorchBackend.ParseDevice(parse.GetValue(device)),
                 LibTorch = parse.GetValue(libTorch),
             });
-            var showProgress = !parse.GetValue(json) && !Console.IsErrorRedirected;
             var result = EvalRunner.Run(loaded, modelLocation, request,
-                showProgress ? (what, done, total) => Console.Error.Write($"\r{what}: {done}/{total} ") : null, cancellation);
-            if (showProgress) Console.Error.WriteLine();
+                (what, done, total) => ToolProgress.Progress(what, $"{done}/{total}", done - 1, total), cancellation);
             var written = parse.GetValue(report) is { } folder ? EvalRunner.WriteReportFolder(result, folder) : [];
-            if (parse.GetValue(json)) Output.WriteJson(result);
-            else PrintHuman(result, written);
+            ToolProgress.Result(result, parse.GetValue(json), () => PrintHuman(result, written));
             return Task.FromResult(result.Perplexity is { Flagged: true } ? ExitCodes.CheckFailed : ExitCodes.Success);
         });
         return command;
