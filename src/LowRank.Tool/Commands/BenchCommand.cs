@@ -13,6 +13,23 @@ public static class BenchCommand
         var command = new Command("bench", "Benchmarks that produce the numbers in BENCHMARKS.md.");
         command.Subcommands.Add(Methods());
         command.Subcommands.Add(Gpu());
+        command.Subcommands.Add(Parity());
+        return command;
+    }
+
+    private static Command Parity()
+    {
+        var fixtures = new Argument<string>("fixtures") { Description = "Folder of parity fixtures (default: tests/fixtures/parity)", DefaultValueFactory = _ => Path.Combine("tests", "fixtures", "parity") };
+        var device = CommonOptions.Device();
+        var json = CommonOptions.Json();
+        var command = new Command("parity", "Compare our logits with the transformers reference logits of each parity fixture (max abs difference).") { fixtures, device, json };
+        command.SetAction((parse, _) =>
+        {
+            var results = LowRank.Models.HfParity.CheckAll(parse.GetValue(fixtures)!, TorchBackend.ParseDevice(parse.GetValue(device)));
+            if (parse.GetValue(json)) Output.WriteJson(new { device = TorchBackend.Device(TorchBackend.ParseDevice(parse.GetValue(device))).ToString(), results });
+            else foreach (var r in results) Console.WriteLine($"{r.Fixture,-10} {r.Architecture,-22} max |Δlogit| {r.MaxAbsDiff:E2} (max |logit| {r.MaxAbsReference:F3})");
+            return Task.FromResult(results.All(r => r.MaxAbsDiff <= 1e-4) ? ExitCodes.Success : ExitCodes.CheckFailed);
+        });
         return command;
     }
 
