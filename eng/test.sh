@@ -3,6 +3,13 @@
 # Test assemblies run one after another (-m:1): the build and cancellation tests start real compressions and time
 # signals against them, and on a 2-core machine two assemblies at once starve each other.
 set -uo pipefail
+# The cancellation tests send SIGINT to the tool and to `dotnet build`. A shell started as a background job inherits
+# SIGINT ignored, every child inherits that, and .NET keeps an inherited-ignored SIGINT ignored, so Ctrl+C could
+# never be observed. Re-run this script once with SIGINT back at its default (bash itself cannot undo it).
+if [ -z "${LOWRANK_SIGINT_RESET:-}" ] && command -v python3 >/dev/null 2>&1; then
+  export LOWRANK_SIGINT_RESET=1
+  exec python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp("bash", ["bash"] + sys.argv[1:])' "$0" "$@"
+fi
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 bash eng/setup.sh || exit 1
