@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): set up, build, and run every test project; ends with "N passed, N failed".
-# Test assemblies run one after another (-m:1): the build and cancellation tests start real compressions and time
-# signals against them, and on a 2-core machine two assemblies at once starve each other.
+# Test assemblies run one after another (-m:1): several start real compressions, and on a 2-core machine two
+# assemblies at once only make each slower and their timings noisier.
 set -uo pipefail
 # The cancellation tests send SIGINT to the tool and to `dotnet build`. A shell started as a background job inherits
 # SIGINT ignored, every child inherits that, and .NET keeps an inherited-ignored SIGINT ignored, so Ctrl+C could
