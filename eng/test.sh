@@ -6,8 +6,8 @@ set -uo pipefail
 # The cancellation tests send SIGINT to the tool and to `dotnet build`. A shell started as a background job inherits
 # SIGINT ignored, every child inherits that, and .NET keeps an inherited-ignored SIGINT ignored, so Ctrl+C could
 # never be observed. Re-run this script once with SIGINT back at its default (bash itself cannot undo it).
-if [ -z "${LOWRANK_SIGINT_RESET:-}" ] && command -v python3 >/dev/null 2>&1; then
-  export LOWRANK_SIGINT_RESET=1
+if [ -z "${LRK_TEST_SIGINT_DEFAULT:-}" ] && command -v python3 >/dev/null 2>&1; then
+  export LRK_TEST_SIGINT_DEFAULT=1  # not LOWRANK_*: the tool reads those as configuration
   exec python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp("bash", ["bash"] + sys.argv[1:])' "$0" "$@"
 fi
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
