@@ -33,6 +33,9 @@ public static class HfParity
         using var scope = NewDisposeScope();
         var input = tensor(ids.SelectMany(r => r).ToArray(), [ids.Length, ids[0].Length]).to(loaded.Model.Device);
         var logits = loaded.Model.Logits(input).to(float32).cpu();
+        if (!logits.shape.SequenceEqual(shape))
+            throw new LrkException(ErrorCodes.BadCheckpoint,
+                $"{Path.GetFileName(fixture)}: our logits are [{string.Join(", ", logits.shape)}], the reference is [{string.Join(", ", shape)}]");
         var want = tensor(expected, shape);
         var diff = (logits - want).abs().max().item<float>();
         return new ParityResult(Path.GetFileName(fixture), loaded.Config.Architecture, shape, diff, want.abs().max().item<float>());
