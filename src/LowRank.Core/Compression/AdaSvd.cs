@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LowRank.Compression;
@@ -8,19 +9,35 @@ public enum AdaCompTarget
     /// <summary>Target <c>W x_orig</c>: the layer's output in the uncompressed model. The compressed layer sees
     /// <c>x_comp</c> (inputs propagated through the already-compressed earlier blocks) and is fitted to undo their error.</summary>
     Original,
-    /// <summary>Target <c>W x_comp</c>: then the SVD-LLM truncation is already optimal and adaComp cannot improve it.</summary>
+    /// <summary>Target <c>W x_comp</c>: the layer's own dense output on the inputs it will really see. Starting from a
+    /// truncation whitened with the original inputs (<see cref="AdaCompWhitening.Original"/>), adaComp re-fits it to them;
+    /// with <see cref="AdaCompWhitening.Compressed"/> the start is already optimal for this target and adaComp cannot move it.</summary>
+    Compressed,
+}
+
+/// <summary>Which inputs' Gram whitens adaComp's starting truncation.</summary>
+public enum AdaCompWhitening
+{
+    /// <summary><c>H_o = X_o X_oᵀ</c> of the original model's inputs (SVD-LLM's profile, as methods.md describes AdaSVD):
+    /// adaComp then compensates the truncation for the drift of the compressed model's inputs.</summary>
+    Original,
+    /// <summary><c>H = X Xᵀ</c> of the compressed model's inputs: the start is SVD-LLM on the compressed stream.</summary>
     Compressed,
 }
 
 /// <summary>
 /// AdaSVD (Li et al., 2025, "AdaSVD: Adaptive Singular Value Decomposition for Large Language Models").
-/// <para><b>adaComp</b> (§3.2, Eq. 7–10): starting from the whitened truncation <c>W ≈ U Vᵀ</c>, alternately re-fit
-/// U and V by least squares to reduce <c>‖W X_t − U Vᵀ X‖_F</c> (X the compressed-model inputs, X_t the target inputs).
+/// <para><b>adaComp</b> (§3.2, Eq. 7–10): starting from the SVD-LLM truncation <c>W ≈ U Vᵀ</c> whitened with the original
+/// model's inputs (the profile SVD-LLM takes), alternately re-fit U and V by least squares to reduce
+/// <c>‖W X_t − U Vᵀ X‖_F</c> (X the inputs propagated through the already-compressed blocks, X_t the target inputs: X
+/// itself by default, or the original model's X_o, <see cref="AdaCompTarget"/>). The truncation is optimal for the
+/// inputs it was whitened with; adaComp compensates it for the inputs the compressed model really feeds the layer.
 /// We use the exact Gram form of the normal equations, so no token matrix is held:
 /// with <c>H = X Xᵀ</c> and <c>C = X_t Xᵀ</c>,
-/// <c>U ← W C V (Vᵀ H V)⁺</c> (Eq. 8) and <c>Vᵀ ← U⁺ W C H⁺</c> (Eq. 9), pseudo-inverses via SVD
-/// (<c>torch.linalg.pinv</c>). With <c>X_t = X</c> and <c>H = L Lᵀ</c> the U-update is the paper's memory-light
-/// <c>U = (W L)(Vᵀ L)⁺</c>. Each half-step solves its subproblem exactly, so the objective never increases.</para>
+/// <c>U ← W C V (Vᵀ H V)⁺</c> (Eq. 8) and <c>Vᵀ ← U⁺ W C H⁺</c> (Eq. 9), the pseudo-inverses applied as Cholesky solves
+/// (<see cref="PsdSolve"/>). With <c>X_t = X</c> and <c>H = L Lᵀ</c> the U-update is the paper's memory-light
+/// <c>U = (W L)(Vᵀ L)⁺</c>. Each half-step solves its subproblem exactly, so the objective never increases; with
+/// enough rounds it reaches SVD-LLM whitened with H itself (<see cref="AdaCompWhitening.Compressed"/>), the optimum.</para>
 /// <para><b>Stack-of-batch</b> (§3.2): the paper shuffles calibration samples and averages them in buckets so more
 /// samples fit in memory. The Gram form does not need that (every token is folded into H and C); a bucket size
 /// &gt; 1 reproduces the paper's averaged statistics for comparison (see <see cref="CompressionOptions.AdaSvdBucketSize"/>).</para>
@@ -33,12 +50,17 @@ public static class AdaSvd
     public const int DefaultIterations = 1;
     public const double DefaultRetentionGap = 0.05;
     public const double DefaultPinvRtol = 1e-10;
+    public const int DefaultImportanceSamples = 64;
 
     /// <summary>
     /// Runs <paramref name="iterations"/> rounds of (U-update, V-update) on <paramref name="factors"/> in place.
     /// <paramref name="cross"/> is <c>C = X_t Xᵀ</c>; null means <c>C = H</c> (target = compressed inputs).
     /// Returns the Gram-form objective (without the constant <c>tr(W X_t X_tᵀ Wᵀ)</c>) after each half-step, first entry = start.
     /// </summary>
+    /// <remarks>The pseudo-inverses of the normal equations are applied as solves with the Cholesky factor of the
+    /// (PSD) matrix, falling back to an eigendecomposition-based pseudo-inverse with cut-off <paramref name="pinvRtol"/>
+    /// when it is singular: Eq. 8 needs (Vᵀ H V)⁺ (k×k), Eq. 9 U⁺ = (UᵀU)⁺Uᵀ (k×k) and W C H⁺. With C = H the
+    /// latter is W itself (W H H⁺ differs from W only on the null space of H, which the objective does not see).</remarks>
     public static double[] Refine(Tensor weight, Tensor gram, Tensor? cross, LowRankFactors factors, int iterations, double pinvRtol)
     {
         var trace = new List<double>();
@@ -46,28 +68,44 @@ public static class AdaSvd
         var w = weight.to(float64);
         var h = gram.to(float64);
         h = (h + h.T) * 0.5;
-        var c = cross?.to(float64) ?? h;
-        var wc = matmul(w, c);                       // W C  [m, n]
-        var u = factors.A.to(float64);               // U    [m, k]
-        var vt = factors.B.to(float64);              // Vᵀ   [k, n]
+        var c = cross?.to(float64);
+        var wc = c is null ? matmul(w, h) : matmul(w, c);   // W C  [m, n]
+        var u = factors.A.to(float64);                       // U    [m, k]
+        var vt = factors.B.to(float64);                      // Vᵀ   [k, n]
         trace.Add(ObjectiveWithoutConstant(wc, h, u, vt));
         if (iterations > 0)
         {
-            var hPinv = linalg.pinv(h, rtol: pinvRtol, hermitian: true);
+            // M = W C H⁺: the least-squares map from the compressed inputs to the targets (Eq. 9 without U⁺).
+            var target = c is null ? w : PsdSolve(h, wc.T, pinvRtol).T;
             for (var round = 0; round < iterations; round++)
             {
                 // Eq. 8: U = W C V (Vᵀ H V)⁺
                 var vhv = matmul(matmul(vt, h), vt.T);
-                u = matmul(matmul(wc, vt.T), linalg.pinv((vhv + vhv.T) * 0.5, rtol: pinvRtol, hermitian: true));
+                u = PsdSolve(vhv, matmul(wc, vt.T).T, pinvRtol).T;
                 trace.Add(ObjectiveWithoutConstant(wc, h, u, vt));
-                // Eq. 9: Vᵀ = U⁺ W C H⁺
-                vt = matmul(matmul(linalg.pinv(u, rtol: pinvRtol), wc), hPinv);
+                // Eq. 9: Vᵀ = U⁺ W C H⁺ = (UᵀU)⁺ Uᵀ M
+                vt = PsdSolve(matmul(u.T, u), matmul(u.T, target), pinvRtol);
                 trace.Add(ObjectiveWithoutConstant(wc, h, u, vt));
             }
         }
         var (a, b) = Rebalance(u, vt);
         factors.Replace(a.to(factors.A.dtype), b.to(factors.B.dtype));
         return trace.ToArray();
+    }
+
+    /// <summary><c>S⁺ R</c> for a symmetric PSD <paramref name="s"/>: two triangular solves with its Cholesky factor, or
+    /// the eigendecomposition-based pseudo-inverse (relative cut-off <paramref name="rtol"/>) when S is singular.</summary>
+    internal static Tensor PsdSolve(Tensor s, Tensor r, double rtol)
+    {
+        using var scope = NewDisposeScope();
+        var sym = (s + s.T) * 0.5;
+        var (l, info) = linalg.cholesky_ex(sym, check_errors: false);
+        if (info.item<int>() == 0)
+        {
+            var x = linalg.solve_triangular(l.T, linalg.solve_triangular(l, r, upper: false), upper: true);
+            if (x.isfinite().all().item<bool>()) return x.MoveToOuterDisposeScope();
+        }
+        return matmul(linalg.pinv(sym, rtol: rtol, hermitian: true), r).MoveToOuterDisposeScope();
     }
 
     /// <summary><c>‖W X_t − U Vᵀ X‖² − ‖W X_t‖² = −2 tr(Uᵀ W C V) + tr(UᵀU · Vᵀ H V)</c>.</summary>
@@ -85,9 +123,10 @@ public static class AdaSvd
     {
         var (qu, ru) = linalg.qr(u);
         var (qv, rv) = linalg.qr(vt.T);
-        var (uc, s, vch) = linalg.svd(matmul(ru, rv.T), fullMatrices: false);
-        var root = s.sqrt();
-        return (matmul(qu, uc) * root.unsqueeze(0), root.unsqueeze(1) * matmul(vch, qv.T));
+        var core = matmul(ru, rv.T);
+        using var svd = SvdKernel.Truncate(core, core.shape[0], core.device.type == DeviceType.CUDA ? SvdAlgorithm.GramEigh : SvdAlgorithm.Direct);
+        var root = svd.S.sqrt();
+        return (matmul(qu, svd.U) * root.unsqueeze(0), root.unsqueeze(1) * matmul(svd.Vh, qv.T));
     }
 
     /// <summary>adaCR importance of one block from its input and output hidden states on the same tokens:
@@ -115,9 +154,11 @@ public static class AdaSvd
     /// <summary>
     /// Pipeline. (1) adaCR profiling over the original model: each block's importance from its input and output hidden
     /// states, then per-block retentions. (2) Block by block on two streams — the original model's hidden states and
-    /// the compressed model's: the original block runs on the original stream (recording each linear's input X_t) and
-    /// on the compressed stream (accumulating H = X Xᵀ and C = X_t Xᵀ); each linear starts from the SVD-LLM whitened
-    /// truncation with H and is refined by adaComp; the compressed block then advances the compressed stream.
+    /// the compressed model's: the original block runs on the original stream (recording each linear's input X_o) and
+    /// on the compressed stream (accumulating H = X Xᵀ, H_o = X_o X_oᵀ and, for the original target, C = X_o Xᵀ); each
+    /// linear starts from the SVD-LLM truncation whitened with H_o (or H, <see cref="CompressionOptions.AdaSvdWhitening"/>)
+    /// and is refined by adaComp against the compressed inputs; the compressed block then advances the compressed stream.
+    /// With <see cref="Propagation.Original"/> there is one stream and adaComp starts at its own optimum.
     /// </summary>
     internal static void Run(CompressionRun run)
     {
@@ -126,15 +167,16 @@ public static class AdaSvd
         if (options.AdaSvdAdaptiveRatio) AllocateBlocks(run, target);
 
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var twoStreams = options.AdaSvdTarget == AdaCompTarget.Original && options.EffectivePropagation == Propagation.Compressed;
+        var twoStreams = options.EffectivePropagation == Propagation.Compressed;
+        var originalTarget = twoStreams && options.AdaSvdTarget == AdaCompTarget.Original;
         using var original = run.EmbedCalibration();
-        using var compressed = options.EffectivePropagation == Propagation.Compressed ? original.Clone() : null;
+        using var compressed = twoStreams ? original.Clone() : null;
         var statsBatches = run.Batches(options.AdaSvdBucketSize);
         for (var block = 0; block < run.BlockCount; block++)
         {
             run.Report("compress", block, $"block {block + 1}/{run.BlockCount}: statistics");
             using var held = run.Model.HoldOnDevice(block);
-            using var stats = new LinearStatistics(_ => true, bucketSize: options.AdaSvdBucketSize, tf32: options.GramTf32);
+            using var stats = new LinearStatistics(_ => true, bucketSize: options.AdaSvdBucketSize, precision: options.GramPrecision, cross: originalTarget);
             using var nextOriginal = original.EmptyLike();
             run.Timed("statistics", () =>
             {
@@ -147,8 +189,7 @@ public static class AdaSvd
                         nextOriginal.Write(indices, run.Model.RunBlock(block, original.Batch(indices, run.Device), stats.Observer()));
                         continue;
                     }
-                    var originalOut = run.Model.RunBlock(block, original.Batch(indices, run.Device), twoStreams ? stats.Recorder() : null);
-                    nextOriginal.Write(indices, originalOut);
+                    nextOriginal.Write(indices, run.Model.RunBlock(block, original.Batch(indices, run.Device), stats.Recorder()));
                     run.Model.RunBlock(block, compressed.Batch(indices, run.Device), stats.Observer());
                 }
             });
@@ -156,17 +197,18 @@ public static class AdaSvd
             run.Report("compress", block, $"block {block + 1}/{run.BlockCount}: adaComp");
             run.Timed("decomposition", () =>
             {
-                foreach (var linear in run.Compressible(block).ToArray())
+                var starts = SvdLlm.FactorizeBlock(run, run.Compressible(block).ToArray(), linear =>
+                    options.AdaSvdWhitening == AdaCompWhitening.Original ? stats.TargetGram(linear.Name) ?? stats.Gram(linear.Name) : stats.Gram(linear.Name));
+                foreach (var (linear, factors, kind) in starts)
                 {
                     using var scope = NewDisposeScope();
+                    using var owned = factors;
                     var weight = run.WeightOnDevice(linear);
                     var gram = stats.Gram(linear.Name);
-                    var cross = twoStreams ? stats.Cross(linear.Name) : null;
-                    using var factors = SvdLlm.Factorize(weight, gram, run.Plan[linear.Name].Rank, run.Algorithm, options.WhiteningEpsilon, out var kind);
-                    var trace = Refine(weight, gram, cross, factors, options.AdaSvdIterations, options.AdaSvdPinvRtol);
-                    // Relative objective ‖W X_t − U Vᵀ X‖² / ‖W X_t‖², with ‖W X_t‖² = tr(W T Wᵀ), T = X_t X_tᵀ (= H without a target stream).
+                    var trace = Refine(weight, gram, originalTarget ? stats.Cross(linear.Name) : null, factors, options.AdaSvdIterations, options.AdaSvdPinvRtol);
+                    // Relative objective ‖W X_t − U Vᵀ X‖² / ‖W X_t‖², with ‖W X_t‖² = tr(W T Wᵀ), T = X_t X_tᵀ.
                     var w64 = weight.to(float64);
-                    var scale = matmul(matmul(w64, stats.TargetGram(linear.Name) ?? gram), w64.T).trace().item<double>();
+                    var scale = (matmul(w64, (originalTarget ? stats.TargetGram(linear.Name)! : gram).to(float64)) * w64).sum().item<double>();
                     run.Apply(linear, factors, kind.ToString(), 1 + trace[0] / scale, 1 + trace[^1] / scale);
                 }
             });
@@ -187,7 +229,9 @@ public static class AdaSvd
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var importance = new double[run.BlockCount];
-        using (var stream = run.EmbedCalibration())
+        var samples = Math.Min(run.Samples, run.Options.AdaSvdImportanceSamples is > 0 and var n ? n : run.Samples);
+        var batches = Enumerable.Range(0, (int)samples).Select(i => (long)i).Chunk(run.Options.BatchSize).ToArray();
+        using (var stream = run.EmbedCalibration(samples))
         {
             for (var block = 0; block < run.BlockCount; block++)
             {
@@ -195,7 +239,7 @@ public static class AdaSvd
                 using var next = stream.EmptyLike();
                 double cosSum = 0;
                 long tokens = 0;
-                run.Sweep(block, stream, next, perBatch: (_, x, y) =>
+                run.Sweep(block, stream, next, batches: batches, perBatch: (_, x, y) =>
                 {
                     using var scope = NewDisposeScope();
                     var cos = nn.functional.cosine_similarity(x.to(float64).flatten(0, -2), y.to(float64).flatten(0, -2), dim: -1);

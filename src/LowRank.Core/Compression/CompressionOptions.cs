@@ -13,6 +13,19 @@ public enum Propagation
     Compressed,
 }
 
+/// <summary>How the Gram products of half-precision activations are computed on CUDA.</summary>
+public enum GramPrecision
+{
+    /// <summary><see cref="TensorCores"/> where available, else <see cref="Tf32"/>.</summary>
+    Auto,
+    /// <summary>fp16/bf16 inputs on the tensor cores with fp32 accumulation (cuBLAS GemmEx).</summary>
+    TensorCores,
+    /// <summary>fp32 copies on the TF32 tensor cores (fp16 values are exact in TF32; fp32 accumulation).</summary>
+    Tf32,
+    /// <summary>fp32 FMA (no tensor cores): the most accurate, the slowest.</summary>
+    Fp32,
+}
+
 /// <summary>
 /// Every knob of a compression run, with its default. The whole record is written into the artifact and the report,
 /// so a run can be repeated exactly. Defaults follow the papers where they state one; where they do not, the
@@ -60,9 +73,16 @@ public sealed record CompressionOptions
     /// <summary>AdaSVD adaComp rounds (each = one U-update and one V-update). Paper: 1 is best at 40–60% CR, more help at 70–80%.</summary>
     public int AdaSvdIterations { get; init; } = AdaSvd.DefaultIterations;
 
-    /// <summary>AdaSVD adaComp target outputs: W·x_orig (default) or W·x_compressed.</summary>
+    /// <summary>AdaSVD adaComp target outputs: W·x_compressed (default) or W·x_orig. Measured on stories260K (BENCHMARKS.md):
+    /// fitting W·x_orig from the compressed inputs learns the shrunken conditional mean once the inputs have drifted
+    /// (CR 0.6: PPL 955 vs 143), so the default fits each layer to the inputs it will really see.</summary>
     [JsonConverter(typeof(JsonStringEnumConverter<AdaCompTarget>))]
-    public AdaCompTarget AdaSvdTarget { get; init; } = AdaCompTarget.Original;
+    public AdaCompTarget AdaSvdTarget { get; init; } = AdaCompTarget.Compressed;
+
+    /// <summary>AdaSVD: the Gram that whitens adaComp's starting truncation — the original model's inputs (default) or the
+    /// compressed model's.</summary>
+    [JsonConverter(typeof(JsonStringEnumConverter<AdaCompWhitening>))]
+    public AdaCompWhitening AdaSvdWhitening { get; init; } = AdaCompWhitening.Original;
 
     /// <summary>AdaSVD stack-of-batch bucket size: samples are shuffled (with <see cref="Seed"/>) and averaged in buckets
     /// of this many before their statistics are taken. 1 = every sample on its own (exact; our Gram form needs no
@@ -71,6 +91,12 @@ public sealed record CompressionOptions
 
     /// <summary>AdaSVD adaCR: use per-block ratios (false = uniform).</summary>
     public bool AdaSvdAdaptiveRatio { get; init; } = true;
+
+    /// <summary>AdaSVD adaCR: calibration samples (the first ones; the sampler's order is random) whose hidden states measure
+    /// block importance; 0 = all. The importance is a mean cosine over every token of these samples (64 × 2048 tokens for a
+    /// 7B calibration set), and the profile pass over the whole model costs a forward pass per sample, so a subset keeps it
+    /// a small part of the run.</summary>
+    public int AdaSvdImportanceSamples { get; init; } = AdaSvd.DefaultImportanceSamples;
 
     /// <summary>AdaSVD adaCR minimum retention ratio (mrr). Null = target retention − <see cref="AdaSvdRetentionGap"/>
     /// (methods.md: mrr 0.55 for trr 0.6).</summary>
@@ -94,9 +120,13 @@ public sealed record CompressionOptions
     /// <summary>LC-SVD: keep SVD-LLM's factorisation of a block when its measured block output error is lower than the refit's.</summary>
     public bool LcSvdGuard { get; init; } = true;
 
-    /// <summary>On CUDA, accumulate the Grams of fp16/bf16 activations with TF32 matmuls (fp32 accumulation). Off by default:
-    /// measured on an H100 it moves the factors by ~3e-5 (7B shape) to ~2e-4 (70B shape) relative to fp32 Grams.</summary>
-    public bool GramTf32 { get; init; }
+    /// <summary>How the per-batch Gram products of fp16/bf16 activations are computed on CUDA (fp32 activations and the CPU
+    /// always use fp32 FMA). Auto = <see cref="GramPrecision.TensorCores"/> where the native kernels load, else TF32.
+    /// Measured on an H200 (bench/results): fp32 FMA 4.6e-6 relative to an fp64 Gram of the same fp16 inputs, tensor
+    /// cores 1.9e-4 and TF32 2.2e-4 (the tensor cores accumulate with fewer bits than fp32 FMA), at 13× resp. 4.5×
+    /// the speed; a calibration set's own sampling noise is orders of magnitude larger.</summary>
+    [JsonConverter(typeof(JsonStringEnumConverter<GramPrecision>))]
+    public GramPrecision GramPrecision { get; init; } = GramPrecision.Auto;
 
     /// <summary>On CUDA, hidden states larger than this stay in host memory and move to the device a batch at a time.</summary>
     public long DeviceHiddenStateBytes { get; init; } = 2L << 30;
@@ -125,6 +155,7 @@ public sealed record CompressionOptions
         Require(WhiteningEpsilon > 0 && WhiteningEpsilon < 1, $"whitening epsilon must be in (0, 1) (got {WhiteningEpsilon})");
         Require(AdaSvdIterations >= 0 && AdaSvdIterations <= 100, $"AdaSVD iterations must be in [0, 100] (got {AdaSvdIterations})");
         Require(AdaSvdBucketSize >= 1, $"AdaSVD bucket size must be at least 1 (got {AdaSvdBucketSize})");
+        Require(AdaSvdImportanceSamples >= 0, $"AdaSVD importance samples must be non-negative (got {AdaSvdImportanceSamples})");
         Require(AdaSvdRetentionGap >= 0 && AdaSvdRetentionGap < 1, $"AdaSVD retention gap must be in [0, 1) (got {AdaSvdRetentionGap})");
         if (AdaSvdMinRetention is { } mrr)
             Require(mrr > 0 && mrr <= 1 - Ratio, $"AdaSVD minimum retention must be in (0, {1 - Ratio}] (got {mrr})");

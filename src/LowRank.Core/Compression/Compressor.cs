@@ -112,12 +112,14 @@ internal sealed class CompressionRun : IDisposable
         return order.Chunk(size).ToArray();
     }
 
-    public HiddenStates EmbedCalibration()
+    /// <summary>The calibration set's embeddings; <paramref name="samples"/> = only the first that many samples.</summary>
+    public HiddenStates EmbedCalibration(long? samples = null)
     {
         var config = Model.Config;
         var dtype = Model is DecoderModel decoder ? decoder.ComputeDtype : ScalarType.Float32;
-        var storage = HiddenStates.ChooseStorage(Device, Samples, SequenceLength, config.HiddenSize, dtype, Options.DeviceHiddenStateBytes);
-        return HiddenStates.Embed(Model, Ids, storage, Options.BatchSize);
+        var count = Math.Min(samples ?? Samples, Samples);
+        var storage = HiddenStates.ChooseStorage(Device, count, SequenceLength, config.HiddenSize, dtype, Options.DeviceHiddenStateBytes);
+        return HiddenStates.Embed(Model, count == Samples ? Ids : Ids.narrow(0, 0, count), storage, Options.BatchSize);
     }
 
     /// <summary>Runs block <paramref name="block"/> over every batch of <paramref name="input"/>; writes its outputs to

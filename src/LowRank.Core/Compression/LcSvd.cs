@@ -128,7 +128,7 @@ public static class LcSvd
             var compressible = run.Compressible(block).Select(l => l.Name).ToHashSet(StringComparer.Ordinal);
             var stages = DetectStages(run, block, current);
             using var weights = new BlockWeights(linears);
-            using var plain = options.LcSvdGuard ? new LinearStatistics(compressible.Contains, tf32: run.Options.GramTf32) : null;
+            using var plain = options.LcSvdGuard ? new LinearStatistics(compressible.Contains, precision: run.Options.GramPrecision) : null;
             using var nextOriginal = original.EmptyLike();
             var refit = new Dictionary<string, LowRankFactors>(StringComparer.Ordinal);
             var kinds = new Dictionary<string, WhiteningKind>(StringComparer.Ordinal);
@@ -139,7 +139,7 @@ public static class LcSvd
                     var members = stages[stage].Where(compressible.Contains).ToArray();
                     if (members.Length == 0 && stage > 0) continue;
                     run.Report("compress", block, $"block {block + 1}/{run.BlockCount}: stage {stage + 1}/{stages.Count} ({string.Join(", ", stages[stage].Select(Short))})");
-                    using var stats = new LinearStatistics(members.Contains, tf32: run.Options.GramTf32);
+                    using var stats = new LinearStatistics(members.Contains, precision: run.Options.GramPrecision);
                     foreach (var indices in run.Batches())
                     {
                         run.Token.ThrowIfCancellationRequested();
@@ -294,7 +294,7 @@ public static class LcSvd
                 var shapes = run.Shapes.Where(s => s.Block == block).ToArray();
                 var lower = shapes.Max(s => RatioMath.MinRetention(s.OutFeatures, s.InFeatures));
                 var candidates = offsets.Select(o => Math.Clamp(target + o, lower, 1.0)).ToArray();
-                using var stats = new LinearStatistics(_ => true, tf32: run.Options.GramTf32);
+                using var stats = new LinearStatistics(_ => true, precision: run.Options.GramPrecision);
                 using var next = stream.EmptyLike();
                 run.Sweep(block, stream, next, stats.Observer);
                 using var weights = new BlockWeights(run.Model.BlockLinears(block));

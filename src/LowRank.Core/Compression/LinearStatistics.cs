@@ -6,7 +6,8 @@ namespace LowRank.Compression;
 
 /// <summary>
 /// Accumulates, over the calibration batches of one block, what the methods need from each linear's inputs:
-/// the Gram <c>H = X Xᵀ</c> (fp32 products per batch, summed in fp64), optionally the cross Gram <c>C = X_o Xᵀ</c>
+/// the Gram <c>H = X Xᵀ</c> (per-batch products with fp32 accumulation, <see cref="GramPrecision"/>; summed over
+/// batches in fp64), optionally the cross Gram <c>C = X_o Xᵀ</c>
 /// against inputs recorded from a run on the original model's hidden states, and optionally ASVD's channel
 /// |x| means. Linears fed the very same input tensor in a run (q/k/v, gate/up) share one accumulator, so each
 /// Gram is computed once. Bucketing (AdaSVD stack-of-batch) averages groups of consecutive samples first.
@@ -23,15 +24,19 @@ internal sealed class LinearStatistics : IDisposable
     private readonly int bucketSize;
     private readonly bool collectGram;
     private readonly bool collectAbsMean;
-    private readonly bool tf32;
+    private readonly GramPrecision precision;
+    private readonly bool collectCross;
     private Tensor? lastInput;
     private string? lastOwner;
 
     /// <param name="wanted">Which linears (by name) to collect for.</param>
-    /// <param name="tf32">Gram products of half-precision inputs on CUDA TF32 tensor cores (<see cref="CompressionOptions.GramTf32"/>).</param>
-    public LinearStatistics(Func<string, bool> wanted, bool gram = true, bool absMean = false, int bucketSize = 1, bool tf32 = false)
+    /// <param name="precision">How the per-batch products of half-precision CUDA inputs are computed (fp32 inputs always use fp32 FMA).</param>
+    /// <param name="cross">After a <see cref="Recorder"/> run, also accumulate the cross Gram <c>C = X_o Xᵀ</c> (the recorded
+    /// inputs' own Gram <c>X_o X_oᵀ</c> is always accumulated then).</param>
+    public LinearStatistics(Func<string, bool> wanted, bool gram = true, bool absMean = false, int bucketSize = 1, GramPrecision precision = GramPrecision.Auto, bool cross = true)
     {
-        this.tf32 = tf32;
+        this.precision = precision;
+        collectCross = cross;
         this.wanted = wanted;
         this.bucketSize = bucketSize;
         collectGram = gram;
@@ -80,13 +85,11 @@ internal sealed class LinearStatistics : IDisposable
             owner[linear.Name] = linear.Name;
             using var scope = NewDisposeScope();
             var x = Flatten(input);
-            // Bucket means are no longer fp16 values: only unaveraged half inputs take the TF32 path.
-            var half = tf32 && IsHalf(input.dtype) && bucketSize == 1;
-            if (collectGram) Accumulate(grams, linear.Name, x, x, half);
+            if (collectGram) Accumulate(grams, linear.Name, x, x, precision);
             if (recorded.TryGetValue(linear.Name, out var original))
             {
-                Accumulate(crosses, linear.Name, original, x, half);
-                Accumulate(targets, linear.Name, original, original, half);
+                if (collectCross) Accumulate(crosses, linear.Name, original, x, precision);
+                Accumulate(targets, linear.Name, original, original, precision);
             }
             if (collectAbsMean)
             {
@@ -98,45 +101,70 @@ internal sealed class LinearStatistics : IDisposable
 
     private static bool IsHalf(ScalarType dtype) => dtype is ScalarType.Float16 or ScalarType.BFloat16;
 
+    /// <summary>The path <see cref="Accumulate"/> takes for <paramref name="inputs"/> of this dtype on this device under
+    /// <paramref name="precision"/> (also what reports name).</summary>
+    public static GramPrecision Resolve(GramPrecision precision, ScalarType inputs, Device device)
+    {
+        if (device.type != DeviceType.CUDA || !IsHalf(inputs) || precision == GramPrecision.Fp32) return GramPrecision.Fp32;
+        if (precision == GramPrecision.Tf32) return GramPrecision.Tf32;
+        return LowRank.Torch.CudaNative.Available(device) ? GramPrecision.TensorCores : GramPrecision.Tf32;
+    }
+
     private void ResetRun()
     {
         lastInput = null;
         lastOwner = null;
     }
 
-    /// <summary>[…, n] → [tokens, n] in fp32 (bucket-averaged over consecutive samples when bucketing).</summary>
+    /// <summary>[…, n] → [tokens, n], in the input's dtype; bucket-averaged in fp32 over consecutive samples when bucketing
+    /// (a bucket mean is no longer a half-precision value).</summary>
     private Tensor Flatten(Tensor input)
     {
-        var x = input.to(ScalarType.Float32);
+        var x = input;
         if (bucketSize > 1 && x.shape.Length == 3)
         {
             var samples = x.shape[0];
             if (samples % bucketSize != 0)
                 throw new InvalidOperationException($"batch of {samples} samples is not a multiple of the bucket size {bucketSize}");
-            x = x.view(samples / bucketSize, bucketSize, x.shape[1], x.shape[2]).mean([1]);
+            x = x.to(ScalarType.Float32).view(samples / bucketSize, bucketSize, x.shape[1], x.shape[2]).mean([1]);
         }
         return x.reshape(-1, x.shape[^1]);
     }
 
-    /// <summary>sum += leftᵀ·right (fp32 product, fp64 sum). <paramref name="halfInputs"/> (only with TF32 enabled): both
-    /// came from fp16/bf16 activations, and on CUDA the product runs on TF32 tensor cores with fp32 accumulation.
-    /// Measured on an H100 (bench gpu): the Gram then differs from the fp32-FMA one by ~4e-5 relative (7B shape) to
-    /// ~2e-4 (70B), moving the SVD-LLM factors by ~3e-5 resp. up to 2.3e-4 — hence opt-in.</summary>
-    private static void Accumulate(Dictionary<string, Tensor> sums, string name, Tensor left, Tensor right, bool halfInputs)
+    /// <summary>sum += leftᵀ·right: the per-batch product with fp32 accumulation (<see cref="Resolve"/> picks tensor cores,
+    /// TF32 or fp32 FMA), added to an fp64 sum so the error does not grow with the number of batches.</summary>
+    private static void Accumulate(Dictionary<string, Tensor> sums, string name, Tensor left, Tensor right, GramPrecision precision)
     {
         using var scope = NewDisposeScope();
-        var product = (halfInputs && left.device.type == DeviceType.CUDA ? Tf32Product(left, right) : matmul(left.T, right)).to(ScalarType.Float64);
-        if (sums.TryGetValue(name, out var sum)) sum.add_(product);
-        else sums[name] = product.DetachFromDisposeScope();
+        var sum64 = Product(left, right, precision).to(ScalarType.Float64);
+        if (sums.TryGetValue(name, out var sum)) sum.add_(sum64);
+        else sums[name] = sum64.DetachFromDisposeScope();
     }
 
-    private static Tensor Tf32Product(Tensor left, Tensor right)
+    /// <summary>One batch's <c>leftᵀ·right</c> [n₁, n₂] in fp32 along the path <see cref="Resolve"/> picks.</summary>
+    internal static Tensor Product(Tensor left, Tensor right, GramPrecision precision)
+    {
+        var path = left.dtype == right.dtype ? Resolve(precision, left.dtype, left.device) : GramPrecision.Fp32;
+        return path switch
+        {
+            GramPrecision.TensorCores => LowRank.Torch.CudaNative.HalfGram(left, right),
+            GramPrecision.Tf32 => Tf32Product(left.to(ScalarType.Float32), right.to(ScalarType.Float32)),
+            _ => Fp32Product(left.to(ScalarType.Float32), right.to(ScalarType.Float32)),
+        };
+    }
+
+    private static Tensor Tf32Product(Tensor left, Tensor right) => WithTf32(true, () => matmul(left.T, right));
+
+    private static Tensor Fp32Product(Tensor left, Tensor right) =>
+        left.device.type == DeviceType.CUDA ? WithTf32(false, () => matmul(left.T, right)) : matmul(left.T, right);
+
+    private static Tensor WithTf32(bool allow, Func<Tensor> product)
     {
         var before = backends.cuda.matmul.allow_tf32;
-        backends.cuda.matmul.allow_tf32 = true;
+        backends.cuda.matmul.allow_tf32 = allow;
         try
         {
-            return matmul(left.T, right);
+            return product();
         }
         finally
         {
@@ -151,7 +179,7 @@ internal sealed class LinearStatistics : IDisposable
 
     public Tensor? Cross(string name) => crosses.TryGetValue(Owner(name), out var c) ? c : null;
 
-    /// <summary><c>T = X_o X_oᵀ</c> of the recorded original inputs (for objective values), or null.</summary>
+    /// <summary><c>T = X_o X_oᵀ</c> of the recorded original inputs, or null.</summary>
     public Tensor? TargetGram(string name) => targets.TryGetValue(Owner(name), out var t) ? t : null;
 
     public Tensor AbsMean(string name) => absMeans[Owner(name)].Mean();

@@ -18,12 +18,19 @@ public sealed record ScaleShape(string Name, int Hidden, int Layers, int Heads, 
         new("13b", 5120, 40, 40, 40, 13824, 32000),
         new("70b", 8192, 80, 64, 8, 28672, 32000),
         // A CPU-sized model with the same structure, for tests and dry runs.
-        new("tiny", 256, 2, 4, 2, 688, 1000),
+        new("tiny", 256, 4, 4, 2, 688, 1000),
     ];
 
     public static ScaleShape Parse(string name) =>
         Known.FirstOrDefault(s => s.Name.Equals(name.Trim(), StringComparison.OrdinalIgnoreCase))
         ?? throw new LrkException(ErrorCodes.BadArgument, $"unknown shape '{name}' (known: {string.Join(", ", Known.Select(s => s.Name))})");
+}
+
+public enum CheckpointStaging
+{
+    Auto,
+    Whole,
+    Staged,
 }
 
 public sealed record ScaleBenchmarkOptions
@@ -42,14 +49,28 @@ public sealed record ScaleBenchmarkOptions
     public int Seed { get; init; } = 1234;
     /// <summary>Block-0 linears whose factorisation is checked against an fp64 reference after the run.</summary>
     public IReadOnlyList<string> AccuracyKinds { get; init; } = ["q_proj", "gate_proj", "down_proj"];
-    /// <summary>Calibration samples whose block-0 inputs make the Grams of the accuracy check.</summary>
-    public int AccuracySamples { get; init; } = 4;
+    /// <summary>Calibration samples whose block-0 inputs make the Grams of the accuracy check (0 = one batch, so the
+    /// Gram is accumulated over as many tokens as the pipeline's per-batch products).</summary>
+    public int AccuracySamples { get; init; }
+    /// <summary>Where the checkpoint lives: a whole file set on disk, staged block by block (<see cref="StagedCheckpoint"/>),
+    /// or Auto = staged when the whole checkpoint would not fit in 80% of the free disk space.</summary>
+    public CheckpointStaging Staging { get; init; } = CheckpointStaging.Auto;
+    /// <summary>Blocks a staged checkpoint keeps on disk at most.</summary>
+    public int StagedBlocks { get; init; } = 4;
+    /// <summary>Also hash every factor after the run (<see cref="ScaleBenchmarkResult.FactorSha256"/>; outside the timed window).</summary>
+    public bool Checksum { get; init; }
     public bool WriteOutput { get; init; } = true;
     /// <summary>Extra compression options Name=Value (as <c>--set</c>).</summary>
     public IReadOnlyList<string> Set { get; init; } = [];
 }
 
-/// <summary>One sampled linear of the accuracy check (relative Frobenius errors of the product A·B).</summary>
+/// <summary>One sampled linear of the accuracy check (relative Frobenius errors of the product A·B, and of Grams).</summary>
+/// <param name="RelativeErrorVsFp64Svd">The pipeline's decomposition of (W, H) against fp64 Cholesky + fp64 torch.linalg.svd of
+/// the same (W, H), H being the Gram the pipeline computed: the decomposition's own accuracy.</param>
+/// <param name="Fp32SvdRelativeErrorVsFp64Svd">What fp32 torch.linalg.svd (the reference implementation's step) gives for the same (W, H).</param>
+/// <param name="GramPath">How the pipeline computed H (<see cref="GramPrecision"/>); the next three: Gram errors against the
+/// fp64 Gram of the same activations.</param>
+/// <param name="FactorsVsAllFp64">End to end: the pipeline's factors from its own H against fp64 factors from the fp64 Gram.</param>
 public sealed record FactorisationAccuracy(
     string Linear,
     long OutFeatures,
@@ -58,8 +79,11 @@ public sealed record FactorisationAccuracy(
     string Algorithm,
     double RelativeErrorVsFp64Svd,
     double Fp32SvdRelativeErrorVsFp64Svd,
-    double GramTf32VsFp32RelativeDifference,
-    double FactorsFromTf32GramVsFp32GramRelativeDifference);
+    string GramPath,
+    double PipelineGramVsFp64Gram,
+    double Fp32GramVsFp64Gram,
+    double Tf32GramVsFp64Gram,
+    double FactorsVsAllFp64);
 
 public sealed record ScaleBenchmarkResult
 {
@@ -87,6 +111,16 @@ public sealed record ScaleBenchmarkResult
     public required string PeakGpuMethod { get; init; }
     public required RatioSummary Ratios { get; init; }
     public required IReadOnlyList<FactorisationAccuracy> Accuracy { get; init; }
+    /// <summary>Native CUDA kernels in use (<see cref="LowRank.Torch.CudaNative.Status"/>).</summary>
+    public required string Kernels { get; init; }
+    /// <summary>"whole" or "staged (N blocks at most on disk)".</summary>
+    public required string Checkpoint { get; init; }
+    /// <summary>Staged checkpoints: seconds spent generating and writing blocks inside the end-to-end window (on the
+    /// loader's read-ahead thread, overlapping the compression), and the peak bytes on disk.</summary>
+    public double? StagingSeconds { get; init; }
+    public double? StagedPeakGiB { get; init; }
+    /// <summary>SHA-256 over every factor (name, A, B in block order), when asked for: two runs made the same factors iff equal.</summary>
+    public string? FactorSha256 { get; init; }
     public required IReadOnlyList<string> Notes { get; init; }
 }
 
@@ -119,8 +153,11 @@ public static class ScaleBenchmark
             DeviceHiddenStateBytes = 32L << 30,
         }, options.Set);
         compression.Validate();
+        var kernels = CudaNative.Available(device) ? CudaNative.Status : device.type == DeviceType.CUDA ? CudaNative.Status : "cpu (torch)";
+        log($"kernels: {kernels}");
 
         var work = Path.GetFullPath(options.WorkFolder);
+        Directory.CreateDirectory(work);
         var modelFolder = Path.Combine(work, $"llama-{shape.Name}-{layers}l-seed{options.Seed}");
         var outFolder = Path.Combine(work, $"out-{shape.Name}-{options.Method.Name()}");
         using var sampler = GpuMemorySampler.Start();
@@ -128,108 +165,172 @@ public static class ScaleBenchmark
         // ---- synthesis (not part of the end-to-end time) ----
         var synthesisClock = Stopwatch.StartNew();
         var config = ConfigFor(shape, layers, options.SeqLen);
-        if (!File.Exists(Path.Combine(modelFolder, "config.json")))
+        var specs = Specs(shape, layers, device, options.Seed);
+        var checkpointBytes = specs.Sum(SafeTensorsWriter.ByteLengthOf);
+        var staged = options.Staging switch
+        {
+            CheckpointStaging.Staged => true,
+            CheckpointStaging.Whole => false,
+            _ => checkpointBytes > 0.8 * new DriveInfo(work).AvailableFreeSpace,
+        };
+        StagedCheckpoint? staging = null;
+        if (staged && options.WriteOutput)
+            throw new LrkException(ErrorCodes.BadArgument,
+                "a staged checkpoint is gone block by block once read, and the artifact writer re-reads the source: run it with --no-write");
+        if (staged)
+        {
+            log($"staging {shape.Name} ({layers} blocks, {checkpointBytes / (double)(1L << 30):F1} GiB) in {modelFolder}: blocks are written when first read");
+            staging = StagedCheckpoint.Create(modelFolder + "-staged", specs, config, options.StagedBlocks);
+        }
+        else if (!File.Exists(Path.Combine(modelFolder, "config.json")))
         {
             log($"synthesising {shape.Name} ({layers} blocks) into {modelFolder}");
-            Synthesize(modelFolder, shape, layers, config, device, options.Seed);
+            Synthesize(modelFolder, specs, config);
         }
         else log($"reusing {modelFolder}");
         var synthesisSeconds = synthesisClock.Elapsed.TotalSeconds;
-        var checkpointBytes = Directory.EnumerateFiles(modelFolder, "*.safetensors").Sum(f => new FileInfo(f).Length);
 
-        // ---- end to end: load → compress → write ----
-        var seconds = new Dictionary<string, double>(StringComparer.Ordinal);
-        var start = sampler.Now;
-        var total = Stopwatch.StartNew();
-        var clock = Stopwatch.StartNew();
-        using var loaded = ModelLoader.Load(modelFolder, new ModelLoadOptions
+        try
         {
-            Device = options.Device,
-            ComputeDtype = device.type == DeviceType.CUDA ? ScalarType.Float16 : ScalarType.Float32,
-            StreamBlocks = true,
-            LoadTokenizer = false,
-        });
-        seconds["load"] = clock.Elapsed.TotalSeconds;
-        var model = loaded.Model;
+            // ---- end to end: load → compress → write ----
+            var seconds = new Dictionary<string, double>(StringComparer.Ordinal);
+            var start = sampler.Now;
+            var total = Stopwatch.StartNew();
+            var clock = Stopwatch.StartNew();
+            // Block streaming with lazy weights: each block is read from the checkpoint when it goes to the GPU (the
+            // next one read ahead on a background thread) and dropped when it leaves, so host memory holds about two
+            // blocks of originals plus the factors.
+            var dtype = device.type == DeviceType.CUDA ? ScalarType.Float16 : ScalarType.Float32;
+            using var loaded = staging is null
+                ? ModelLoader.Load(modelFolder, new ModelLoadOptions
+                {
+                    Device = options.Device,
+                    ComputeDtype = dtype,
+                    StreamBlocks = true,
+                    LazyBlockWeights = true,
+                    LoadTokenizer = false,
+                })
+                : new LoadedModel(ModelLoader.Create(ModelConfigReader.Read(staging.Folder), staging.Source(), new DecoderModelOptions
+                {
+                    Device = device,
+                    ComputeDtype = dtype,
+                    StreamBlocks = true,
+                    LazyBlockWeights = true,
+                }), null, staging.Folder, ModelConfigReader.Read(staging.Folder));
+            seconds["load"] = clock.Elapsed.TotalSeconds;
+            var model = loaded.Model;
 
-        // Random calibration ids (no tokenizer needed: the weights are random too); BOS first like real samples.
-        using var ids = CalibrationIds(options.Samples, options.SeqLen, shape.Vocab, options.Seed);
+            // Random calibration ids (no tokenizer needed: the weights are random too); BOS first like real samples.
+            using var ids = CalibrationIds(options.Samples, options.SeqLen, shape.Vocab, options.Seed);
 
-        // Block-0 inputs for the accuracy check, captured before block 0 is compressed (Grams kept on the host);
-        // not part of the end-to-end time (the clock pauses), though its GPU memory falls inside the sampled window.
-        total.Stop();
-        clock.Restart();
-        var probes = CaptureProbes(model, ids, options, compression.Ratio);
-        seconds["accuracy_capture_excluded"] = clock.Elapsed.TotalSeconds;
-        total.Start();
-
-        log($"compressing with {options.Method.Name()} at ratio {options.Ratio} on {device}");
-        var report = Compressor.Compress(model, ids, compression, new Progress<CompressionProgress>(p => log($"{p.Stage} {p.Message}")), token);
-        foreach (var (stage, value) in report.Seconds) seconds[stage] = value;
-
-        if (options.WriteOutput)
-        {
+            // Block-0 inputs for the accuracy check, captured before block 0 is compressed (Grams kept on the host);
+            // not part of the end-to-end time (the clock pauses), though its GPU memory falls inside the sampled window.
+            total.Stop();
             clock.Restart();
-            LowRank.Artifacts.ArtifactWriter.Write(new LowRank.Artifacts.ArtifactRequest
+            var probes = CaptureProbes(model, ids, options, compression);
+            seconds["accuracy_capture_excluded"] = clock.Elapsed.TotalSeconds;
+            total.Start();
+
+            log($"compressing with {options.Method.Name()} at ratio {options.Ratio} on {device}");
+            var report = Compressor.Compress(model, ids, compression, new Progress<CompressionProgress>(p => log($"{p.Stage} {p.Message}")), token);
+            foreach (var (stage, value) in report.Seconds) seconds[stage] = value;
+
+            if (options.WriteOutput)
             {
-                Model = model,
-                SourcePath = modelFolder,
-                OutputFolder = outFolder,
-                Method = options.Method.Name().ToLowerInvariant(),
-                RequestedRatio = options.Ratio,
-                FactorDtype = LowRank.Artifacts.ArtifactWriter.ResolveFactorDtype(null, model.Config),
-                Overwrite = true,
-            }, null, token);
-            seconds["write"] = clock.Elapsed.TotalSeconds;
-        }
-        seconds["end_to_end"] = total.Elapsed.TotalSeconds;
-        var end = sampler.Now;
+                clock.Restart();
+                LowRank.Artifacts.ArtifactWriter.Write(new LowRank.Artifacts.ArtifactRequest
+                {
+                    Model = model,
+                    SourcePath = loaded.Folder,
+                    OutputFolder = outFolder,
+                    Method = options.Method.Name().ToLowerInvariant(),
+                    RequestedRatio = options.Ratio,
+                    FactorDtype = LowRank.Artifacts.ArtifactWriter.ResolveFactorDtype(null, model.Config),
+                    Overwrite = true,
+                }, null, token);
+                seconds["write"] = clock.Elapsed.TotalSeconds;
+            }
+            seconds["end_to_end"] = total.Elapsed.TotalSeconds;
+            var end = sampler.Now;
 
-        log("accuracy check against fp64");
-        var accuracy = probes.Select(p => Check(p, SvdKernel.Resolve(compression.SvdAlgorithm, device), log)).OfType<FactorisationAccuracy>().ToArray();
-        foreach (var probe in probes) probe.Dispose();
+            log("accuracy check against fp64");
+            var accuracy = probes.Select(p => Check(p, SvdKernel.Resolve(compression.SvdAlgorithm, device), log)).OfType<FactorisationAccuracy>().ToArray();
+            foreach (var probe in probes) probe.Dispose();
+            var checksum = options.Checksum ? FactorChecksum(model) : null;
 
-        double? extrapolated = null;
-        if (layers < shape.Layers)
-        {
-            // Load and write scale with the block count; the compressor's per-block stages too.
-            extrapolated = seconds["end_to_end"] * shape.Layers / layers;
+            double? extrapolated = null;
+            if (layers < shape.Layers)
+            {
+                // Load and write scale with the block count; the compressor's per-block stages too.
+                extrapolated = seconds["end_to_end"] * shape.Layers / layers;
+            }
+            var notes = new List<string>
+            {
+                "weights: random N(0, 0.02²) fp16 (norm weights 1), seeded per tensor; calibration: uniformly random token ids (first = BOS 1), no tokenizer",
+                "end_to_end = load + compress (every stage of the method) + write; synthesis and the accuracy check (capture and fp64 comparison) are outside it",
+                "load: config, embeddings and head; block weights are read lazily, each block when it first goes to the GPU (the next one on a read-ahead thread), so their reading is inside compress",
+                "accuracy: relative Frobenius errors of the product A·B; 'vs fp64 svd' = the pipeline's decomposition of (W, H) against fp64 Cholesky + fp64 torch.linalg.svd of the same W and H (H = the Gram the pipeline's precision gives); 'factors vs all fp64' also replaces H by the fp64 Gram of the same fp16 activations; H from the block-0 inputs of the first calibration batch",
+            };
+            if (layers < shape.Layers)
+                notes.Add($"only {layers} of the shape's {shape.Layers} blocks were synthesised and compressed (all at full size); seconds_extrapolated_to_all_blocks scales the measured end-to-end time linearly — an extrapolation, not a measurement");
+            if (staging is not null)
+                notes.Add($"staged checkpoint: the {checkpointBytes / (double)(1L << 30):F1} GiB checkpoint does not fit the disk; its shards exist as holes and each block is generated and written in place when the loader first reads it ({staging.BlocksStaged} block stagings, {staging.StageSeconds:F1} s, on the read-ahead thread inside the end-to-end window), at most {staging.Capacity} blocks on disk");
+            return new ScaleBenchmarkResult
+            {
+                Shape = shape.Name,
+                Config = config,
+                BlocksRun = layers,
+                BlocksOfShape = shape.Layers,
+                Method = options.Method.Name(),
+                Ratio = options.Ratio,
+                Samples = options.Samples,
+                SeqLen = options.SeqLen,
+                BatchSize = options.BatchSize,
+                Calibration = "random token ids",
+                Weights = "random",
+                Device = device.ToString(),
+                Machine = Environment.MachineName + (device.type == DeviceType.CUDA ? $" ({GpuName()})" : ""),
+                DateUtc = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture) + " UTC",
+                SynthesisSeconds = Math.Round(synthesisSeconds, 2),
+                CheckpointGiB = Math.Round(checkpointBytes / (double)(1L << 30), 2),
+                Seconds = seconds.ToDictionary(p => p.Key, p => Math.Round(p.Value, 2), StringComparer.Ordinal),
+                SecondsExtrapolatedToAllBlocks = extrapolated is { } x ? Math.Round(x, 1) : null,
+                PeakGpuGiB = sampler.PeakGiB(start, end) is { } peak ? Math.Round(peak, 2) : null,
+                GpuBaselineGiB = sampler.BaselineGiB(start) is { } baseline ? Math.Round(baseline, 2) : null,
+                PeakGpuMethod = sampler.Method,
+                Ratios = report.Ratio,
+                Accuracy = accuracy,
+                Kernels = CudaNative.Available(device) ? CudaNative.Status : kernels,
+                Checkpoint = staging is null ? "whole" : $"staged ({staging.Capacity} blocks at most on disk)",
+                StagingSeconds = staging is null ? null : Math.Round(staging.StageSeconds, 2),
+                StagedPeakGiB = staging is null ? null : Math.Round(staging.PeakStagedBytes / (double)(1L << 30), 2),
+                FactorSha256 = checksum,
+                Notes = notes,
+            };
         }
-        var notes = new List<string>
+        finally
         {
-            "weights: random N(0, 0.02²) fp16 (norm weights 1), seeded per tensor; calibration: uniformly random token ids (first = BOS 1), no tokenizer",
-            "end_to_end = load + compress (every stage of the method) + write; synthesis and the accuracy check (capture and fp64 comparison) are outside it",
-            "accuracy: relative Frobenius error of the product A·B of the pipeline's factorisation (Cholesky whitening + the configured SVD kernel, fp64) against fp64 Cholesky + fp64 torch.linalg.svd of the same W and H; H from the block-0 inputs of the first samples",
-        };
-        if (layers < shape.Layers)
-            notes.Add($"only {layers} of the shape's {shape.Layers} blocks were synthesised and compressed (all at full size); seconds_extrapolated_to_all_blocks scales the measured end-to-end time linearly — an extrapolation, not a measurement");
-        return new ScaleBenchmarkResult
+            staging?.Dispose();
+            if (staging is not null && Directory.Exists(staging.Folder)) Directory.Delete(staging.Folder, recursive: true);
+        }
+    }
+
+    private static string FactorChecksum(IDecoderModel model)
+    {
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        for (var block = 0; block < model.BlockCount; block++)
         {
-            Shape = shape.Name,
-            Config = config,
-            BlocksRun = layers,
-            BlocksOfShape = shape.Layers,
-            Method = options.Method.Name(),
-            Ratio = options.Ratio,
-            Samples = options.Samples,
-            SeqLen = options.SeqLen,
-            BatchSize = options.BatchSize,
-            Calibration = "random token ids",
-            Weights = "random",
-            Device = device.ToString(),
-            Machine = Environment.MachineName + (device.type == DeviceType.CUDA ? $" ({GpuName()})" : ""),
-            DateUtc = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture) + " UTC",
-            SynthesisSeconds = Math.Round(synthesisSeconds, 2),
-            CheckpointGiB = Math.Round(checkpointBytes / (double)(1L << 30), 2),
-            Seconds = seconds.ToDictionary(p => p.Key, p => Math.Round(p.Value, 2), StringComparer.Ordinal),
-            SecondsExtrapolatedToAllBlocks = extrapolated is { } x ? Math.Round(x, 1) : null,
-            PeakGpuGiB = sampler.PeakGiB(start, end) is { } peak ? Math.Round(peak, 2) : null,
-            GpuBaselineGiB = sampler.BaselineGiB(start) is { } baseline ? Math.Round(baseline, 2) : null,
-            PeakGpuMethod = sampler.Method,
-            Ratios = report.Ratio,
-            Accuracy = accuracy,
-            Notes = notes,
-        };
+            foreach (var linear in model.BlockLinears(block).Where(l => l.IsFactorized))
+            {
+                sha.AppendData(System.Text.Encoding.UTF8.GetBytes(linear.Name));
+                foreach (var factor in new[] { linear.A!, linear.B! })
+                {
+                    using var host = factor.cpu().contiguous();
+                    sha.AppendData(host.bytes);
+                }
+            }
+        }
+        return Convert.ToHexStringLower(sha.GetHashAndReset());
     }
 
     private static string GpuName()
@@ -271,12 +372,10 @@ public static class ScaleBenchmark
         ["torch_dtype"] = "float16",
     };
 
-    /// <summary>Writes config.json and fp16 safetensors shards, one tensor generated (on <paramref name="device"/>) at a time.</summary>
-    public static void Synthesize(string folder, ScaleShape shape, int layers, JsonObject config, Device device, int seed)
+    /// <summary>The checkpoint's tensors in file order, each generated when written (on <paramref name="device"/>):
+    /// seeded N(0, 0.02²) fp16 for embeddings and linears, ones for the norms.</summary>
+    public static IReadOnlyList<TensorSpec> Specs(ScaleShape shape, int layers, Device device, int seed)
     {
-        var temp = folder + ".tmp";
-        if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
-        Directory.CreateDirectory(temp);
         var d = (long)shape.Hidden;
         var kv = d / shape.Heads * shape.KvHeads;
         var specs = new List<TensorSpec> { Random("model.embed_tokens.weight", [shape.Vocab, d]) };
@@ -295,24 +394,38 @@ public static class ScaleBenchmark
         }
         specs.Add(Ones("model.norm.weight", d));
         specs.Add(Random("lm_head.weight", [shape.Vocab, d]));
-        File.WriteAllText(Path.Combine(temp, "config.json"), config.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
-        SafeTensorsWriter.WriteModel(temp, specs);
-        if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
-        Directory.Move(temp, folder);
+        return specs;
 
         TensorSpec Random(string name, long[] size) => new(name, ScalarType.Float16, size, () =>
         {
             if (device.type == DeviceType.CUDA)
             {
                 // TorchSharp's Generator(seed, device) makes a CPU generator, which CUDA randn rejects: seed the
-                // device's default generator per tensor instead (same determinism).
-                cuda.manual_seed(SeedOf(name, seed));
-                return (randn(size, ScalarType.Float32, device) * 0.02).to(ScalarType.Float16);
+                // device's default generator per tensor instead (same determinism; nothing else draws from it here).
+                lock (CudaSeedGate)
+                {
+                    cuda.manual_seed(SeedOf(name, seed));
+                    return (randn(size, ScalarType.Float32, device) * 0.02).to(ScalarType.Float16);
+                }
             }
             using var generator = new Generator((ulong)SeedOf(name, seed), device);
             return (randn(size, ScalarType.Float32, device, generator: generator) * 0.02).to(ScalarType.Float16);
         });
         TensorSpec Ones(string name, long size) => new(name, ScalarType.Float16, [size], () => ones(size, ScalarType.Float16, device));
+    }
+
+    private static readonly object CudaSeedGate = new();
+
+    /// <summary>Writes config.json and fp16 safetensors shards, one tensor generated at a time.</summary>
+    public static void Synthesize(string folder, IReadOnlyList<TensorSpec> specs, JsonObject config)
+    {
+        var temp = folder + ".tmp";
+        if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
+        Directory.CreateDirectory(temp);
+        File.WriteAllText(Path.Combine(temp, "config.json"), config.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+        SafeTensorsWriter.WriteModel(temp, specs);
+        if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        Directory.Move(temp, folder);
     }
 
     private static long SeedOf(string name, int seed)
@@ -335,42 +448,51 @@ public static class ScaleBenchmark
         return ids;
     }
 
-    /// <summary>One sampled linear: its dense weight and the Gram of its block-0 input (fp64, host), and its rank.</summary>
-    private sealed record Probe(string Name, Tensor Weight, Tensor GramFp32, Tensor GramTf32, long Rank, Device Device) : IDisposable
+    /// <summary>One sampled linear: its dense weight, the Grams of its block-0 input in each precision (fp64, host), its rank.</summary>
+    private sealed record Probe(string Name, Tensor Weight, Tensor Gram64, Tensor GramPipeline, string PipelinePath, Tensor GramFp32, Tensor GramTf32, long Rank, Device Device) : IDisposable
     {
         public void Dispose()
         {
             Weight.Dispose();
+            Gram64.Dispose();
+            GramPipeline.Dispose();
             GramFp32.Dispose();
             GramTf32.Dispose();
         }
     }
 
-    private static List<Probe> CaptureProbes(IDecoderModel model, Tensor ids, ScaleBenchmarkOptions options, double ratio)
+    private static List<Probe> CaptureProbes(IDecoderModel model, Tensor ids, ScaleBenchmarkOptions options, CompressionOptions compression)
     {
         var probes = new List<Probe>();
         var wanted = model.BlockLinears(0).Where(l => options.AccuracyKinds.Contains(l.Kind)).ToDictionary(l => l.Name, StringComparer.Ordinal);
         if (wanted.Count == 0) return probes;
-        var plan = RankPlan.Uniform(model.BlockLinears(0).Select(l => LinearShape.Of(l, 0)).ToArray(), ratio);
+        var plan = RankPlan.Uniform(model.BlockLinears(0).Select(l => LinearShape.Of(l, 0)).ToArray(), compression.Ratio);
         using var scope = NewDisposeScope();
         using var held = model.HoldOnDevice(0);
-        // Enough tokens for every sampled Gram to be positive definite (else the whitening takes its eigen fallback,
-        // whose full eigvalsh of a 28672² Gram needs more workspace than the 70B run leaves).
+        // One calibration batch by default: the pipeline's per-batch Gram products accumulate over that many tokens, which
+        // is what their precision depends on; at least enough tokens for every sampled Gram to be positive definite.
         var widest = wanted.Values.Max(l => l.InFeatures);
-        var samples = Math.Min(Math.Max(options.AccuracySamples, (widest * 5 / 4 + ids.shape[1] - 1) / ids.shape[1]), ids.shape[0]);
+        long samples = options.AccuracySamples > 0 ? options.AccuracySamples : compression.BatchSize;
+        samples = Math.Min(Math.Max(samples, (widest * 5 / 4 + ids.shape[1] - 1) / ids.shape[1]), ids.shape[0]);
         var hidden = model.Embed(ids.narrow(0, 0, samples).to(model.Device));
         model.RunBlock(0, hidden, (linear, input) =>
         {
             if (!wanted.TryGetValue(linear.Name, out var l)) return;
             using var inner = NewDisposeScope();
-            var x = input.reshape(-1, input.shape[^1]).to(ScalarType.Float32);
-            var before = backends.cuda.matmul.allow_tf32;
-            backends.cuda.matmul.allow_tf32 = false;
-            var fp32 = matmul(x.T, x).to(ScalarType.Float64);
-            backends.cuda.matmul.allow_tf32 = true;
-            var tf32 = matmul(x.T, x).to(ScalarType.Float64);
-            backends.cuda.matmul.allow_tf32 = before;
+            var x = input.reshape(-1, input.shape[^1]);
+            var path = LinearStatistics.Resolve(compression.GramPrecision, x.dtype, x.device);
+            var pipeline = LinearStatistics.Product(x, x, compression.GramPrecision).to(ScalarType.Float64);
+            var fp32 = LinearStatistics.Product(x, x, GramPrecision.Fp32).to(ScalarType.Float64);
+            var tf32 = LinearStatistics.Product(x, x, GramPrecision.Tf32).to(ScalarType.Float64);
+            // fp64 products of the same (exactly representable) activations, a slice of tokens at a time.
+            var gram64 = zeros([x.shape[1], x.shape[1]], ScalarType.Float64, x.device);
+            for (long start = 0; start < x.shape[0]; start += 4096)
+            {
+                using var part = x.narrow(0, start, Math.Min(4096, x.shape[0] - start)).to(ScalarType.Float64);
+                gram64.add_(matmul(part.T, part));
+            }
             probes.Add(new Probe(l.Name, l.Weight!.to(ScalarType.Float64, CPU).DetachFromDisposeScope(),
+                gram64.to(CPU).DetachFromDisposeScope(), pipeline.to(CPU).DetachFromDisposeScope(), path.ToString(),
                 fp32.to(CPU).DetachFromDisposeScope(), tf32.to(CPU).DetachFromDisposeScope(), plan[l.Name].Rank, model.Device));
         });
         return probes;
@@ -395,10 +517,10 @@ public static class ScaleBenchmark
         using var scope = NewDisposeScope();
         var device = probe.Device;
         var w = probe.Weight.to(device);
-        var h = probe.GramTf32.to(device);
+        var h = probe.GramPipeline.to(device);
         var ours = Product(w, h, probe.Rank, algorithm);
         var reference = Product(w, h, probe.Rank, SvdAlgorithm.Direct);
-        var oursFp32Gram = Product(w, probe.GramFp32.to(device), probe.Rank, algorithm);
+        var allFp64 = Product(w, probe.Gram64.to(device), probe.Rank, SvdAlgorithm.Direct);
 
         // What a fp32 torch.linalg.svd of the whitened weight (the reference implementation's step) gives.
         using var whitening = Whitening.Cholesky(h, SvdLlm.DefaultWhiteningEpsilon);
@@ -407,10 +529,12 @@ public static class ScaleBenchmark
         var k = (int)probe.Rank;
         var fp32Product = whitening.Unwhiten(matmul(u[.., ..k] * s[..k].unsqueeze(0), vh[..k]).to(ScalarType.Float64));
 
-        var hNorm = probe.GramFp32.norm().item<double>();
+        var g64 = probe.Gram64.norm().item<double>();
+        double GramError(Tensor g) => (g - probe.Gram64).norm().item<double>() / g64;
         return new FactorisationAccuracy(probe.Name, w.shape[0], w.shape[1], probe.Rank, algorithm.ToString(),
             Relative(ours, reference), Relative(fp32Product, reference),
-            (probe.GramTf32 - probe.GramFp32).norm().item<double>() / hNorm, Relative(ours, oursFp32Gram));
+            probe.PipelinePath, GramError(probe.GramPipeline), GramError(probe.GramFp32), GramError(probe.GramTf32),
+            Relative(ours, allFp64));
     }
 
     private static Tensor Product(Tensor w, Tensor h, long rank, SvdAlgorithm algorithm)

@@ -1,3 +1,4 @@
+using LowRank.Models;
 using static TorchSharp.torch;
 
 namespace LowRank.Compression;
@@ -32,6 +33,54 @@ public static class SvdLlm
         return new LowRankFactors(a, whitening.Unwhiten(b), svd.S.clone());
     }
 
+    /// <summary><see cref="FactorizeWhitened"/> for several weights at once (their SVDs run concurrently where the kernel
+    /// allows, <see cref="SvdKernel.TruncateMany"/>). The whitened matrices of all of them are held together.</summary>
+    public static LowRankFactors[] FactorizeWhitenedMany(IReadOnlyList<(Tensor Weight, Whitening Whitening, long Rank)> items, SvdAlgorithm algorithm)
+    {
+        using var scope = NewDisposeScope();
+        var whitened = items.Select(item => (item.Whitening.Whiten(item.Weight), item.Rank)).ToArray();
+        var svds = SvdKernel.TruncateMany(whitened, algorithm);
+        try
+        {
+            return items.Select((item, i) =>
+            {
+                var (a, b) = svds[i].BalancedFactors();
+                return new LowRankFactors(a, item.Whitening.Unwhiten(b), svds[i].S.clone());
+            }).ToArray();
+        }
+        finally
+        {
+            foreach (var svd in svds) svd.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// SVD-LLM on every compressible linear of a block: one Cholesky per distinct Gram (q/k/v and gate/up share theirs),
+    /// then all truncations together. <paramref name="gramOf"/> gives each linear's whitening Gram.
+    /// </summary>
+    internal static IReadOnlyList<(LinearWeight Linear, LowRankFactors Factors, WhiteningKind Kind)> FactorizeBlock(
+        CompressionRun run, IReadOnlyList<LinearWeight> linears, Func<LinearWeight, Tensor> gramOf)
+    {
+        var whitenings = new Dictionary<Tensor, Whitening>(ReferenceEqualityComparer.Instance);
+        try
+        {
+            using var scope = NewDisposeScope();
+            var items = linears.Select(linear =>
+            {
+                var gram = gramOf(linear);
+                if (!whitenings.TryGetValue(gram, out var whitening))
+                    whitenings[gram] = whitening = Whitening.Cholesky(gram, run.Options.WhiteningEpsilon);
+                return (run.WeightOnDevice(linear), whitening, run.Plan[linear.Name].Rank);
+            }).ToArray();
+            var factors = FactorizeWhitenedMany(items, run.Algorithm);
+            return linears.Select((linear, i) => (linear, factors[i], items[i].whitening.Kind)).ToArray();
+        }
+        finally
+        {
+            foreach (var whitening in whitenings.Values) whitening.Dispose();
+        }
+    }
+
     /// <summary>The singular values of the whitened weight (for losses and allocation), without building factors.</summary>
     public static Tensor WhitenedSpectrum(Tensor weight, Whitening whitening)
     {
@@ -50,26 +99,12 @@ public static class SvdLlm
     internal static void Run(CompressionRun run)
     {
         run.SingleStreamPass("compress", run.Options.EffectivePropagation,
-            block => new LinearStatistics(_ => true, tf32: run.Options.GramTf32),
+            block => new LinearStatistics(_ => true, precision: run.Options.GramPrecision),
             (block, stats) =>
             {
-                // q/k/v (and gate/up) share one Gram: one Cholesky serves them all.
-                var whitenings = new Dictionary<Tensor, Whitening>(ReferenceEqualityComparer.Instance);
-                try
+                foreach (var (linear, factors, kind) in FactorizeBlock(run, run.Compressible(block).ToArray(), linear => stats.Gram(linear.Name)))
                 {
-                    foreach (var linear in run.Compressible(block).ToArray())
-                    {
-                        using var scope = NewDisposeScope();
-                        var gram = stats.Gram(linear.Name);
-                        if (!whitenings.TryGetValue(gram, out var whitening))
-                            whitenings[gram] = whitening = Whitening.Cholesky(gram, run.Options.WhiteningEpsilon);
-                        using var factors = FactorizeWhitened(run.WeightOnDevice(linear), whitening, run.Plan[linear.Name].Rank, run.Algorithm);
-                        run.Apply(linear, factors, whitening.Kind.ToString());
-                    }
-                }
-                finally
-                {
-                    foreach (var whitening in whitenings.Values) whitening.Dispose();
+                    using (factors) run.Apply(linear, factors, kind.ToString());
                 }
             });
     }

@@ -57,7 +57,7 @@ public static class SvdLlmV2
             var losses = new List<MatrixLoss>();
             var uniform = run.Plan;
             run.SingleStreamPass("profile", Propagation.Original,
-                block => new LinearStatistics(_ => true, tf32: run.Options.GramTf32),
+                block => new LinearStatistics(_ => true, precision: run.Options.GramPrecision),
                 (block, stats) =>
                 {
                     foreach (var linear in run.Model.BlockLinears(block))
@@ -72,7 +72,7 @@ public static class SvdLlmV2
             run.Plan = RankPlan.FromRetentions(run.Shapes, Allocate(losses, uniform.TargetRetention), run.Options.Ratio);
         }
         run.SingleStreamPass("compress", run.Options.EffectivePropagation,
-            block => new LinearStatistics(_ => true, tf32: run.Options.GramTf32),
+            block => new LinearStatistics(_ => true, precision: run.Options.GramPrecision),
             (block, stats) =>
             {
                 foreach (var linear in run.Compressible(block).ToArray())

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -17,6 +18,14 @@ public sealed record DecoderModelOptions
     /// for models larger than device memory. Embeddings, norms and the LM head stay on the device.
     /// </summary>
     public bool StreamBlocks { get; init; }
+
+    /// <summary>
+    /// Do not read the block linears at load time: read each block's dense weights from the checkpoint when the block
+    /// runs (the next block is read ahead on a background thread) and drop them again when it is done, unless a method
+    /// changed them. With <see cref="StreamBlocks"/> memory then holds about two blocks of original weights plus the
+    /// factors made so far, so a checkpoint larger than host memory can be compressed.
+    /// </summary>
+    public bool LazyBlockWeights { get; init; }
 }
 
 /// <summary>
@@ -35,6 +44,8 @@ public abstract class DecoderModel : IDecoderModel
     private readonly Dictionary<string, Tensor> others = new(StringComparer.Ordinal);
     private readonly List<LinearWeight>[] blockLinears;
     private readonly int[] holds;
+    private readonly bool lazy;
+    private Task? prefetch;
     private bool disposed;
 
     protected DecoderModel(ModelConfig config, WeightSource weights, DecoderModelOptions? options)
@@ -45,6 +56,7 @@ public abstract class DecoderModel : IDecoderModel
         Device = options.Device;
         ComputeDtype = options.ComputeDtype;
         StreamBlocks = options.StreamBlocks && options.Device.type != DeviceType.CPU;
+        lazy = options.LazyBlockWeights;
         if (config.NumLayers <= 0) throw new LrkException(ErrorCodes.BadConfig, $"num_hidden_layers must be positive (got {config.NumLayers})");
         blockLinears = Enumerable.Range(0, config.NumLayers).Select(_ => new List<LinearWeight>()).ToArray();
         holds = new int[config.NumLayers];
@@ -113,20 +125,51 @@ public abstract class DecoderModel : IDecoderModel
     public IDisposable HoldOnDevice(int index)
     {
         CheckBlock(index);
-        if (!StreamBlocks) return NoHold.Instance;
-        if (holds[index]++ == 0)
-        {
-            foreach (var linear in blockLinears[index]) linear.MoveTo(Device);
-        }
+        if (!StreamBlocks && !lazy) return NoHold.Instance;
+        if (holds[index]++ == 0) Arrive(index);
         return new BlockHold(this, index);
     }
 
     private void Release(int index)
     {
-        if (--holds[index] == 0)
+        if (--holds[index] == 0) Leave(index);
+    }
+
+    /// <summary>Moves block <paramref name="index"/> to the device (reading lazy weights) and reads the next block ahead.</summary>
+    private void Arrive(int index)
+    {
+        WaitForPrefetch();
+        if (StreamBlocks)
         {
-            foreach (var linear in blockLinears[index]) linear.MoveTo(CPU);
+            foreach (var linear in blockLinears[index]) linear.MoveTo(Device);
         }
+        if (lazy && index + 1 < BlockCount)
+        {
+            var next = blockLinears[index + 1];
+            // A plain thread-pool task: TorchSharp's dispose scopes are per thread, so the tensors it reads are owned
+            // by the layers alone.
+            prefetch = Task.Run(() =>
+            {
+                foreach (var linear in next) linear.Prefetch();
+            });
+        }
+    }
+
+    /// <summary>Moves block <paramref name="index"/> back to the host; lazy weights nobody changed are dropped instead.</summary>
+    private void Leave(int index)
+    {
+        foreach (var linear in blockLinears[index])
+        {
+            if (lazy) linear.Evict();
+            if (StreamBlocks) linear.MoveTo(CPU);
+        }
+    }
+
+    private void WaitForPrefetch()
+    {
+        var pending = prefetch;
+        prefetch = null;
+        pending?.GetAwaiter().GetResult();
     }
 
     private sealed class BlockHold(DecoderModel model, int index) : IDisposable
@@ -143,15 +186,15 @@ public abstract class DecoderModel : IDecoderModel
 
     private Tensor WithBlockOnDevice(int index, Func<Tensor> run)
     {
-        if (!StreamBlocks || holds[index] > 0) return run();
-        foreach (var linear in blockLinears[index]) linear.MoveTo(Device);
+        if ((!StreamBlocks && !lazy) || holds[index] > 0) return run();
+        Arrive(index);
         try
         {
             return run();
         }
         finally
         {
-            foreach (var linear in blockLinears[index]) linear.MoveTo(CPU);
+            Leave(index);
         }
     }
 
@@ -196,6 +239,19 @@ public abstract class DecoderModel : IDecoderModel
 
     private LinearWeight LoadLinearWeight(string name, string kind, long outFeatures, long inFeatures, bool conv1D, Device home, Tensor? biasTensor)
     {
+        if (lazy && weights.Contains(name + ".weight") && weights.ShapeOf(name + ".weight") is { } storedShape)
+        {
+            var weightName = name + ".weight";
+            long[] expected = conv1D ? [inFeatures, outFeatures] : [outFeatures, inFeatures];
+            CheckShape(weightName, storedShape, expected);
+            consumed.Add(weightName);
+            return LinearWeight.Lazy(name, kind, outFeatures, inFeatures, () =>
+            {
+                using var scope = NewDisposeScope();
+                var loaded = LoadTensor(weightName, expected, CPU);
+                return (conv1D ? loaded.t().contiguous() : loaded).MoveToOuterDisposeScope();
+            }, biasTensor);
+        }
         if (weights.Contains(name + ".weight"))
         {
             Tensor weight;
@@ -231,17 +287,28 @@ public abstract class DecoderModel : IDecoderModel
     /// <summary>Loads a tensor, checks its shape (-1 = any), converts it to the compute dtype on <paramref name="device"/>.</summary>
     private Tensor LoadChecked(string name, long[] shape, Device device)
     {
+        var tensor = LoadTensor(name, shape, device);
+        consumed.Add(name);
+        return tensor;
+    }
+
+    /// <summary><see cref="LoadChecked"/> without the bookkeeping (safe from the prefetch thread).</summary>
+    private Tensor LoadTensor(string name, long[] shape, Device device)
+    {
         if (!weights.Contains(name)) throw new LrkException(ErrorCodes.MissingTensor, $"the checkpoint has no tensor '{name}' ({Config.Architecture} needs it)");
         using var scope = NewDisposeScope();
         var stored = weights.Load(name);
-        var actual = stored.shape;
+        CheckShape(name, stored.shape, shape);
+        if (!stored.is_floating_point())
+            throw new LrkException(ErrorCodes.BadCheckpoint, $"tensor '{name}' has dtype {stored.dtype}; weights must be floating point");
+        return stored.to(ComputeDtype, device).contiguous().DetachFromDisposeScope();
+    }
+
+    private static void CheckShape(string name, long[] actual, long[] shape)
+    {
         if (actual.Length != shape.Length || actual.Where((d, i) => shape[i] >= 0 && d != shape[i]).Any())
             throw new LrkException(ErrorCodes.BadCheckpoint,
                 $"tensor '{name}' has shape [{string.Join(", ", actual)}] but the config implies [{string.Join(", ", shape.Select(d => d < 0 ? "k" : d.ToString()))}]");
-        if (!stored.is_floating_point())
-            throw new LrkException(ErrorCodes.BadCheckpoint, $"tensor '{name}' has dtype {stored.dtype}; weights must be floating point");
-        consumed.Add(name);
-        return stored.to(ComputeDtype, device).contiguous().DetachFromDisposeScope();
     }
 
     // ---- math shared by the families ------------------------------------------------------------------------
@@ -318,9 +385,18 @@ public abstract class DecoderModel : IDecoderModel
         if (disposed) return;
         disposed = true;
         if (!disposing) return;
+        try
+        {
+            WaitForPrefetch();
+        }
+        catch (Exception e) when (e is LrkException or IOException or ExternalException)
+        {
+            // A failed read-ahead of a block nobody asked for any more must not mask the dispose.
+        }
         foreach (var linear in blockLinears.SelectMany(b => b)) linear.Dispose();
         foreach (var tensor in others.Values.Distinct()) tensor.Dispose();
         others.Clear();
+        if (lazy) weights.Dispose();
     }
 
     public void Dispose()

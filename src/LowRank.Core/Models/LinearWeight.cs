@@ -12,14 +12,31 @@ namespace LowRank.Models;
 /// </summary>
 public sealed class LinearWeight : IDisposable
 {
+    private readonly object gate = new();
+    private readonly Func<Tensor>? reload;
+    private Tensor? weight;
+    private bool evicted;
+    private bool modified;
+
     public LinearWeight(string name, string kind, Tensor weight, Tensor? bias)
     {
         Name = name;
         Kind = kind;
-        Weight = weight;
+        this.weight = weight;
         Bias = bias;
         OutFeatures = weight.shape[0];
         InFeatures = weight.shape[1];
+    }
+
+    /// <summary>
+    /// A dense layer whose weight is read from the checkpoint only when needed: <paramref name="reload"/> returns it as
+    /// loaded ([out, in], compute dtype, on the host). Block streaming of models larger than host memory uses this: a
+    /// block's unchanged weights are dropped (<see cref="Evict"/>) when it leaves the device and read again if it returns.
+    /// </summary>
+    public static LinearWeight Lazy(string name, string kind, long outFeatures, long inFeatures, Func<Tensor> reload, Tensor? bias)
+    {
+        ArgumentNullException.ThrowIfNull(reload);
+        return new LinearWeight(name, kind, outFeatures, inFeatures, bias, reload) { evicted = true };
     }
 
     /// <summary>A layer already stored as factors (a compressed artifact's <c>lowrank_A</c>/<c>lowrank_B</c>):
@@ -33,20 +50,41 @@ public sealed class LinearWeight : IDisposable
         return new LinearWeight(name, kind, a.shape[0], b.shape[1], bias) { A = a, B = b };
     }
 
-    private LinearWeight(string name, string kind, long outFeatures, long inFeatures, Tensor? bias)
+    private LinearWeight(string name, string kind, long outFeatures, long inFeatures, Tensor? bias, Func<Tensor>? reload = null)
     {
         Name = name;
         Kind = kind;
         Bias = bias;
         OutFeatures = outFeatures;
         InFeatures = inFeatures;
+        this.reload = reload;
     }
 
     public string Name { get; }
     public string Kind { get; }
     public long OutFeatures { get; }
     public long InFeatures { get; }
-    public Tensor? Weight { get; private set; }
+    /// <summary>The dense weight [out, in] (null once factorised). An evicted lazy weight is read again on access.</summary>
+    public Tensor? Weight
+    {
+        get
+        {
+            lock (gate)
+            {
+                if (evicted) Materialize();
+                return weight;
+            }
+        }
+    }
+
+    /// <summary>True while a lazy weight is not in memory.</summary>
+    public bool IsEvicted
+    {
+        get
+        {
+            lock (gate) return evicted;
+        }
+    }
     public Tensor? A { get; private set; }
     public Tensor? B { get; private set; }
     public Tensor? Bias { get; private set; }
@@ -73,12 +111,17 @@ public sealed class LinearWeight : IDisposable
     {
         if (a.shape.Length != 2 || b.shape.Length != 2 || a.shape[0] != OutFeatures || b.shape[1] != InFeatures || a.shape[1] != b.shape[0])
             throw new ArgumentException($"{Name}: factors [{string.Join(",", a.shape)}]·[{string.Join(",", b.shape)}] do not make [{OutFeatures},{InFeatures}]");
-        Weight?.Dispose();
-        A?.Dispose();
-        B?.Dispose();
-        Weight = null;
-        A = a.DetachFromDisposeScope();
-        B = b.DetachFromDisposeScope();
+        lock (gate)
+        {
+            weight?.Dispose();
+            A?.Dispose();
+            B?.Dispose();
+            weight = null;
+            evicted = false;
+            modified = true;
+            A = a.DetachFromDisposeScope();
+            B = b.DetachFromDisposeScope();
+        }
     }
 
     /// <summary>Replaces the dense weight (e.g. a dense update by a method, or a reload); takes ownership.</summary>
@@ -86,20 +129,60 @@ public sealed class LinearWeight : IDisposable
     {
         if (weight.shape[0] != OutFeatures || weight.shape[1] != InFeatures)
             throw new ArgumentException($"{Name}: weight [{string.Join(",", weight.shape)}] is not [{OutFeatures},{InFeatures}]");
-        Weight?.Dispose();
-        A?.Dispose();
-        B?.Dispose();
-        A = B = null;
-        Weight = weight.DetachFromDisposeScope();
+        lock (gate)
+        {
+            this.weight?.Dispose();
+            A?.Dispose();
+            B?.Dispose();
+            A = B = null;
+            evicted = false;
+            modified = true;
+            this.weight = weight.DetachFromDisposeScope();
+        }
     }
 
-    /// <summary>Moves every tensor of this layer to <paramref name="device"/> (block streaming).</summary>
+    /// <summary>Moves every tensor of this layer to <paramref name="device"/> (block streaming). An evicted lazy weight
+    /// stays evicted for the host and is read straight to any other device.</summary>
     public void MoveTo(Device device)
     {
-        Weight = Move(Weight, device);
-        A = Move(A, device);
-        B = Move(B, device);
-        Bias = Move(Bias, device);
+        lock (gate)
+        {
+            if (evicted && device.type != DeviceType.CPU) Materialize();
+            weight = Move(weight, device);
+            A = Move(A, device);
+            B = Move(B, device);
+            Bias = Move(Bias, device);
+        }
+    }
+
+    /// <summary>Reads an evicted lazy weight into host memory now (a prefetch, from any thread).</summary>
+    public void Prefetch()
+    {
+        lock (gate)
+        {
+            if (evicted) Materialize();
+        }
+    }
+
+    /// <summary>Drops the weight of a lazy layer that still holds exactly what the checkpoint has (it can be read again);
+    /// returns false, keeping it, for any other layer.</summary>
+    public bool Evict()
+    {
+        lock (gate)
+        {
+            if (reload is null || modified || weight is null) return evicted;
+            weight.Dispose();
+            weight = null;
+            evicted = true;
+            return true;
+        }
+    }
+
+    private void Materialize()
+    {
+        var loaded = reload!();
+        weight = loaded.DetachFromDisposeScope();
+        evicted = false;
     }
 
     private static Tensor? Move(Tensor? tensor, Device device)
@@ -112,10 +195,14 @@ public sealed class LinearWeight : IDisposable
 
     public void Dispose()
     {
-        Weight?.Dispose();
-        A?.Dispose();
-        B?.Dispose();
-        Bias?.Dispose();
-        Weight = A = B = Bias = null;
+        lock (gate)
+        {
+            weight?.Dispose();
+            A?.Dispose();
+            B?.Dispose();
+            Bias?.Dispose();
+            weight = A = B = Bias = null;
+            evicted = false;
+        }
     }
 }

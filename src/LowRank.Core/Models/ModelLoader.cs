@@ -19,6 +19,9 @@ public sealed record ModelLoadOptions
     /// <summary>Keep block weights on the host and move each block to the device only while it runs.</summary>
     public bool StreamBlocks { get; init; }
 
+    /// <summary>Read block weights only when their block runs (<see cref="DecoderModelOptions.LazyBlockWeights"/>).</summary>
+    public bool LazyBlockWeights { get; init; }
+
     /// <summary>Load the tokenizer too (a folder without one gives a null <see cref="LoadedModel.Tokenizer"/>).</summary>
     public bool LoadTokenizer { get; init; } = true;
 }
@@ -41,15 +44,27 @@ public static class ModelLoader
         var tokenizer = options.LoadTokenizer ? TokenizerLoader.Load(folder, config) : null;
         if (tokenizer is not null && tokenizer.VocabSize > config.VocabSize)
             throw new LrkException(ErrorCodes.BadTokenizer, $"{folder}: the tokenizer has {tokenizer.VocabSize} tokens but the model only {config.VocabSize} (vocab_size)");
-        using var store = TensorStore.Open(folder);
-        var weights = new WeightSource(store.Names, name => store.Load(name));
-        var model = Create(config, weights, new DecoderModelOptions
+        var lazy = options.LazyBlockWeights;
+        var store = TensorStore.Open(folder);
+        try
         {
-            Device = device,
-            ComputeDtype = options.ComputeDtype,
-            StreamBlocks = options.StreamBlocks,
-        });
-        return new LoadedModel(model, tokenizer, folder, config);
+            // A lazy model reads from the checkpoint for as long as it lives, so it owns the open store.
+            var weights = new WeightSource(store.Names, name => store.Load(name), name => store.Info(name).Shape, lazy ? store : null);
+            var model = Create(config, weights, new DecoderModelOptions
+            {
+                Device = device,
+                ComputeDtype = options.ComputeDtype,
+                StreamBlocks = options.StreamBlocks,
+                LazyBlockWeights = lazy,
+            });
+            if (!lazy) store.Dispose();
+            return new LoadedModel(model, tokenizer, folder, config);
+        }
+        catch
+        {
+            store.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The forward pass for <paramref name="config"/>'s family.</summary>

@@ -132,6 +132,17 @@ public static class TorchBackend
         }
     }
 
+    /// <summary>An exported function of the loaded libLibTorchSharp.so (for the few calls TorchSharp does not wrap).</summary>
+    internal static IntPtr LibTorchSharpExport(string symbol)
+    {
+        lock (Gate)
+        {
+            if (!LoadedByName.TryGetValue("LibTorchSharp", out var handle))
+                throw new InvalidOperationException("TorchBackend is not initialised");
+            return NativeLibrary.GetExport(handle, symbol);
+        }
+    }
+
     /// <summary>Seeds every generator torch uses, so CPU runs repeat exactly.</summary>
     public static void Seed(long seed)
     {

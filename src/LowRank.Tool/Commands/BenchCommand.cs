@@ -14,6 +14,24 @@ public static class BenchCommand
         command.Subcommands.Add(Methods());
         command.Subcommands.Add(Gpu());
         command.Subcommands.Add(Parity());
+        command.Subcommands.Add(Kernels());
+        return command;
+    }
+
+    private static Command Kernels()
+    {
+        var device = CommonOptions.Device();
+        var json = CommonOptions.Json();
+        var tokens = new Option<long>("--tokens") { Description = "Tokens of the Gram benchmark (one calibration batch)", DefaultValueFactory = _ => 32768 };
+        var command = new Command("kernels", "Time the native CUDA kernels (half-precision Gram, concurrent eigh) against the torch paths they replace.") { device, json, tokens };
+        command.SetAction((parse, _) =>
+        {
+            var torchDevice = TorchBackend.Device(TorchBackend.ParseDevice(parse.GetValue(device)));
+            var asJson = parse.GetValue(json);
+            var results = KernelBenchmark.Run(torchDevice, parse.GetValue(tokens), log: asJson ? null : Console.WriteLine);
+            if (asJson) Output.WriteJson(new { device = torchDevice.ToString(), kernels = LowRank.Torch.CudaNative.Status, results });
+            return Task.FromResult(ExitCodes.Success);
+        });
         return command;
     }
 
@@ -47,10 +65,12 @@ public static class BenchCommand
         var noWrite = new Option<bool>("--no-write") { Description = "Skip writing the compressed artifact" };
         var set = new Option<string[]>("--set") { Description = "Compression option Name=Value, repeatable" };
         var output = new Option<string?>("--output") { Description = "Also write the JSON result to this file" };
+        var staging = new Option<string>("--checkpoint") { Description = "whole (synthesise the checkpoint on disk first), staged (write each block when first read, for checkpoints larger than the disk) or auto", DefaultValueFactory = _ => "auto" };
+        var accuracy = new Option<string>("--accuracy") { Description = "Comma-separated block-0 linear kinds to check against fp64 (none = skip)", DefaultValueFactory = _ => "q_proj,gate_proj,down_proj" };
         var device = CommonOptions.Device();
         var command = new Command("gpu", "Synthesise a LLaMA-shaped random checkpoint, compress it end to end, print stage times, peak GPU memory and fp64 accuracy as JSON.")
         {
-            shape, layers, method, ratio, samples, seqLen, batch, work, seed, noWrite, set, output, device,
+            shape, layers, method, ratio, samples, seqLen, batch, work, seed, noWrite, set, output, staging, accuracy, device,
         };
         command.SetAction((parse, token) =>
         {
@@ -67,6 +87,15 @@ public static class BenchCommand
                 Seed = parse.GetValue(seed),
                 WriteOutput = !parse.GetValue(noWrite),
                 Set = parse.GetValue(set) ?? [],
+                Staging = parse.GetValue(staging)!.Trim().ToLowerInvariant() switch
+                {
+                    "auto" => CheckpointStaging.Auto,
+                    "whole" => CheckpointStaging.Whole,
+                    "staged" => CheckpointStaging.Staged,
+                    var other => throw new LrkException(ErrorCodes.BadArgument, $"--checkpoint '{other}': use whole, staged or auto"),
+                },
+                AccuracyKinds = parse.GetValue(accuracy)!.Trim() is "none" or "" ? []
+                    : parse.GetValue(accuracy)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
                 Device = TorchBackend.ParseDevice(parse.GetValue(device)),
             }, line => Console.Error.WriteLine(line), token);
             if (parse.GetValue(output) is { } path)

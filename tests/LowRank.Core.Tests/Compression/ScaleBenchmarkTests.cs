@@ -28,7 +28,8 @@ public sealed class ScaleBenchmarkTests : IDisposable
             Set = ["SvdAlgorithm=GramEigh"],
         });
 
-        Assert.Equal(2, result.BlocksRun);
+        Assert.Equal(4, result.BlocksRun);
+        Assert.Equal("whole", result.Checkpoint);
         Assert.InRange(result.Ratios.AchievedLinearRatio, 0.49, 0.52);
         foreach (var stage in new[] { "load", "statistics", "decomposition", "write", "end_to_end" })
             Assert.True(result.Seconds[stage] >= 0, stage);
@@ -40,6 +41,10 @@ public sealed class ScaleBenchmarkTests : IDisposable
             Assert.InRange(check.RelativeErrorVsFp64Svd, 0, 1e-9);
             // fp32 SVD is measurably worse than the fp64 Gram path, which is the point of the check.
             Assert.True(check.Fp32SvdRelativeErrorVsFp64Svd > check.RelativeErrorVsFp64Svd);
+            // On the CPU every Gram is fp32 FMA: close to the fp64 Gram, and so are the factors.
+            Assert.Equal("Fp32", check.GramPath);
+            Assert.InRange(check.PipelineGramVsFp64Gram, 0, 1e-5);
+            Assert.InRange(check.FactorsVsAllFp64, 0, 1e-3);
         }
         // The artifact was written and loads back as factors.
         var outFolder = Path.Combine(work, "out-tiny-SVD-LLM");
@@ -48,12 +53,51 @@ public sealed class ScaleBenchmarkTests : IDisposable
     }
 
     [Fact]
+    public void A_staged_checkpoint_larger_than_its_disk_window_gives_the_same_factors_as_the_whole_one()
+    {
+        ScaleBenchmarkOptions Options(CheckpointStaging staging) => new()
+        {
+            Shape = ScaleShape.Parse("tiny"),
+            // AdaSVD reads every block twice (adaCR profile, then compression).
+            Method = CompressionMethod.AdaSvd,
+            Samples = 4,
+            SeqLen = 32,
+            BatchSize = 2,
+            Device = DeviceRequest.Cpu,
+            WorkFolder = work,
+            WriteOutput = false,
+            Staging = staging,
+            // Two of the four blocks on disk at a time: blocks are punched out and, for the second pass, staged again.
+            StagedBlocks = 2,
+            Checksum = true,
+            AccuracyKinds = [],
+        };
+        var whole = ScaleBenchmark.Run(Options(CheckpointStaging.Whole));
+        var staged = ScaleBenchmark.Run(Options(CheckpointStaging.Staged));
+
+        Assert.StartsWith("staged", staged.Checkpoint);
+        Assert.True(string.Join(" | ", staged.Notes).Contains("8 block stagings", StringComparison.Ordinal), string.Join(" | ", staged.Notes));
+        Assert.NotNull(whole.FactorSha256);
+        Assert.Equal(whole.FactorSha256, staged.FactorSha256);
+        // At most two blocks' data on disk (plus the embeddings, norms and head, always there).
+        var shape = ScaleShape.Parse("tiny");
+        long blockBytes = 2L * (2L * shape.Hidden + 2L * shape.Hidden * shape.Hidden + 2L * shape.Hidden * (shape.Hidden / shape.Heads * shape.KvHeads) + 3L * shape.Hidden * shape.Ffn);
+        long otherBytes = 2L * (2L * shape.Vocab * shape.Hidden + shape.Hidden);
+        Assert.InRange(staged.StagedPeakGiB!.Value * (1L << 30), 0, 2 * blockBytes + otherBytes + (1L << 24));
+        // The staging folder is gone afterwards.
+        Assert.Empty(Directory.GetDirectories(work, "*-staged"));
+        // A staged checkpoint cannot be the artifact writer's source.
+        var e = Assert.Throws<LrkException>(() => ScaleBenchmark.Run(Options(CheckpointStaging.Staged) with { WriteOutput = true }));
+        Assert.Equal(ErrorCodes.BadArgument, e.Code);
+    }
+
+    [Fact]
     public void Unknown_shape_and_too_many_layers_are_refused()
     {
         Assert.Equal(ErrorCodes.BadArgument, Assert.Throws<LrkException>(() => ScaleShape.Parse("8b")).Code);
         var e = Assert.Throws<LrkException>(() => ScaleBenchmark.Run(new ScaleBenchmarkOptions
         {
-            Shape = ScaleShape.Parse("tiny"), Layers = 3, Device = DeviceRequest.Cpu, WorkFolder = work,
+            Shape = ScaleShape.Parse("tiny"), Layers = 5, Device = DeviceRequest.Cpu, WorkFolder = work,
         }));
         Assert.Equal(ErrorCodes.BadArgument, e.Code);
     }

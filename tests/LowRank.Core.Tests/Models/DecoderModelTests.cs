@@ -171,6 +171,34 @@ public sealed class DecoderModelTests
         Assert.False(((DecoderModel)loaded.Model).StreamBlocks);
     }
 
+    [Fact]
+    public void Lazy_block_weights_are_read_when_their_block_runs_and_dropped_after_unless_changed()
+    {
+        using var resident = Load(RepoModel("llama-moby"));
+        using var lazy = ModelLoader.Load(RepoModel("llama-moby"), new ModelLoadOptions { Device = DeviceRequest.Cpu, LazyBlockWeights = true });
+        var model = lazy.Model;
+        // Nothing of the blocks' linears was read at load time.
+        Assert.All(Enumerable.Range(0, model.BlockCount).SelectMany(model.BlockLinears), l => Assert.True(l.IsEvicted, l.Name));
+        using var scope = NewDisposeScope();
+        var ids = Ids(0, 5, 9, 13, 17, 21);
+        Assert.Equal(0, (model.Logits(ids) - resident.Model.Logits(ids)).abs().max().item<float>());
+        Assert.All(Enumerable.Range(0, model.BlockCount).SelectMany(model.BlockLinears), l => Assert.True(l.IsEvicted, l.Name));
+
+        // While a block is held its weights stay; a changed weight is never dropped (it cannot be read again).
+        var first = model.BlockLinears(0)[0];
+        using (model.HoldOnDevice(0))
+        {
+            Assert.Equal(0, (first.Weight! - resident.Model.BlockLinears(0)[0].Weight!).abs().max().item<float>());
+            Assert.False(first.IsEvicted);
+            var weight = first.Weight!;
+            first.Factorize(weight.narrow(1, 0, 4).clone(), eye(4, first.InFeatures));
+        }
+        Assert.True(first.IsFactorized);
+        Assert.False(first.IsEvicted);
+        Assert.False(first.Evict());
+        Assert.True(model.BlockLinears(0)[1].IsEvicted);
+    }
+
     [RequiresCudaFact]
     public void Streamed_blocks_on_cuda_give_the_resident_logits_and_return_to_the_host()
     {

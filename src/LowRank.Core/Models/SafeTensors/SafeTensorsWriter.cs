@@ -144,6 +144,47 @@ public static class SafeTensorsWriter
         }
     }
 
+    /// <summary>
+    /// Writes a file with the header of <paramref name="tensors"/> and its full length but no data: the data section is a
+    /// hole (reads as zeros, takes no disk space) for the caller to fill in place later. Used by the scale benchmark to
+    /// stage a checkpoint larger than the disk one block at a time.
+    /// </summary>
+    internal static void WritePlaceholder(string path, IReadOnlyList<TensorSpec> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        CheckNames(tensors, path);
+        var withFormat = new Dictionary<string, string>(metadata ?? new Dictionary<string, string>(), StringComparer.Ordinal);
+        withFormat.TryAdd("format", "pt");
+        var header = BuildHeader(tensors, withFormat);
+        var dataBytes = tensors.Sum(ByteLength);
+        WriteAtomically(path, stream =>
+        {
+            Span<byte> length = stackalloc byte[8];
+            BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
+            stream.Write(length);
+            stream.Write(header);
+            stream.SetLength(8 + header.Length + dataBytes);
+        });
+    }
+
+    /// <summary>Writes <c>model.safetensors.index.json</c> for the given tensor → shard file map.</summary>
+    internal static void WriteIndex(string folder, IReadOnlyDictionary<string, string> weightMap, long totalBytes)
+    {
+        WriteAtomically(Path.Combine(folder, TensorStore.IndexFileName), stream =>
+        {
+            using var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
+            json.WriteStartObject();
+            json.WriteStartObject("metadata");
+            json.WriteNumber("total_size", totalBytes);
+            json.WriteEndObject();
+            json.WriteStartObject("weight_map");
+            foreach (var (tensor, shard) in weightMap.OrderBy(p => p.Key, StringComparer.Ordinal)) json.WriteString(tensor, shard);
+            json.WriteEndObject();
+            json.WriteEndObject();
+        });
+    }
+
+    internal static long ByteLengthOf(TensorSpec spec) => ByteLength(spec);
+
     private static void WriteFile(string path, IReadOnlyList<TensorSpec> tensors, IReadOnlyDictionary<string, string>? metadata, long sliceBytes)
     {
         CheckNames(tensors, path);

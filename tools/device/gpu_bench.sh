@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The GPU benchmark runs behind BENCHMARKS.md (issue 8), for the device machine: source .device/prologue.sh first
+# (../shared/device/README.md). Usage: bash tools/device/gpu_bench.sh STEP... ; results go to $OUT (or ./out).
+# Steps: kernels, 7b, 7b-adasvd, baseline, 70b, moby-cuda. Each step runs even if an earlier one failed.
+set -uo pipefail
+out=${OUT:-out}; mkdir -p "$out"
+L=.device/LowRank.Tool/dotnet-lowrank.dll
+work=/tmp/lowrank-bench
+for step in "$@"; do
+  echo "=== $step $(date -u +%H:%M:%S)"
+  case $step in
+    kernels)
+      dotnet $L doctor --device cuda > "$out/doctor.txt" 2>&1
+      dotnet $L bench kernels --device cuda --json > "$out/kernels.json" 2> "$out/kernels.err" ;;
+    7b)
+      dotnet $L bench gpu --shape 7b --work $work --device cuda --output "$out/7b-svdllm.json" > /dev/null 2> "$out/7b-svdllm.log" ;;
+    7b-adasvd)
+      dotnet $L bench gpu --shape 7b --method adasvd --no-write --work $work --device cuda --output "$out/7b-adasvd.json" > /dev/null 2> "$out/7b-adasvd.log" ;;
+    baseline)
+      PYTHONUNBUFFERED=1 python3 bench/svdllm_reference.py $work/llama-7b-32l-seed1234 --blocks "${BASELINE_BLOCKS:-1}" --out "$out/7b-baseline.json" > "$out/7b-baseline.log" 2>&1 ;;
+    70b)
+      dotnet $L bench gpu --shape 70b --samples "${SAMPLES_70B:-256}" --no-write --checkpoint staged --accuracy q_proj --work $work --device cuda --output "$out/70b-svdllm.json" > /dev/null 2> "$out/70b-svdllm.log" ;;
+    moby-cuda)
+      for m in opt-moby gpt2-moby; do
+        dotnet $L bench methods models/$m --calib .devdata/moby-dick.txt --calib-end 1084497 --eval .devdata/moby-dick.txt --eval-start 1084497 \
+          --samples 256 --seq-len 256 --window 256 --device cuda --json > "$out/methods-$m-cuda.json" 2> "$out/methods-$m-cuda.log"
+      done ;;
+    *) echo "unknown step $step" ;;
+  esac
+  echo "=== $step done rc=$? $(date -u +%H:%M:%S)"
+  tail -3 "$out"/*.log 2>/dev/null | tail -12
+done
