@@ -117,16 +117,16 @@ public static class AdaSvd
         return quadratic - 2 * cross;
     }
 
-    /// <summary>Same product U Vᵀ, split as <c>A = Q_u U_c Σ^½</c>, <c>B = Σ^½ V_cᵀ Q_vᵀ</c> (QR of both factors and an SVD of
-    /// the k×k core), so A and B have balanced norms like the other methods' factors.</summary>
+    /// <summary>Same product U Vᵀ with the norms balanced per rank-one term: column j of A and row j of B get equal norms
+    /// (scaled by s_j and 1/s_j), as the other methods' <c>U Σ^½</c> / <c>Σ^½ Vᵀ</c> split has, so neither factor
+    /// under- or overflows when stored in half precision. O((m + n)·k), no decomposition.</summary>
     private static (Tensor A, Tensor B) Rebalance(Tensor u, Tensor vt)
     {
-        var (qu, ru) = linalg.qr(u);
-        var (qv, rv) = linalg.qr(vt.T);
-        var core = matmul(ru, rv.T);
-        using var svd = SvdKernel.Truncate(core, core.shape[0], core.device.type == DeviceType.CUDA ? SvdAlgorithm.GramEigh : SvdAlgorithm.Direct);
-        var root = svd.S.sqrt();
-        return (matmul(qu, svd.U) * root.unsqueeze(0), root.unsqueeze(1) * matmul(svd.Vh, qv.T));
+        var uNorms = linalg.vector_norm(u, dims: [0]);
+        var vNorms = linalg.vector_norm(vt, dims: [1]);
+        var live = (uNorms > 0).logical_and(vNorms > 0);
+        var scale = where(live, (vNorms / uNorms.clamp_min(double.Epsilon)).sqrt(), ones_like(uNorms));
+        return (u * scale.unsqueeze(0), vt / scale.unsqueeze(1));
     }
 
     /// <summary>adaCR importance of one block from its input and output hidden states on the same tokens:
