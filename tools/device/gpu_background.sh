@@ -10,5 +10,10 @@ if [ "${1:-}" = "--wait" ]; then
   tail -4 $res/background.log; ls $res; exit 0
 fi
 mkdir -p $res
-OUT=$res setsid nohup bash tools/device/gpu_bench.sh "$@" > $res/background.log 2>&1 < /dev/null && touch $res/finished &
+# A later device command re-sends the working tree into the checkout; run from a private copy so nothing the detached
+# steps read is rewritten under them.
+run=/tmp/lowrank-run
+rm -rf $run && mkdir -p $run && cp -r .device models tools bench .devdata $run/ 2>/dev/null
+cd $run
+OUT=$res setsid nohup bash -c 'bash tools/device/gpu_bench.sh "$@" > '$res'/background.log 2>&1; touch '$res'/finished' _ "$@" < /dev/null > /dev/null 2>&1 &
 sleep 2; echo "started: $*"

@@ -21,8 +21,8 @@ for step in "$@"; do
     70b)
       dotnet $L bench gpu --shape 70b --samples "${SAMPLES_70B:-256}" --no-write --checkpoint staged --accuracy q_proj --work $work --device cuda --output "$out/70b-svdllm.json" > /dev/null 2> "$out/70b-svdllm.log" ;;
     moby-cuda)
-      for m in opt-moby gpt2-moby; do
-        dotnet $L bench methods models/$m --calib .devdata/moby-dick.txt --calib-end 1084497 --eval .devdata/moby-dick.txt --eval-start 1084497 \
+      for m in ${MOBY_MODELS:-opt-moby gpt2-moby}; do
+        timeout "${MOBY_TIMEOUT:-900}" dotnet $L bench methods models/$m --calib .devdata/moby-dick.txt --calib-end 1084497 --eval .devdata/moby-dick.txt --eval-start 1084497 \
           --samples 256 --seq-len 256 --window 256 --device cuda --json > "$out/methods-$m-cuda.json" 2> "$out/methods-$m-cuda.log"
       done ;;
     *) echo "unknown step $step" ;;
