@@ -36,7 +36,7 @@ public sealed class FixtureProject : IDisposable
     /// </summary>
     public void UseMachinePackagesAsFallback() =>
         File.WriteAllText(PathOf("nuget.config"), File.ReadAllText(PathOf("nuget.config")).Replace("</configuration>",
-            $"  <fallbackPackageFolders>\n    <add key=\"machine\" value=\"{PackedFeed.MachinePackages}\" />\n  </fallbackPackageFolders>\n</configuration>", StringComparison.Ordinal));
+            $"  <fallbackPackageFolders>\n    <add key=\"machine\" value=\"{feed.EnginePackages}\" />\n  </fallbackPackageFolders>\n</configuration>", StringComparison.Ordinal));
 
     /// <summary>Adds a local folder feed (e.g. where a test packed a model package) to the fixture's nuget.config.</summary>
     public void AddFeed(string name, string folder) =>

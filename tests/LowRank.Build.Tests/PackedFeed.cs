@@ -10,6 +10,8 @@ namespace LowRank.Build.Tests;
 /// </summary>
 public sealed class PackedFeed : IDisposable
 {
+    private readonly Lock gate = new();
+
     public PackedFeed()
     {
         Root = Path.Combine(Path.GetTempPath(), $"lrk-build-tests-{Guid.NewGuid():N}");
@@ -48,6 +50,32 @@ public sealed class PackedFeed : IDisposable
         ["MSBUILDDISABLENODEREUSE"] = "1",
         ["LOWRANK_TOOL"] = "",
     };
+
+    /// <summary>
+    /// The machine's packages folder minus LowRank's own packages, as links (made once): a fallback folder wins over
+    /// every feed for an exact version, so a LowRank.* 0.1.0 that someone restored there (e.g. by running a sample in
+    /// the repo) would shadow the freshly packed one.
+    /// </summary>
+    public string EnginePackages
+    {
+        get
+        {
+            lock (gate)
+            {
+                var folder = Path.Combine(Root, "engine-packages");
+                if (Directory.Exists(folder)) return folder;
+                var temp = folder + ".tmp";
+                Directory.CreateDirectory(temp);
+                foreach (var package in Directory.EnumerateDirectories(MachinePackages))
+                {
+                    var name = Path.GetFileName(package);
+                    if (!name.StartsWith("lowrank.", StringComparison.Ordinal)) Directory.CreateSymbolicLink(Path.Combine(temp, name), package);
+                }
+                Directory.Move(temp, folder);
+                return folder;
+            }
+        }
+    }
 
     /// <summary>The machine's NuGet packages folder (where eng/setup.sh restored TorchSharp and libtorch).</summary>
     public static string MachinePackages =>
