@@ -21,6 +21,8 @@ internal sealed record ModelPackageManifest
         WriteIndented = true,
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        // A file for people and tools, never embedded in HTML: keep '+' in versions readable.
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 
     public int Format { get; init; } = 1;

@@ -77,7 +77,7 @@ internal sealed class RemoteCache
             }
             catch (LrkException e) when (e.Code == ErrorCodes.HashMismatch)
             {
-                throw new LrkException(ErrorCodes.HashMismatch, $"{Where(key)} was rejected, its files do not match its entry.json: {e.Message}. Nothing was installed; delete the package from the feed (or unset LowRankRemoteCache)");
+                throw new LrkException(ErrorCodes.HashMismatch, $"{Where(key)} was rejected and nothing was installed: its files do not match its entry.json ({e.Message}); delete the package from the feed, or unset LowRankRemoteCache");
             }
         }
         finally
@@ -208,7 +208,7 @@ internal sealed class RemoteCache
                 if (!target.StartsWith(root, StringComparison.Ordinal) || Path.IsPathRooted(file.Path))
                     throw new LrkException(ErrorCodes.CacheCorrupt, $"{Where(key)}: entry.json names a file outside the entry: {file.Path}");
                 if (!packaged.Contains(file.Path, StringComparer.Ordinal))
-                    throw new LrkException(ErrorCodes.HashMismatch, $"{Where(key)} was rejected: {file.Path} is listed in its entry.json but not in the package. Nothing was installed");
+                    throw new LrkException(ErrorCodes.HashMismatch, $"{Where(key)} was rejected and nothing was installed: {file.Path} is listed in its entry.json but not in the package");
                 Directory.CreateDirectory(Path.GetDirectoryName(target)!);
                 using var from = reader.GetStream($"{EntryFolder}/{file.Path}");
                 using var to = new FileStream(target, FileMode.CreateNew, FileAccess.Write);

@@ -38,10 +38,16 @@ public sealed class FixtureProject : IDisposable
         File.WriteAllText(PathOf("nuget.config"), File.ReadAllText(PathOf("nuget.config")).Replace("</configuration>",
             $"  <fallbackPackageFolders>\n    <add key=\"machine\" value=\"{feed.EnginePackages}\" />\n  </fallbackPackageFolders>\n</configuration>", StringComparison.Ordinal));
 
-    /// <summary>Adds a local folder feed (e.g. where a test packed a model package) to the fixture's nuget.config.</summary>
-    public void AddFeed(string name, string folder) =>
+    /// <summary>
+    /// Adds a local folder feed (e.g. where a test will pack a model package) to the fixture's nuget.config. The folder
+    /// is created: restore fails on a local source that does not exist (NU1301) whenever it has to search the feeds.
+    /// </summary>
+    public void AddFeed(string name, string folder)
+    {
+        Directory.CreateDirectory(folder);
         File.WriteAllText(PathOf("nuget.config"), File.ReadAllText(PathOf("nuget.config"))
             .Replace("<clear />", $"<clear />\n    <add key=\"{name}\" value=\"{folder}\" />", StringComparison.Ordinal));
+    }
 
     /// <summary>The fixture's environment with another LOWRANK_CACHE: a second machine that shares nothing local with the first.</summary>
     public Dictionary<string, string> EnvironmentWithCache(string cache) => feed.Environment(cache);

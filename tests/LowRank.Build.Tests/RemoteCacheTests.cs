@@ -71,7 +71,7 @@ public class RemoteCacheTests(PackedFeed feed, ITestOutputHelper output)
         output.WriteLine(c.Output);
         Assert.NotEqual(0, c.ExitCode);
         var (line, column) = FixtureProject.Locate(project, "CompressedModel Include");
-        Assert.Matches($@"{Regex.Escape(project)}\({line},{column}\): LowRank error LRK5002: remote cache package LowRank\.Cache\.{entry.Key} 1\.0\.0 from {Regex.Escape(remote)} was rejected, its files do not match its entry\.json: model\.safetensors: SHA-256 ", c.Output);
+        Assert.Matches($@"{Regex.Escape(project)}\({line},{column}\): LowRank error LRK5002: remote cache package LowRank\.Cache\.{entry.Key} 1\.0\.0 from {Regex.Escape(remote)} was rejected and nothing was installed: its files do not match its entry\.json \(model\.safetensors: SHA-256 ", c.Output);
         Assert.DoesNotContain("LowRank: compressing", c.Output, StringComparison.Ordinal);
         var cache = new ModelCache(cacheC);
         Assert.Empty(cache.List());
