@@ -65,7 +65,7 @@ public sealed class FetchRemoteCacheEntries : LowRankTask, ICancelableTask, IInc
             }
             catch (LrkException e) when (e.Code == ErrorCodes.RemoteCacheFailed)
             {
-                LogItemWarning(Log, at, e.Code, e.Message + "; compressing locally instead");
+                LogItemWarning(Log, at, e.Code, e.Message + "; treating it as a miss");
             }
             catch (LrkException e)
             {

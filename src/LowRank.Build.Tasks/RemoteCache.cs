@@ -63,7 +63,8 @@ internal sealed class RemoteCache
             bool found;
             using (var stream = new FileStream(nupkg, FileMode.CreateNew, FileAccess.Write))
             {
-                found = Run(() => Finder().CopyNupkgToStreamAsync(PackageId(key.Hash), EntryVersion, stream, NoCaching(), NullLogger.Instance, cancellation), "download");
+                found = Run(async () => await (await Finder(cancellation).ConfigureAwait(false))
+                    .CopyNupkgToStreamAsync(PackageId(key.Hash), EntryVersion, stream, NoCaching(), NullLogger.Instance, cancellation).ConfigureAwait(false), "download from");
             }
             if (!found) return null;
             var files = Path.Combine(temp, "files");
@@ -90,7 +91,8 @@ internal sealed class RemoteCache
     public bool Contains(string key, CancellationToken cancellation)
     {
         if (IsFolder && !Directory.Exists(Feed)) return false;
-        return Run(() => Finder().DoesPackageExistAsync(PackageId(key), EntryVersion, NoCaching(), NullLogger.Instance, cancellation), "look up");
+        return Run(async () => await (await Finder(cancellation).ConfigureAwait(false))
+            .DoesPackageExistAsync(PackageId(key), EntryVersion, NoCaching(), NullLogger.Instance, cancellation).ConfigureAwait(false), "look up");
     }
 
     /// <summary>
@@ -222,8 +224,8 @@ internal sealed class RemoteCache
         }
     }
 
-    private FindPackageByIdResource Finder() =>
-        Repository.Factory.GetCoreV3(source).GetResource<FindPackageByIdResource>()
+    private async Task<FindPackageByIdResource> Finder(CancellationToken cancellation) =>
+        await Repository.Factory.GetCoreV3(source).GetResourceAsync<FindPackageByIdResource>(cancellation).ConfigureAwait(false)
         ?? throw new LrkException(ErrorCodes.RemoteCacheFailed, $"the remote cache {Feed} is not a NuGet feed");
 
     /// <summary>
@@ -238,9 +240,17 @@ internal sealed class RemoteCache
         {
             return operation().GetAwaiter().GetResult();
         }
-        catch (Exception e) when (e is FatalProtocolException or HttpRequestException or IOException or UnauthorizedAccessException or InvalidOperationException)
+        catch (Exception e) when (Unwrap(e) is FatalProtocolException or HttpRequestException or IOException or UnauthorizedAccessException or TaskCanceledException { CancellationToken.IsCancellationRequested: false })
         {
-            throw new LrkException(ErrorCodes.RemoteCacheFailed, $"cannot {what} the remote cache {Feed}: {e.Message}");
+            var cause = Unwrap(e);
+            var inner = cause.InnerException is { } i ? $" ({i.Message})" : "";
+            throw new LrkException(ErrorCodes.RemoteCacheFailed, $"cannot {what} the remote cache {Feed}: {cause.Message}{inner}");
         }
+    }
+
+    private static Exception Unwrap(Exception e)
+    {
+        while (e is AggregateException { InnerExceptions.Count: 1 } aggregate) e = aggregate.InnerExceptions[0];
+        return e;
     }
 }

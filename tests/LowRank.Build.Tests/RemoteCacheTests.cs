@@ -11,6 +11,22 @@ namespace LowRank.Build.Tests;
 [Collection(PackedFeedTests.Name)]
 public class RemoteCacheTests(PackedFeed feed, ITestOutputHelper output)
 {
+    [Fact]
+    public void An_unreachable_feed_is_a_warning_and_the_build_goes_on_as_on_a_miss()
+    {
+        using var fixture = new FixtureProject(feed, "unreachable");
+        fixture.WriteSourceModel("model");
+        // Loopback port 9 (discard): nothing listens there, so the connection is refused at once.
+        var project = fixture.WriteApp("app", """    <CompressedModel Include="../model" Ratio="0.5" />""",
+            extraProperties: "    <LowRankRemoteCache>http://127.0.0.1:9/v3/index.json</LowRankRemoteCache>");
+        var result = fixture.Run("app", "build", "-nologo", "-p:LowRankCompressOnMiss=false");
+        Assert.NotEqual(0, result.ExitCode);
+        var (line, column) = FixtureProject.Locate(project, "CompressedModel");
+        Assert.Matches($@"{Regex.Escape(project)}\({line},{column}\): LowRank warning LRK5007: cannot download from the remote cache http://127\.0\.0\.1:9/v3/index\.json: .*; treating it as a miss", result.Output);
+        Assert.Matches($@"{Regex.Escape(project)}\({line},{column}\): LowRank error LRK7004: ", result.Output);
+        Assert.DoesNotContain("LRK0001", result.Output, StringComparison.Ordinal);
+    }
+
     [RequiresCompressFact]
     public void A_pushed_entry_is_fetched_by_a_clean_machine_without_compressing_and_a_tampered_package_is_rejected()
     {
