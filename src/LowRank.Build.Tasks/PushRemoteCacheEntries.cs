@@ -29,8 +29,10 @@ public sealed class PushRemoteCacheEntries : LowRankTask
             try
             {
                 var entry = cache.TryGet(key) ?? throw new LrkException(ErrorCodes.NotCached, $"{model.ItemSpec} (key {key[..12]}) is not in the local cache; nothing to push");
-                remote.Push(entry, Path.Combine(cache.TempFolder, $"{key}.push.{Environment.ProcessId}.{Guid.NewGuid():N}"), ApiKey, CancellationToken.None);
-                Log.LogMessage(MessageImportance.High, $"LowRank: pushed {model.ItemSpec} (key {key[..12]}, {ByteSize.Format(entry.Record.TotalBytes)}) to the remote cache {remote.Feed} as {LowRank.Build.Tasks.RemoteCache.Describe(key)}");
+                var pushed = remote.Push(cache, entry, ApiKey, CancellationToken.None);
+                Log.LogMessage(MessageImportance.High, pushed
+                    ? $"LowRank: pushed {model.ItemSpec} (key {key[..12]}, {ByteSize.Format(entry.Record.TotalBytes)}) to the remote cache {remote.Feed} as {LowRank.Build.Tasks.RemoteCache.Describe(key)}"
+                    : $"LowRank: the remote cache {remote.Feed} already holds {LowRank.Build.Tasks.RemoteCache.Describe(key)} for {model.ItemSpec}");
             }
             catch (LrkException e)
             {

@@ -96,14 +96,19 @@ internal sealed class RemoteCache
     }
 
     /// <summary>
-    /// Packs the entry into <paramref name="workFolder"/> (deleted afterwards) and pushes it: NuGet's push for an http
-    /// feed, an atomic copy for a folder. A package already on the feed is left alone (entries are immutable, and two
-    /// builds may push the same key at once). LRK5007 on failure.
+    /// Packs the entry into a work folder under the cache's <c>.tmp/</c> and pushes it: NuGet's push for an http feed,
+    /// an atomic copy for a folder. Holds the key's lock meanwhile, so <c>cache prune</c> neither deletes the entry
+    /// nor takes the work folder for an orphan. A package already on a folder feed is left alone (entries are
+    /// immutable, and two builds may push the same key at once; an http feed is asked to skip duplicates).
+    /// Returns false when the folder feed already had it. LRK5007 on failure.
     /// </summary>
-    public void Push(CacheEntry entry, string workFolder, string? apiKey, CancellationToken cancellation)
+    public bool Push(ModelCache cache, CacheEntry entry, string? apiKey, CancellationToken cancellation)
     {
+        using var held = cache.Lock(entry.Key, TimeSpan.FromHours(24), cancellation);
+        var workFolder = Path.Combine(cache.TempFolder, $"{entry.Key}.push.{Environment.ProcessId}.{Guid.NewGuid():N}");
         try
         {
+            if (IsFolder && File.Exists(FolderPackagePath(entry.Key))) return false;
             Directory.CreateDirectory(workFolder);
             var nupkg = Path.Combine(workFolder, $"{PackageId(entry.Key)}.{EntryVersion}.nupkg");
             var builder = new PackageBuilder
@@ -122,11 +127,7 @@ internal sealed class RemoteCache
             {
                 builder.Save(stream);
             }
-            if (IsFolder)
-            {
-                PublishToFolder(nupkg, entry.Key);
-                return;
-            }
+            if (IsFolder) return PublishToFolder(nupkg, entry.Key);
             Run(async () =>
             {
                 var update = await Repository.Factory.GetCoreV3(source).GetResourceAsync<PackageUpdateResource>(cancellation).ConfigureAwait(false)
@@ -135,6 +136,7 @@ internal sealed class RemoteCache
                     getSymbolApiKey: _ => null, noServiceEndpoint: false, skipDuplicate: true, allowSnupkg: false, allowInsecureConnections: false, NullLogger.Instance).ConfigureAwait(false);
                 return true;
             }, "push to");
+            return true;
         }
         finally
         {
@@ -147,11 +149,11 @@ internal sealed class RemoteCache
     /// feed), written as a hidden temp file and renamed: NuGet's own folder push copies in place, and a build
     /// reading the feed at that moment would see half a package. An existing package is kept (entries never change).
     /// </summary>
-    private void PublishToFolder(string nupkg, string key)
+    private bool PublishToFolder(string nupkg, string key)
     {
         Directory.CreateDirectory(Feed);
-        var target = Path.Combine(Feed, $"{PackageId(key)}.{EntryVersion}.nupkg");
-        if (File.Exists(target)) return;
+        var target = FolderPackagePath(key);
+        if (File.Exists(target)) return false;
         var temp = Path.Combine(Feed, $".{Path.GetFileName(target)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
         try
         {
@@ -159,10 +161,11 @@ internal sealed class RemoteCache
             try
             {
                 File.Move(temp, target, overwrite: false);
+                return true;
             }
             catch (IOException) when (File.Exists(target))
             {
-                // another build published the same entry first
+                return false; // another build published the same entry first
             }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -174,6 +177,8 @@ internal sealed class RemoteCache
             File.Delete(temp);
         }
     }
+
+    private string FolderPackagePath(string key) => Path.Combine(Feed, $"{PackageId(key)}.{EntryVersion}.nupkg");
 
     private string Where(CacheKey key) => $"remote cache package {Describe(key.Hash)} from {Feed}";
 

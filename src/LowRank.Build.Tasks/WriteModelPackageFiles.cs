@@ -89,7 +89,7 @@ public sealed class WriteModelPackageFiles : LowRankTask
             {
                 if (!remote.Contains(entry.Key, CancellationToken.None))
                 {
-                    remote.Push(entry, Path.Combine(new ModelCache(model.GetMetadata("CacheRoot")).TempFolder, $"{entry.Key}.push.{Environment.ProcessId}.{Guid.NewGuid():N}"), RemoteCacheApiKey, CancellationToken.None);
+                    remote.Push(new ModelCache(model.GetMetadata("CacheRoot")), entry, RemoteCacheApiKey, CancellationToken.None);
                     if (!remote.Contains(entry.Key, CancellationToken.None))
                         throw new LrkException(ErrorCodes.RemoteCacheFailed, $"pushed {LowRank.Build.Tasks.RemoteCache.Describe(entry.Key)} to {remote.Feed}, but the feed does not list it");
                     Log.LogMessage(MessageImportance.High, $"LowRank: pushed '{outputName}' ({ByteSize.Format(entry.Record.TotalBytes)}) to {remote.Feed} as {LowRank.Build.Tasks.RemoteCache.Describe(entry.Key)}");
