@@ -32,6 +32,9 @@ public sealed partial class CompressModel : ToolTask
 
     [Output] public string? Result { get; private set; }
 
+    /// <summary>The items whose entry this task compressed (not those found in the cache): what a remote cache push publishes.</summary>
+    [Output] public ITaskItem[] Compressed { get; private set; } = [];
+
     protected override string ToolName => "dotnet-lowrank";
 
     protected override string GenerateFullPathToTool() =>
@@ -80,6 +83,7 @@ public sealed partial class CompressModel : ToolTask
                 return false;
             }
             var entry = cache.Commit(held, CacheKey.Parse(model.GetMetadata(MetadataNames.KeyText)), outputFolder);
+            Compressed = Models;
             Log.LogMessage(MessageImportance.High,
                 $"LowRank: compressed {label} in {clock.Elapsed.TotalSeconds.ToString("F1", CultureInfo.InvariantCulture)} s -> {entry.Folder} ({entry.Record.Files.Count} files, {entry.Record.TotalBytes} bytes)");
             return !Log.HasLoggedErrors;

@@ -45,22 +45,8 @@ public sealed partial class EmitCompressedModelOutputs : LowRankTask, IIncrement
             }
             ModelCache.Touch(entry);
             var outputName = model.GetMetadata(MetadataNames.OutputName);
-            var folder = ModelsFolder.Trim().TrimEnd('/', '\\');
-            var prefix = (folder.Length == 0 ? "" : folder + "/") + outputName + "/";
-            foreach (var file in entry.Record.Files)
-            {
-                var item = new TaskItem(entry.FilePath(file));
-                var targetPath = (prefix + file.Path).Replace('/', Path.DirectorySeparatorChar);
-                item.SetMetadata("TargetPath", targetPath);
-                item.SetMetadata("Link", targetPath);
-                item.SetMetadata("CopyToOutputDirectory", "PreserveNewest");
-                item.SetMetadata("CopyToPublishDirectory", "PreserveNewest");
-                item.SetMetadata("Visible", "false");
-                item.SetMetadata("Sha256", file.Sha256);
-                item.SetMetadata("CompressedModel", outputName);
-                item.SetMetadata(MetadataNames.Key, key);
-                files.Add(item);
-            }
+            var prefix = OutputPrefix(ModelsFolder, outputName);
+            files.AddRange(FileItems(entry, prefix, outputName));
             if (!string.Equals(model.GetMetadata(MetadataNames.GenerateClass), "false", StringComparison.OrdinalIgnoreCase))
             {
                 var path = Path.Combine(GeneratedDirectory, outputName + ".g.cs");
@@ -70,6 +56,32 @@ public sealed partial class EmitCompressedModelOutputs : LowRankTask, IIncrement
         }
         ModelFiles = files.ToArray();
         GeneratedFiles = generated.ToArray();
+    }
+
+    /// <summary>Where a model's files go under bin/ and publish/: <c>&lt;ModelsFolder&gt;/&lt;OutputName&gt;/</c>.</summary>
+    internal static string OutputPrefix(string modelsFolder, string outputName)
+    {
+        var folder = modelsFolder.Trim().TrimEnd('/', '\\');
+        return (folder.Length == 0 ? "" : folder + "/") + outputName + "/";
+    }
+
+    /// <summary>One None-to-be item per entry file: the read-only cache file itself, copied (linked) to <paramref name="prefix"/> in bin/ and publish/.</summary>
+    internal static IEnumerable<ITaskItem> FileItems(CacheEntry entry, string prefix, string outputName)
+    {
+        foreach (var file in entry.Record.Files)
+        {
+            var item = new TaskItem(entry.FilePath(file));
+            var targetPath = (prefix + file.Path).Replace('/', Path.DirectorySeparatorChar);
+            item.SetMetadata("TargetPath", targetPath);
+            item.SetMetadata("Link", targetPath);
+            item.SetMetadata("CopyToOutputDirectory", "PreserveNewest");
+            item.SetMetadata("CopyToPublishDirectory", "PreserveNewest");
+            item.SetMetadata("Visible", "false");
+            item.SetMetadata("Sha256", file.Sha256);
+            item.SetMetadata("CompressedModel", outputName);
+            item.SetMetadata(MetadataNames.Key, entry.Key);
+            yield return item;
+        }
     }
 
     private void WriteIfChanged(string path, string text, ItemLocation at)

@@ -40,6 +40,7 @@ public static class ErrorCodes
     public const string OutputExists = "LRK5004";
     public const string PackageNotFound = "LRK5005";
     public const string CacheLocked = "LRK5006";
+    public const string RemoteCacheFailed = "LRK5007";
 
     public const string UnknownConfigKey = "LRK6001";
     public const string BadConfigValue = "LRK6002";
@@ -51,4 +52,5 @@ public static class ErrorCodes
     public const string NotCached = "LRK7004";
     public const string ToolOutputMissing = "LRK7005";
     public const string ToolCancelled = "LRK7006";
+    public const string PackageTooLarge = "LRK7007";
 }

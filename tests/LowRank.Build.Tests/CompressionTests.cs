@@ -42,6 +42,21 @@ public class CompressionTests(PackedFeed feed, ITestOutputHelper output)
     }
 
     [RequiresCompressFact]
+    public void Two_items_that_both_miss_are_both_compressed_in_one_build()
+    {
+        using var fixture = new FixtureProject(feed, "twomiss");
+        fixture.WriteApp("app", $"""
+                <CompressedModel Include="{TestModels.SourceModel}" Method="svd" Ratio="0.35" OutputName="A" Device="cpu" />
+                <CompressedModel Include="{TestModels.SourceModel}" Method="svd" Ratio="0.45" OutputName="B" Device="cpu" />
+            """);
+        var build = fixture.Run("app", "build", "-nologo").ShouldSucceed();
+        Assert.Equal(2, Count(build.Output, "LowRank: compressing"));
+        Assert.Equal(2, new ModelCache(fixture.Cache).List().Count);
+        foreach (var name in new[] { "A", "B" })
+            Assert.True(File.Exists(fixture.PathOf("app", "bin", "Debug", "net10.0", "models", name, "model.safetensors")), build.Output);
+    }
+
+    [RequiresCompressFact]
     public void Two_parallel_builds_of_the_same_model_compress_once()
     {
         using var fixture = new FixtureProject(feed, "parallel");

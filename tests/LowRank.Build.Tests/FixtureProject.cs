@@ -30,6 +30,28 @@ public sealed class FixtureProject : IDisposable
 
     public Dictionary<string, string> Environment => feed.Environment(Cache);
 
+    /// <summary>
+    /// Lets restore take the engine's dependencies (TorchSharp, libtorch, …) from the machine's packages folder in place,
+    /// as a fallback folder, while LowRank's own packages still come only from the packed feed.
+    /// </summary>
+    public void UseMachinePackagesAsFallback() =>
+        File.WriteAllText(PathOf("nuget.config"), File.ReadAllText(PathOf("nuget.config")).Replace("</configuration>",
+            $"  <fallbackPackageFolders>\n    <add key=\"machine\" value=\"{feed.EnginePackages}\" />\n  </fallbackPackageFolders>\n</configuration>", StringComparison.Ordinal));
+
+    /// <summary>
+    /// Adds a local folder feed (e.g. where a test will pack a model package) to the fixture's nuget.config. The folder
+    /// is created: restore fails on a local source that does not exist (NU1301) whenever it has to search the feeds.
+    /// </summary>
+    public void AddFeed(string name, string folder)
+    {
+        Directory.CreateDirectory(folder);
+        File.WriteAllText(PathOf("nuget.config"), File.ReadAllText(PathOf("nuget.config"))
+            .Replace("<clear />", $"<clear />\n    <add key=\"{name}\" value=\"{folder}\" />", StringComparison.Ordinal));
+    }
+
+    /// <summary>The fixture's environment with another LOWRANK_CACHE: a second machine that shares nothing local with the first.</summary>
+    public Dictionary<string, string> EnvironmentWithCache(string cache) => feed.Environment(cache);
+
     public string PathOf(params string[] parts) => Path.Combine([Root, .. parts]);
 
     public string Write(string relative, string content)

@@ -1,14 +1,22 @@
+using System.IO.Compression;
+using System.Security.Cryptography;
+using System.Text.Json;
+using LowRank.Cache;
+
 namespace LowRank.Build.Tests;
 
 /// <summary>
-/// Builds the samples as CI must: samples/ModelPackage packs a versioned model package, and samples/GenerateText
-/// compresses the built-in default model, ships it in bin/ and generates text with it. The samples are copied to a
-/// fixture folder; the engine's packages (TorchSharp, libtorch) come from the machine's packages folder as a
-/// fallback folder, used in place, while LowRank's own packages come from the freshly packed feed.
+/// Builds the samples as CI must, from copies in a fixture folder and against the freshly packed feed only (the
+/// engine's own dependencies, TorchSharp and libtorch, come from the machine's packages folder as a fallback
+/// folder, used in place): samples/GenerateText compresses the built-in default model, ships it in bin/ and
+/// generates text with it; samples/ModelPackage packs a versioned model package, once carrying the files and once,
+/// over a small LowRankPackageMaxSize, as a pointer package; consumers get the weights in bin/ from each.
 /// </summary>
 [Collection(PackedFeedTests.Name)]
-public class SampleTests(PackedFeed feed)
+public class SampleTests(PackedFeed feed, ITestOutputHelper output)
 {
+    private const string Prompt = "Call me Ishmael.";
+
     private static void CopySample(FixtureProject fixture, string name)
     {
         var from = Path.Combine(RepoPaths.Root, "samples", name);
@@ -20,20 +28,114 @@ public class SampleTests(PackedFeed feed)
         }
     }
 
-    [RequiresCompressFact]
-    public void Model_package_sample_packs_a_versioned_package()
+    private static string Sha256(string file) => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(file)));
+
+    private static string RepoRoot => "-p:LowRankRepoRoot=" + RepoPaths.Root + "/";
+
+    /// <summary>The packaged tool's greedy continuation of <see cref="Prompt"/> by <paramref name="model"/>.</summary>
+    private string ToolGenerate(FixtureProject fixture, string model)
     {
-        using var fixture = new FixtureProject(feed, "samples");
-        var machinePackages = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
-        File.WriteAllText(fixture.PathOf("nuget.config"), File.ReadAllText(fixture.PathOf("nuget.config")).Replace("</configuration>",
-            $"  <fallbackPackageFolders>\n    <add key=\"machine\" value=\"{machinePackages}\" />\n  </fallbackPackageFolders>\n</configuration>", StringComparison.Ordinal));
-        var repo = "-p:LowRankRepoRoot=" + RepoPaths.Root + "/";
-
-        CopySample(fixture, "ModelPackage");
-        fixture.Run("ModelPackage", "pack", "-nologo", repo, "-o", fixture.PathOf("out")).ShouldSucceed();
-        Assert.True(File.Exists(fixture.PathOf("out", "Moby.Svd30.1.0.0.nupkg")));
-
-        // samples/GenerateText is not built here yet: its ProjectReference to src/LowRank.Core restores that project in
-        // place with the fixture's package folders, which breaks the repo's obj/ for later builds (NETSDK1064). See the report.
+        var result = Dotnet.Run(fixture.Root, fixture.Environment, feed.PackagedTool, "generate", model, "--prompt", Prompt,
+            "--max-new-tokens", "48", "--device", "cpu", "--json", "--progress", "none").ShouldSucceed();
+        return PackedFeed.ParseLastJsonObject(result.Output).GetProperty("text").GetString()!;
     }
+
+    [RequiresCompressFact]
+    public void GenerateText_builds_from_packages_and_generates_text_with_the_compressed_model_it_ships()
+    {
+        using var fixture = new FixtureProject(feed, "gentext");
+        fixture.UseMachinePackagesAsFallback();
+        CopySample(fixture, "GenerateText");
+        var build = fixture.Run("GenerateText", "build", "-nologo", RepoRoot).ShouldSucceed();
+        Assert.Contains("LowRank: compressing", build.Output, StringComparison.Ordinal);
+        var bin = fixture.PathOf("GenerateText", "bin", "Debug", "net10.0");
+        var shipped = Path.Combine(bin, "models", "Moby");
+        Assert.True(File.Exists(Path.Combine(shipped, "model.safetensors")), build.Output);
+
+        var run = Dotnet.Run(fixture.PathOf("GenerateText"), fixture.Environment, Path.Combine(bin, "GenerateText.dll")).ShouldSucceed();
+        output.WriteLine(run.Output);
+        var lines = run.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.StartsWith("Moby: svd at ratio 0.3, 9 files in models/Moby", lines[0], StringComparison.Ordinal);
+        Assert.Equal("loaded LlamaForCausalLM: 4 blocks, 28 low-rank linears, on cpu", lines[1]);
+        var text = lines[2];
+        Assert.StartsWith(Prompt + " ", text, StringComparison.Ordinal);
+        Assert.True(text.Length > Prompt.Length + 40, $"too little text generated: {text}");
+
+        // The same greedy continuation as the tool gives for the shipped folder, and not the uncompressed model's.
+        Assert.Equal(ToolGenerate(fixture, shipped), text);
+        Assert.NotEqual(ToolGenerate(fixture, TestModels.SourceModel!), text);
+    }
+
+    [RequiresCompressFact]
+    public void ModelPackage_packs_a_package_with_the_files_and_over_the_size_limit_a_pointer_package_both_consumed_from_a_folder_feed()
+    {
+        using var fixture = new FixtureProject(feed, "modelpkg");
+        CopySample(fixture, "ModelPackage");
+        var packages = fixture.PathOf("out");
+        fixture.AddFeed("models", packages);
+
+        // 1. The files layout: the package carries the compressed files.
+        fixture.Run("ModelPackage", "pack", "-nologo", RepoRoot, "-o", packages).ShouldSucceed();
+        var full = Path.Combine(packages, "Moby.Svd30.1.0.0.nupkg");
+        using (var zip = ZipFile.OpenRead(full))
+        {
+            var names = zip.Entries.Select(e => e.FullName).ToList();
+            Assert.Contains("lowrank/moby-svd30/model.safetensors", names);
+            Assert.Contains("lowrank/manifests/moby-svd30.json", names);
+            Assert.Contains("buildTransitive/Moby.Svd30.targets", names);
+        }
+        var entry = Assert.Single(new ModelCache(fixture.Cache).List());
+        var weights = entry.Record.Files.Single(f => f.Path == "model.safetensors");
+
+        fixture.Write("consumer/consumer.csproj", Consumer("1.0.0"));
+        fixture.Write("consumer/Program.cs", "System.Console.WriteLine(\"consumer\");");
+        fixture.Run("consumer", "build", "-nologo").ShouldSucceed();
+        Assert.Equal(weights.Sha256, Sha256(fixture.PathOf("consumer", "bin", "Debug", "net10.0", "models", "moby-svd30", "model.safetensors")));
+
+        // 2. Over LowRankPackageMaxSize the package is a pointer: the entry goes to the remote cache feed, the package
+        //    holds only the manifest and targets, and depends on LowRank.Build.Tasks, which fetches the entry.
+        var remote = fixture.PathOf("remote-cache");
+        var pack = fixture.Run("ModelPackage", "pack", "-nologo", RepoRoot, "-o", packages, "-p:Version=1.0.1", "-p:LowRankPackageMaxSize=64KB", $"-p:LowRankRemoteCache={remote}").ShouldSucceed();
+        Assert.Contains("is a pointer package", pack.Output, StringComparison.Ordinal);
+        var pointer = Path.Combine(packages, "Moby.Svd30.1.0.1.nupkg");
+        Assert.True(new FileInfo(pointer).Length < 64 * 1024, $"a pointer package should be small, is {new FileInfo(pointer).Length} bytes");
+        using (var zip = ZipFile.OpenRead(pointer))
+        {
+            var names = zip.Entries.Select(e => e.FullName).ToList();
+            Assert.DoesNotContain(names, n => n.StartsWith("lowrank/moby-svd30/", StringComparison.Ordinal));
+            using var manifest = JsonDocument.Parse(zip.GetEntry("lowrank/manifests/moby-svd30.json")!.Open());
+            Assert.Equal("pointer", manifest.RootElement.GetProperty("layout").GetString());
+            Assert.Equal(entry.Key, manifest.RootElement.GetProperty("key").GetString());
+            using var nuspec = new StreamReader(zip.GetEntry("Moby.Svd30.nuspec")!.Open());
+            Assert.Contains("id=\"LowRank.Build.Tasks\"", nuspec.ReadToEnd(), StringComparison.Ordinal);
+        }
+        Assert.True(File.Exists(Path.Combine(remote, $"LowRank.Cache.{entry.Key}.1.0.0.nupkg")));
+
+        // A consumer on a machine with an empty cache gets the weights in bin/ from the remote cache, verified.
+        fixture.Write("pointer-consumer/pointer-consumer.csproj", Consumer("1.0.1"));
+        fixture.Write("pointer-consumer/Program.cs", "System.Console.WriteLine(\"consumer\");");
+        var otherMachine = fixture.EnvironmentWithCache(fixture.PathOf("cache-consumer"));
+        var consumed = Dotnet.Run(fixture.PathOf("pointer-consumer"), otherMachine, "build", "-nologo").ShouldSucceed();
+        Assert.Contains("LowRank: fetched model 'moby-svd30' of package Moby.Svd30 1.0.1", consumed.Output, StringComparison.Ordinal);
+        var fetched = fixture.PathOf("pointer-consumer", "bin", "Debug", "net10.0", "models", "moby-svd30", "model.safetensors");
+        Assert.Equal(weights.Sha256, Sha256(fetched));
+        Assert.Empty(ModelCache.Verify(Assert.Single(new ModelCache(fixture.PathOf("cache-consumer")).List())));
+
+        var again = Dotnet.Run(fixture.PathOf("pointer-consumer"), otherMachine, "build", "-nologo").ShouldSucceed();
+        Assert.DoesNotContain("LowRank: fetched", again.Output, StringComparison.Ordinal);
+        Dotnet.Run(fixture.PathOf("pointer-consumer"), otherMachine, "clean", "-nologo").ShouldSucceed();
+        Assert.False(File.Exists(fetched), "dotnet clean should remove a pointer package's model files from bin/");
+    }
+
+    private static string Consumer(string version) => $"""
+        <Project Sdk="Microsoft.NET.Sdk">
+          <PropertyGroup>
+            <OutputType>Exe</OutputType>
+            <TargetFramework>net10.0</TargetFramework>
+          </PropertyGroup>
+          <ItemGroup>
+            <PackageReference Include="Moby.Svd30" Version="{version}" />
+          </ItemGroup>
+        </Project>
+        """;
 }

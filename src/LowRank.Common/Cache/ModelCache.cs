@@ -34,17 +34,25 @@ public sealed class ModelCache
         var folder = EntryFolder(key);
         var recordPath = Path.Combine(folder, CacheEntry.RecordFileName);
         if (!File.Exists(recordPath)) return null;
+        var record = TryParseRecord(File.ReadAllText(recordPath));
+        return record is null || record.Key != key ? null : new CacheEntry(folder, record);
+    }
+
+    /// <summary>An <c>entry.json</c> as text, or null when it is not one (also for records that travel in packages).</summary>
+    public static CacheEntryRecord? TryParseRecord(string json)
+    {
         try
         {
-            var record = JsonSerializer.Deserialize<CacheEntryRecord>(File.ReadAllText(recordPath), RecordJson);
-            if (record is null || record.Key != key) return null;
-            return new CacheEntry(folder, record);
+            var record = JsonSerializer.Deserialize<CacheEntryRecord>(json, RecordJson);
+            return record is { Key: not null, KeyFields: not null, Files: not null } ? record : null;
         }
         catch (JsonException)
         {
             return null;
         }
     }
+
+    public static string SerializeRecord(CacheEntryRecord record) => JsonSerializer.Serialize(record, RecordJson);
 
     /// <summary>Marks an entry as used now (for pruning by age); at most once an hour so hits stay read-mostly.</summary>
     public static void Touch(CacheEntry entry)
@@ -80,9 +88,11 @@ public sealed class ModelCache
 
     /// <summary>
     /// Under the key's lock: hashes the files the compressor wrote into <paramref name="tempFolder"/>, makes them
-    /// read-only, renames the folder to the entry and writes the key record last.
+    /// read-only, renames the folder to the entry and writes the key record last. With <paramref name="expected"/>
+    /// (files that came from elsewhere, e.g. a remote cache package) the folder must hold exactly those files with
+    /// those sizes and SHA-256s, checked in the same pass that hashes them; otherwise nothing is committed (LRK5002).
     /// </summary>
-    public CacheEntry Commit(CacheLock held, CacheKey key, string tempFolder)
+    public CacheEntry Commit(CacheLock held, CacheKey key, string tempFolder, IReadOnlyList<CacheFile>? expected = null)
     {
         RequireHeld(held, key.Hash);
         if (!Directory.Exists(tempFolder) || !Directory.EnumerateFileSystemEntries(tempFolder).Any())
@@ -97,6 +107,8 @@ public sealed class ModelCache
             files.Add(new CacheFile(relative, new FileInfo(file).Length, DigestSidecar.HashFile(file)));
             MakeReadOnly(file);
         }
+        if (expected is not null && Differences(expected, files) is { Count: > 0 } problems)
+            throw new LrkException(ErrorCodes.HashMismatch, string.Join("; ", problems));
         var record = new CacheEntryRecord
         {
             Key = key.Hash,
@@ -111,7 +123,7 @@ public sealed class ModelCache
         Directory.Move(tempFolder, folder);
         var recordPath = Path.Combine(folder, CacheEntry.RecordFileName);
         var recordTemp = recordPath + ".tmp";
-        File.WriteAllText(recordTemp, JsonSerializer.Serialize(record, RecordJson));
+        File.WriteAllText(recordTemp, SerializeRecord(record));
         File.Move(recordTemp, recordPath, overwrite: true);
         return new CacheEntry(folder, record);
     }
@@ -151,6 +163,21 @@ public sealed class ModelCache
             var relative = Path.GetRelativePath(entry.Folder, file).Replace('\\', '/');
             if (relative != CacheEntry.RecordFileName && !listed.Contains(relative)) problems.Add($"{relative}: not in the record");
         }
+        return problems;
+    }
+
+    /// <summary>How <paramref name="actual"/> differs from <paramref name="expected"/>, one line per file (none = the same files, sizes and SHA-256s).</summary>
+    public static IReadOnlyList<string> Differences(IReadOnlyList<CacheFile> expected, IReadOnlyList<CacheFile> actual)
+    {
+        var problems = new List<string>();
+        var found = actual.ToDictionary(f => f.Path, StringComparer.Ordinal);
+        foreach (var file in expected)
+        {
+            if (!found.Remove(file.Path, out var got)) problems.Add($"{file.Path}: missing");
+            else if (got.Size != file.Size) problems.Add($"{file.Path}: size {got.Size}, expected {file.Size}");
+            else if (!string.Equals(got.Sha256, file.Sha256, StringComparison.OrdinalIgnoreCase)) problems.Add($"{file.Path}: SHA-256 {got.Sha256[..12]}…, expected {file.Sha256[..Math.Min(12, file.Sha256.Length)]}…");
+        }
+        problems.AddRange(found.Keys.Order(StringComparer.Ordinal).Select(path => $"{path}: not expected"));
         return problems;
     }
 

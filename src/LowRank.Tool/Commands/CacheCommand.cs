@@ -119,14 +119,7 @@ public static partial class CacheCommand
         return m.Groups[2].Value switch { "d" => TimeSpan.FromDays(n), "h" => TimeSpan.FromHours(n), _ => TimeSpan.FromMinutes(n) };
     }
 
-    public static long ParseSize(string text)
-    {
-        var m = SizePattern().Match(text.Trim());
-        if (!m.Success) throw new LrkException(ErrorCodes.BadArgument, $"--max-size '{text}': use a number and B, KB, MB, GB or TB (20GB)");
-        var n = double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
-        var unit = m.Groups[2].Value.ToUpperInvariant() switch { "KB" => 1L << 10, "MB" => 1L << 20, "GB" => 1L << 30, "TB" => 1L << 40, _ => 1L };
-        return (long)(n * unit);
-    }
+    public static long ParseSize(string text) => ByteSize.Parse(text, "--max-size", ErrorCodes.BadArgument);
 
     private static string FormatBytes(long bytes) => bytes switch
     {
@@ -141,6 +134,4 @@ public static partial class CacheCommand
     [GeneratedRegex(@"^(\d+(?:\.\d+)?)\s*([dhm])$")]
     private static partial Regex AgePattern();
 
-    [GeneratedRegex(@"^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB)?$", RegexOptions.IgnoreCase)]
-    private static partial Regex SizePattern();
 }

@@ -41,6 +41,37 @@ public class ModelCacheTests
     }
 
     [Fact]
+    public void Commit_with_expected_files_accepts_exactly_those_and_refuses_anything_else()
+    {
+        using var temp = new TempFolder();
+        var cache = new ModelCache(temp.Combine("cache"));
+        var key = Key();
+        var expected = new List<CacheFile>
+        {
+            new("config.json", 2, Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData("{}"u8))),
+            new("model.safetensors", 2, Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData("w1"u8))),
+        };
+        using var held = cache.Lock(key.Hash, TimeSpan.FromSeconds(5), CancellationToken.None);
+
+        var tampered = cache.PrepareTemp(held, key.Hash);
+        WriteOutput(tampered, "w2"); // same size, other bytes
+        var e = Assert.Throws<LrkException>(() => cache.Commit(held, key, tampered, expected));
+        Assert.Equal(ErrorCodes.HashMismatch, e.Code);
+        Assert.Contains("model.safetensors: SHA-256", e.Message, StringComparison.Ordinal);
+        Assert.Null(cache.TryGet(key.Hash));
+        Assert.False(Directory.Exists(cache.EntryFolder(key.Hash)));
+
+        var extra = cache.PrepareTemp(held, key.Hash);
+        WriteOutput(extra, "w1");
+        File.WriteAllText(Path.Combine(extra, "extra.bin"), "x");
+        Assert.Contains("extra.bin: not expected", Assert.Throws<LrkException>(() => cache.Commit(held, key, extra, expected)).Message, StringComparison.Ordinal);
+
+        var good = cache.PrepareTemp(held, key.Hash);
+        WriteOutput(good, "w1");
+        Assert.Equal(expected, cache.Commit(held, key, good, expected).Record.Files);
+    }
+
+    [Fact]
     public void A_folder_without_its_record_is_not_an_entry_and_the_next_writer_clears_it()
     {
         using var temp = new TempFolder();

@@ -1,0 +1,97 @@
+using System.IO.Compression;
+using System.Text.RegularExpressions;
+using LowRank.Cache;
+
+namespace LowRank.Build.Tests;
+
+/// <summary>
+/// The remote cache on a real local folder feed: one machine compresses and pushes, a second machine (its own empty
+/// LOWRANK_CACHE) fetches the entry instead of compressing, and a package altered on the feed is rejected.
+/// </summary>
+[Collection(PackedFeedTests.Name)]
+public class RemoteCacheTests(PackedFeed feed, ITestOutputHelper output)
+{
+    [Fact]
+    public void An_unreachable_feed_is_a_warning_and_the_build_goes_on_as_on_a_miss()
+    {
+        using var fixture = new FixtureProject(feed, "unreachable");
+        fixture.WriteSourceModel("model");
+        // Loopback port 9 (discard): nothing listens there, so the connection is refused at once.
+        var project = fixture.WriteApp("app", """    <CompressedModel Include="../model" Ratio="0.5" />""",
+            extraProperties: "    <LowRankRemoteCache>http://127.0.0.1:9/v3/index.json</LowRankRemoteCache>");
+        var result = fixture.Run("app", "build", "-nologo", "-p:LowRankCompressOnMiss=false");
+        Assert.NotEqual(0, result.ExitCode);
+        var (line, column) = FixtureProject.Locate(project, "CompressedModel");
+        Assert.Matches($@"{Regex.Escape(project)}\({line},{column}\): LowRank warning LRK5007: cannot download from the remote cache http://127\.0\.0\.1:9/v3/index\.json: .*; treating it as a miss", result.Output);
+        Assert.Matches($@"{Regex.Escape(project)}\({line},{column}\): LowRank error LRK7004: ", result.Output);
+        Assert.DoesNotContain("LRK0001", result.Output, StringComparison.Ordinal);
+    }
+
+    [RequiresCompressFact]
+    public void A_pushed_entry_is_fetched_by_a_clean_machine_without_compressing_and_a_tampered_package_is_rejected()
+    {
+        using var fixture = new FixtureProject(feed, "remote");
+        // One app per machine, all with the same item and the feed as a path relative to the project.
+        string App(string folder) => fixture.WriteApp(folder,
+            $"""    <CompressedModel Include="{TestModels.SourceModel}" Method="svd" Ratio="0.5" OutputName="Moby" Device="cpu" />""",
+            extraProperties: "    <LowRankRemoteCache>../remote-cache</LowRankRemoteCache>");
+        App("app");
+        var remote = fixture.PathOf("remote-cache");
+
+        // Machine A: a miss everywhere, so it compresses, then pushes (LowRankRemoteCachePush=true).
+        var a = fixture.Run("app", "build", "-nologo", "-p:LowRankRemoteCachePush=true").ShouldSucceed();
+        Assert.Contains("is not in the remote cache", a.Output, StringComparison.Ordinal);
+        Assert.Contains("LowRank: compressing", a.Output, StringComparison.Ordinal);
+        Assert.Contains("LowRank: pushed", a.Output, StringComparison.Ordinal);
+        var entry = Assert.Single(new ModelCache(fixture.Cache).List());
+        var nupkg = Path.Combine(remote, $"LowRank.Cache.{entry.Key}.1.0.0.nupkg");
+        Assert.True(File.Exists(nupkg), a.Output);
+
+        // Machine B: empty local cache, compression forbidden: a miss would be LRK7004, so success means it was fetched.
+        var cacheB = fixture.PathOf("cache-b");
+        App("app-b");
+        var b = Dotnet.Run(fixture.PathOf("app-b"), fixture.EnvironmentWithCache(cacheB), "build", "-nologo", "-p:LowRankCompressOnMiss=false").ShouldSucceed();
+        output.WriteLine(b.Output);
+        Assert.DoesNotContain("LowRank: compressing", b.Output, StringComparison.Ordinal);
+        Assert.Contains($"LowRank: fetched {TestModels.SourceModel} (key {entry.Key[..12]}) from the remote cache {remote}", b.Output, StringComparison.Ordinal);
+        var fetched = Assert.Single(new ModelCache(cacheB).List());
+        Assert.Equal(entry.Key, fetched.Key);
+        Assert.Empty(ModelCache.Verify(fetched));
+        Assert.Equal(entry.Record.Files, fetched.Record.Files);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(new ModelCache(cacheB).TempFolder));
+        var weights = fixture.PathOf("app-b", "bin", "Debug", "net10.0", "models", "Moby", "model.safetensors");
+        Assert.Equal(entry.Record.Files.Single(f => f.Path == "model.safetensors").Sha256, DigestSidecar.HashFile(weights));
+
+        // Someone changes one byte of the weights inside the package on the feed (size unchanged).
+        using (var zip = ZipFile.Open(nupkg, ZipArchiveMode.Update))
+        {
+            var original = zip.GetEntry("entry/model.safetensors")!;
+            byte[] bytes;
+            using (var read = original.Open())
+            using (var copy = new MemoryStream())
+            {
+                read.CopyTo(copy);
+                bytes = copy.ToArray();
+            }
+            bytes[^1] ^= 0xFF;
+            original.Delete();
+            using var write = zip.CreateEntry("entry/model.safetensors").Open();
+            write.Write(bytes);
+        }
+
+        // Machine C: empty cache, compression allowed. The package is rejected with LRK5002 at the item, nothing is
+        // installed, and the build does not quietly compress around it.
+        var cacheC = fixture.PathOf("cache-c");
+        var project = App("app-c");
+        var c = Dotnet.Run(fixture.PathOf("app-c"), fixture.EnvironmentWithCache(cacheC), "build", "-nologo");
+        output.WriteLine(c.Output);
+        Assert.NotEqual(0, c.ExitCode);
+        var (line, column) = FixtureProject.Locate(project, "CompressedModel Include");
+        Assert.Matches($@"{Regex.Escape(project)}\({line},{column}\): LowRank error LRK5002: remote cache package LowRank\.Cache\.{entry.Key} 1\.0\.0 from {Regex.Escape(remote)} was rejected and nothing was installed: its files do not match its entry\.json \(model\.safetensors: SHA-256 ", c.Output);
+        Assert.DoesNotContain("LowRank: compressing", c.Output, StringComparison.Ordinal);
+        var cache = new ModelCache(cacheC);
+        Assert.Empty(cache.List());
+        Assert.Empty(Directory.EnumerateFileSystemEntries(cache.TempFolder));
+        Assert.False(Directory.Exists(cache.EntryFolder(entry.Key)));
+    }
+}
