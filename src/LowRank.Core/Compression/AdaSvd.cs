@@ -197,20 +197,19 @@ public static class AdaSvd
             run.Report("compress", block, $"block {block + 1}/{run.BlockCount}: adaComp");
             run.Timed("decomposition", () =>
             {
-                var starts = SvdLlm.FactorizeBlock(run, run.Compressible(block).ToArray(), linear =>
-                    options.AdaSvdWhitening == AdaCompWhitening.Original ? stats.TargetGram(linear.Name) ?? stats.Gram(linear.Name) : stats.Gram(linear.Name));
-                foreach (var (linear, factors, kind) in starts)
-                {
-                    using var scope = NewDisposeScope();
-                    using var owned = factors;
-                    var weight = run.WeightOnDevice(linear);
-                    var gram = stats.Gram(linear.Name);
-                    var trace = Refine(weight, gram, originalTarget ? stats.Cross(linear.Name) : null, factors, options.AdaSvdIterations, options.AdaSvdPinvRtol);
-                    // Relative objective ‖W X_t − U Vᵀ X‖² / ‖W X_t‖², with ‖W X_t‖² = tr(W T Wᵀ), T = X_t X_tᵀ.
-                    var w64 = weight.to(float64);
-                    var scale = (matmul(w64, (originalTarget ? stats.TargetGram(linear.Name)! : gram).to(float64)) * w64).sum().item<double>();
-                    run.Apply(linear, factors, kind.ToString(), 1 + trace[0] / scale, 1 + trace[^1] / scale);
-                }
+                SvdLlm.FactorizeBlock(run, run.Compressible(block).ToArray(), linear =>
+                    options.AdaSvdWhitening == AdaCompWhitening.Original ? stats.TargetGram(linear.Name) ?? stats.Gram(linear.Name) : stats.Gram(linear.Name),
+                    (linear, factors, kind) =>
+                    {
+                        using var scope = NewDisposeScope();
+                        var weight = run.WeightOnDevice(linear);
+                        var gram = stats.Gram(linear.Name);
+                        var trace = Refine(weight, gram, originalTarget ? stats.Cross(linear.Name) : null, factors, options.AdaSvdIterations, options.AdaSvdPinvRtol);
+                        // Relative objective ‖W X_t − U Vᵀ X‖² / ‖W X_t‖², with ‖W X_t‖² = tr(W T Wᵀ), T = X_t X_tᵀ.
+                        var w64 = weight.to(float64);
+                        var scale = (matmul(w64, (originalTarget ? stats.TargetGram(linear.Name)! : gram).to(float64)) * w64).sum().item<double>();
+                        run.Apply(linear, factors, kind.ToString(), 1 + trace[0] / scale, 1 + trace[^1] / scale);
+                    });
             });
 
             if (compressed is not null)

@@ -1,4 +1,3 @@
-using LowRank.Torch;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -65,44 +64,23 @@ public static class SvdKernel
         algorithm != SvdAlgorithm.Auto ? algorithm : device.type == DeviceType.CUDA ? SvdAlgorithm.GramEigh : SvdAlgorithm.Direct;
 
     /// <summary>The top-<paramref name="rank"/> SVD of <paramref name="matrix"/> (any float dtype; computed in fp64).</summary>
-    public static TruncatedSvd Truncate(Tensor matrix, long rank, SvdAlgorithm algorithm) => TruncateMany([(matrix, rank)], algorithm)[0];
-
-    /// <summary>
-    /// The top-k SVDs of several matrices. With <see cref="SvdAlgorithm.GramEigh"/> on CUDA the eigendecompositions run
-    /// concurrently (<see cref="CudaNative.EighMany"/>), which is where a block's decomposition spends its time.
-    /// </summary>
-    public static TruncatedSvd[] TruncateMany(IReadOnlyList<(Tensor Matrix, long Rank)> items, SvdAlgorithm algorithm)
+    public static TruncatedSvd Truncate(Tensor matrix, long rank, SvdAlgorithm algorithm)
     {
-        foreach (var (matrix, rank) in items)
-        {
-            if (matrix.shape.Length != 2) throw new ArgumentException("matrix must be 2-D", nameof(items));
-            var full = Math.Min(matrix.shape[0], matrix.shape[1]);
-            if (rank < 1 || rank > full) throw new ArgumentOutOfRangeException(nameof(items), $"rank {rank} outside [1, {full}]");
-        }
-        if (items.Count == 0) return [];
+        if (matrix.shape.Length != 2) throw new ArgumentException("matrix must be 2-D", nameof(matrix));
+        var full = Math.Min(matrix.shape[0], matrix.shape[1]);
+        if (rank < 1 || rank > full) throw new ArgumentOutOfRangeException(nameof(rank), $"rank {rank} outside [1, {full}]");
         using var scope = NewDisposeScope();
-        var device = items[0].Matrix.device;
-        if (Resolve(algorithm, device) == SvdAlgorithm.Direct)
+        var m = matrix.to(float64);
+        if (Resolve(algorithm, m.device) == SvdAlgorithm.Direct)
         {
-            return items.Select(item =>
-            {
-                var (u, s, vh) = linalg.svd(item.Matrix.to(float64), fullMatrices: false);
-                var k = (int)item.Rank;
-                return new TruncatedSvd(u[.., ..k].contiguous(), s, vh[..k].contiguous());
-            }).ToArray();
+            var (u, s, vh) = linalg.svd(m, fullMatrices: false);
+            return new TruncatedSvd(u[.., ..(int)rank].contiguous(), s, vh[..(int)rank].contiguous());
         }
-        // Decompose the smaller Gram of each: M Mᵀ = U Σ² Uᵀ (wide) or Mᵀ M = V Σ² Vᵀ (tall).
-        var matrices = items.Select(item => item.Matrix.to(float64)).ToArray();
-        var grams = matrices.Select(m =>
-        {
-            var gram = m.shape[0] <= m.shape[1] ? matmul(m, m.T) : matmul(m.T, m);
-            return 0.5 * (gram + gram.T);
-        }).ToArray();
-        var concurrent = grams.All(g => g.device.type == DeviceType.CUDA && g.shape[0] <= CudaNative.MaxEighSize) && CudaNative.Available(device);
-        var eigen = concurrent ? CudaNative.EighMany(grams) : grams.Select(g => linalg.eigh(g)).ToArray();
-        var results = new TruncatedSvd[items.Count];
-        for (var i = 0; i < items.Count; i++) results[i] = FromGramEigen(matrices[i], eigen[i].Item1, eigen[i].Item2, items[i].Rank);
-        return results;
+        // Decompose the smaller Gram: M Mᵀ = U Σ² Uᵀ (wide) or Mᵀ M = V Σ² Vᵀ (tall).
+        var gram = m.shape[0] <= m.shape[1] ? matmul(m, m.T) : matmul(m.T, m);
+        gram = 0.5 * (gram + gram.T);
+        var (eigenvalues, eigenvectors) = linalg.eigh(gram);
+        return FromGramEigen(m, eigenvalues, eigenvectors, rank);
     }
 
     private static TruncatedSvd FromGramEigen(Tensor m, Tensor eigenvalues, Tensor eigenvectors, long rank)

@@ -33,51 +33,37 @@ public static class SvdLlm
         return new LowRankFactors(a, whitening.Unwhiten(b), svd.S.clone());
     }
 
-    /// <summary><see cref="FactorizeWhitened"/> for several weights at once (their SVDs run concurrently where the kernel
-    /// allows, <see cref="SvdKernel.TruncateMany"/>). The whitened matrices of all of them are held together.</summary>
-    public static LowRankFactors[] FactorizeWhitenedMany(IReadOnlyList<(Tensor Weight, Whitening Whitening, long Rank)> items, SvdAlgorithm algorithm)
-    {
-        using var scope = NewDisposeScope();
-        var whitened = items.Select(item => (item.Whitening.Whiten(item.Weight), item.Rank)).ToArray();
-        var svds = SvdKernel.TruncateMany(whitened, algorithm);
-        try
-        {
-            return items.Select((item, i) =>
-            {
-                var (a, b) = svds[i].BalancedFactors();
-                return new LowRankFactors(a, item.Whitening.Unwhiten(b), svds[i].S.clone());
-            }).ToArray();
-        }
-        finally
-        {
-            foreach (var svd in svds) svd.Dispose();
-        }
-    }
-
     /// <summary>
-    /// SVD-LLM on every compressible linear of a block: one Cholesky per distinct Gram (q/k/v and gate/up share theirs),
-    /// then all truncations together. <paramref name="gramOf"/> gives each linear's whitening Gram.
+    /// SVD-LLM on every compressible linear of a block, one at a time so each one's fp64 temporaries are freed before the
+    /// next: one Cholesky per distinct Gram (q/k/v and gate/up share theirs, and come one after another), the truncation,
+    /// then <paramref name="apply"/> with the factors (disposed after it returns). <paramref name="gramOf"/> gives each
+    /// linear's whitening Gram.
     /// </summary>
-    internal static IReadOnlyList<(LinearWeight Linear, LowRankFactors Factors, WhiteningKind Kind)> FactorizeBlock(
-        CompressionRun run, IReadOnlyList<LinearWeight> linears, Func<LinearWeight, Tensor> gramOf)
+    internal static void FactorizeBlock(CompressionRun run, IReadOnlyList<LinearWeight> linears, Func<LinearWeight, Tensor> gramOf,
+        Action<LinearWeight, LowRankFactors, WhiteningKind> apply)
     {
-        var whitenings = new Dictionary<Tensor, Whitening>(ReferenceEqualityComparer.Instance);
+        Tensor? currentGram = null;
+        Whitening? whitening = null;
         try
         {
-            using var scope = NewDisposeScope();
-            var items = linears.Select(linear =>
+            foreach (var linear in linears)
             {
+                using var scope = NewDisposeScope();
                 var gram = gramOf(linear);
-                if (!whitenings.TryGetValue(gram, out var whitening))
-                    whitenings[gram] = whitening = Whitening.Cholesky(gram, run.Options.WhiteningEpsilon);
-                return (run.WeightOnDevice(linear), whitening, run.Plan[linear.Name].Rank);
-            }).ToArray();
-            var factors = FactorizeWhitenedMany(items, run.Algorithm);
-            return linears.Select((linear, i) => (linear, factors[i], items[i].whitening.Kind)).ToArray();
+                if (!ReferenceEquals(gram, currentGram))
+                {
+                    whitening?.Dispose();
+                    whitening = null;
+                    whitening = Whitening.Cholesky(gram, run.Options.WhiteningEpsilon);
+                    currentGram = gram;
+                }
+                using var factors = FactorizeWhitened(run.WeightOnDevice(linear), whitening!, run.Plan[linear.Name].Rank, run.Algorithm);
+                apply(linear, factors, whitening!.Kind);
+            }
         }
         finally
         {
-            foreach (var whitening in whitenings.Values) whitening.Dispose();
+            whitening?.Dispose();
         }
     }
 
@@ -100,12 +86,7 @@ public static class SvdLlm
     {
         run.SingleStreamPass("compress", run.Options.EffectivePropagation,
             block => new LinearStatistics(_ => true, precision: run.Options.GramPrecision),
-            (block, stats) =>
-            {
-                foreach (var (linear, factors, kind) in FactorizeBlock(run, run.Compressible(block).ToArray(), linear => stats.Gram(linear.Name)))
-                {
-                    using (factors) run.Apply(linear, factors, kind.ToString());
-                }
-            });
+            (block, stats) => FactorizeBlock(run, run.Compressible(block).ToArray(), linear => stats.Gram(linear.Name),
+                (linear, factors, kind) => run.Apply(linear, factors, kind.ToString())));
     }
 }

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -6,22 +5,17 @@ using static TorchSharp.torch;
 namespace LowRank.Torch;
 
 /// <summary>
-/// Direct calls into the CUDA libraries that libtorch has already loaded (cuBLAS, cuSOLVER, the CUDA runtime) for
-/// the two kernels TorchSharp 0.107 cannot reach:
-/// <list type="bullet">
-/// <item><see cref="HalfGram"/>: a GEMM of fp16/bf16 inputs with an fp32 result on the tensor cores (what
-/// <c>torch.mm(..., out_dtype=torch.float32)</c> does in Python). TorchSharp's half matmul returns half (rounded,
-/// and the sums of 32k squared activations overflow fp16), and its TF32 matmul of the fp32 copies runs at a third
-/// of the speed (measured on an H200: 32768×11008 Gram 11.3 ms vs 32.5 ms TF32 vs 147 ms fp32 FMA).</item>
-/// <item><see cref="EighMany"/>: several fp64 eigendecompositions at once, each on its own stream from its own host
-/// thread. cuSOLVER's syevd is bound by the latency of its n sequential Householder steps, not by arithmetic (fp32 is
-/// hardly faster than fp64, 92 vs 110 ms at 4096²), so independent decompositions overlap. TorchSharp has no stream
-/// API, and one host thread cannot overlap them (syevd synchronises with the host).</item>
-/// </list>
-/// Everything else stays on PyTorch's default (legacy NULL) stream, which our cuBLAS handle also uses, so ordering
-/// with torch work needs no events. Both kernels check themselves against torch on first use; any failure (library
-/// not found, wrong result) turns them off for the process with the reason in <see cref="Status"/>, and callers fall
-/// back to torch.
+/// A direct call into the cuBLAS that libtorch has already loaded, for the kernel TorchSharp 0.107 cannot reach:
+/// <see cref="HalfGram"/>, a GEMM of fp16/bf16 inputs with an fp32 result on the tensor cores (what
+/// <c>torch.mm(..., out_dtype=torch.float32)</c> does in Python). TorchSharp's half matmul returns half (rounded, and the
+/// sums of 32k squared activations overflow fp16), and its TF32 matmul of fp32 copies runs at a third of the speed
+/// (measured on an H200, <c>bench kernels</c>: the 32768×11008 Gram of one calibration batch takes 11.2 ms, 35.9 ms with
+/// TF32, 149 ms with fp32 FMA). The handle uses PyTorch's default (legacy NULL) stream, so it is ordered with torch work.
+/// The kernel checks itself against torch on first use; any failure (library not found, wrong result) turns it off for
+/// the process with the reason in <see cref="Status"/>, and callers fall back to TF32.
+/// <para>Running several cuSOLVER eigendecompositions on separate streams was tried too and measured not to help
+/// (7 × 4096² fp64 syevd: 0.768 s one after another, 0.735 s on 8 streams from 8 threads), so the decompositions stay on
+/// torch's <c>linalg.eigh</c>.</para>
 /// </summary>
 public static unsafe class CudaNative
 {
@@ -32,25 +26,14 @@ public static unsafe class CudaNative
     private const int CudaR16BF = 14;
     private const int CublasCompute32F = 68;
     private const int CublasGemmDefault = -1;
-    private const int EigModeVector = 1;
-    private const int FillLower = 0;
-    private const uint StreamNonBlocking = 1;
     private const int RtldNow = 0x2;
     private const int RtldGlobal = 0x100;
-
-    /// <summary>Largest matrix <see cref="EighMany"/> takes (syevd's 32-bit workspace size; larger ones go to torch).</summary>
-    public const long MaxEighSize = 16384;
 
     private static readonly object Gate = new();
     private static bool initialised;
     private static string status = "not initialised";
     private static Api? api;
     private static IntPtr cublas;
-    private static ConcurrentBag<(IntPtr Solver, IntPtr Stream)> solverSlots = [];
-    private static int slotCount;
-
-    /// <summary>How many streams <see cref="EighMany"/> uses at most (also the host threads it blocks).</summary>
-    public static int Streams { get; set; } = 8;
 
     /// <summary>What is in use, or why not.</summary>
     public static string Status
@@ -61,7 +44,7 @@ public static unsafe class CudaNative
         }
     }
 
-    /// <summary>True when the native kernels loaded and passed their self-test on <paramref name="device"/>.</summary>
+    /// <summary>True when the native kernel loaded and passed its self-test on <paramref name="device"/>.</summary>
     public static bool Available(Device device)
     {
         if (device.type != DeviceType.CUDA) return false;
@@ -79,7 +62,7 @@ public static unsafe class CudaNative
                     cublas = handle;
                     Check(api.CublasSetStream(cublas, IntPtr.Zero), "cublasSetStream");
                     SelfTest(device);
-                    status = $"cuBLAS GemmEx (half→fp32) and cuSOLVER syevd on up to {Streams} streams ({api.Libraries})";
+                    status = $"cuBLAS GemmEx (half→fp32, {api.Libraries})";
                 }
                 catch (Exception e) when (e is LrkException or DllNotFoundException or EntryPointNotFoundException or InvalidOperationException or ExternalException)
                 {
@@ -126,126 +109,6 @@ public static unsafe class CudaNative
         return result;
     }
 
-    /// <summary>
-    /// Eigendecompositions of symmetric fp64 CUDA matrices (each n×n, n ≤ <see cref="MaxEighSize"/>), run concurrently:
-    /// for each, ascending eigenvalues [n] and the eigenvectors as the COLUMNS of an [n, n] tensor (as torch.linalg.eigh).
-    /// The inputs are not modified.
-    /// </summary>
-    public static (Tensor Values, Tensor Vectors)[] EighMany(IReadOnlyList<Tensor> matrices)
-    {
-        var native = api ?? throw new InvalidOperationException("CudaNative is not available: " + Status);
-        var count = matrices.Count;
-        var work = new (Tensor A, Tensor W, Tensor Info, Tensor Workspace, int Lwork)[count];
-        try
-        {
-            for (var i = 0; i < count; i++)
-            {
-                var m = matrices[i];
-                if (m.dim() != 2 || m.shape[0] != m.shape[1] || m.dtype != ScalarType.Float64 || m.device.type != DeviceType.CUDA)
-                    throw new ArgumentException($"EighMany needs square fp64 CUDA matrices; got [{string.Join(",", m.shape)}] {m.dtype} on {m.device}");
-                if (m.shape[0] > MaxEighSize) throw new ArgumentException($"EighMany takes n ≤ {MaxEighSize}; got {m.shape[0]}");
-                var n = (int)m.shape[0];
-                // syevd overwrites A with the eigenvectors; a symmetric matrix is its own transpose, so row-major is fine.
-                var a = m.contiguous().clone();
-                var w = empty([n], ScalarType.Float64, m.device);
-                var info = zeros([1], ScalarType.Int32, m.device);
-                work[i] = (a, w, info, empty(0), 0);
-            }
-            // Inputs come from the default stream; the solver streams do not wait on it by themselves.
-            cuda.synchronize();
-            var slots = AcquireSlots(Math.Min(count, Math.Max(1, Streams)));
-            try
-            {
-                // Workspace sizes first (cheap host calls), then the decompositions, one host thread per stream.
-                var slot0 = slots[0];
-                for (var i = 0; i < count; i++)
-                {
-                    int lwork;
-                    Check(native.DsyevdBufferSize(slot0.Solver, EigModeVector, FillLower, (int)work[i].A.shape[0],
-                        (double*)DataPointer(work[i].A), (int)work[i].A.shape[0], (double*)DataPointer(work[i].W), &lwork), "cusolverDnDsyevd_bufferSize");
-                    work[i].Workspace.Dispose();
-                    work[i].Workspace = empty([Math.Max(1, lwork)], ScalarType.Float64, work[i].A.device);
-                    work[i].Lwork = lwork;
-                }
-                var next = -1;
-                var errors = new ConcurrentQueue<Exception>();
-                var device = matrices[0].device.index < 0 ? 0 : matrices[0].device.index;
-                var threads = slots.Select(slot => new Thread(() =>
-                {
-                    try
-                    {
-                        Check(native.CudaSetDevice(device), "cudaSetDevice");
-                        for (var i = Interlocked.Increment(ref next); i < count; i = Interlocked.Increment(ref next))
-                        {
-                            var (a, w, info, workspace, lwork) = work[i];
-                            var n = (int)a.shape[0];
-                            Check(native.Dsyevd(slot.Solver, EigModeVector, FillLower, n, (double*)DataPointer(a), n, (double*)DataPointer(w),
-                                (double*)DataPointer(workspace), lwork, (int*)DataPointer(info)), "cusolverDnDsyevd");
-                        }
-                        Check(native.CudaStreamSynchronize(slot.Stream), "cudaStreamSynchronize");
-                    }
-                    catch (Exception e)
-                    {
-                        errors.Enqueue(e);
-                    }
-                }) { IsBackground = true, Name = "lowrank-eigh" }).ToArray();
-                foreach (var thread in threads) thread.Start();
-                foreach (var thread in threads) thread.Join();
-                if (!errors.IsEmpty) throw new AggregateException("EighMany failed", errors);
-            }
-            finally
-            {
-                foreach (var slot in slots) solverSlots.Add(slot);
-            }
-            var results = new (Tensor, Tensor)[count];
-            for (var i = 0; i < count; i++)
-            {
-                var failed = work[i].Info.item<int>();
-                if (failed != 0)
-                    throw new LrkException(ErrorCodes.DecompositionFailed, $"cuSOLVER syevd did not converge (info {failed}) on a {work[i].A.shape[0]}² matrix");
-                // Column-major eigenvectors = rows of the row-major view.
-                results[i] = (work[i].W, work[i].A.T);
-            }
-            foreach (var item in work)
-            {
-                item.Info.Dispose();
-                item.Workspace.Dispose();
-            }
-            return results;
-        }
-        catch
-        {
-            foreach (var item in work)
-            {
-                item.A?.Dispose();
-                item.W?.Dispose();
-                item.Info?.Dispose();
-                item.Workspace?.Dispose();
-            }
-            throw;
-        }
-    }
-
-    private static List<(IntPtr Solver, IntPtr Stream)> AcquireSlots(int wanted)
-    {
-        var native = api!;
-        var slots = new List<(IntPtr, IntPtr)>();
-        lock (Gate)
-        {
-            while (slots.Count < wanted && solverSlots.TryTake(out var slot)) slots.Add(slot);
-            while (slots.Count < wanted)
-            {
-                IntPtr stream, solver;
-                Check(native.CudaStreamCreateWithFlags(&stream, StreamNonBlocking), "cudaStreamCreateWithFlags");
-                Check(native.SolverCreate(&solver), "cusolverDnCreate");
-                Check(native.SolverSetStream(solver, stream), "cusolverDnSetStream");
-                slots.Add((solver, stream));
-                slotCount++;
-            }
-        }
-        return slots;
-    }
-
     private static IntPtr DataPointer(Tensor tensor)
     {
         var pointer = Api.TensorData(tensor.Handle);
@@ -258,7 +121,7 @@ public static unsafe class CudaNative
         if (code != 0) throw new InvalidOperationException($"{call} returned {code}");
     }
 
-    /// <summary>Compares both kernels with torch on small matrices before anything relies on them.</summary>
+    /// <summary>Compares the kernel with torch on small matrices before anything relies on it.</summary>
     private static void SelfTest(Device device)
     {
         using var scope = NewDisposeScope();
@@ -277,24 +140,6 @@ public static unsafe class CudaNative
         var errorB = ((gotB - expectedB).norm() / expectedB.norm()).item<double>();
         if (!(errorB < 1e-3)) throw new InvalidOperationException($"self-test: bf16 GemmEx Gram differs from torch by {errorB:E2}");
 
-        var matrices = new[] { 37L, 64, 5 }.Select(n =>
-        {
-            var a = randn([n, n], ScalarType.Float64, generator: generator).to(device);
-            return matmul(a, a.T) + eye(n, dtype: ScalarType.Float64, device: device);
-        }).ToArray();
-        var results = EighMany(matrices);
-        for (var i = 0; i < matrices.Length; i++)
-        {
-            var (values, vectors) = results[i];
-            var reference = linalg.eigvalsh(matrices[i]);
-            var valueError = ((values - reference).abs().max() / reference.abs().max()).item<double>();
-            var residual = (matmul(matrices[i], vectors) - vectors * values.unsqueeze(0)).norm().item<double>() / matrices[i].norm().item<double>();
-            var orthogonality = (matmul(vectors.T, vectors) - eye(vectors.shape[0], dtype: ScalarType.Float64, device: device)).abs().max().item<double>();
-            if (!(valueError < 1e-10 && residual < 1e-10 && orthogonality < 1e-10))
-                throw new InvalidOperationException($"self-test: syevd differs from torch (eigenvalues {valueError:E2}, residual {residual:E2}, orthogonality {orthogonality:E2})");
-            values.Dispose();
-            vectors.Dispose();
-        }
     }
 
     /// <summary>Function pointers into the libraries, looked up among those already loaded (libtorch's dependencies).</summary>
@@ -302,15 +147,9 @@ public static unsafe class CudaNative
     {
         public required string Libraries { get; init; }
         public required delegate* unmanaged<int, int> CudaSetDevice { get; init; }
-        public required delegate* unmanaged<IntPtr*, uint, int> CudaStreamCreateWithFlags { get; init; }
-        public required delegate* unmanaged<IntPtr, int> CudaStreamSynchronize { get; init; }
         public required delegate* unmanaged<IntPtr*, int> CublasCreate { get; init; }
         public required delegate* unmanaged<IntPtr, IntPtr, int> CublasSetStream { get; init; }
         public required delegate* unmanaged<IntPtr, int, int, int, int, int, float*, void*, int, int, void*, int, int, float*, void*, int, int, int, int, int> CublasGemmEx { get; init; }
-        public required delegate* unmanaged<IntPtr*, int> SolverCreate { get; init; }
-        public required delegate* unmanaged<IntPtr, IntPtr, int> SolverSetStream { get; init; }
-        public required delegate* unmanaged<IntPtr, int, int, int, double*, int, double*, int*, int> DsyevdBufferSize { get; init; }
-        public required delegate* unmanaged<IntPtr, int, int, int, double*, int, double*, double*, int, int*, int> Dsyevd { get; init; }
 
         private static readonly delegate* unmanaged<IntPtr, IntPtr> ThsTensorData =
             (delegate* unmanaged<IntPtr, IntPtr>)TorchBackend.LibTorchSharpExport("THSTensor_data");
@@ -322,20 +161,13 @@ public static unsafe class CudaNative
         {
             var cudart = Library("libcudart.so");
             var cublasLib = Library("libcublas.so");
-            var cusolver = Library("libcusolver.so");
             return new Api
             {
-                Libraries = string.Join(", ", new[] { cudart.Path, cublasLib.Path, cusolver.Path }.Select(Path.GetFileName)),
+                Libraries = string.Join(", ", new[] { cudart.Path, cublasLib.Path }.Select(Path.GetFileName)),
                 CudaSetDevice = (delegate* unmanaged<int, int>)Symbol(cudart, "cudaSetDevice"),
-                CudaStreamCreateWithFlags = (delegate* unmanaged<IntPtr*, uint, int>)Symbol(cudart, "cudaStreamCreateWithFlags"),
-                CudaStreamSynchronize = (delegate* unmanaged<IntPtr, int>)Symbol(cudart, "cudaStreamSynchronize"),
                 CublasCreate = (delegate* unmanaged<IntPtr*, int>)Symbol(cublasLib, "cublasCreate_v2"),
                 CublasSetStream = (delegate* unmanaged<IntPtr, IntPtr, int>)Symbol(cublasLib, "cublasSetStream_v2"),
                 CublasGemmEx = (delegate* unmanaged<IntPtr, int, int, int, int, int, float*, void*, int, int, void*, int, int, float*, void*, int, int, int, int, int>)Symbol(cublasLib, "cublasGemmEx"),
-                SolverCreate = (delegate* unmanaged<IntPtr*, int>)Symbol(cusolver, "cusolverDnCreate"),
-                SolverSetStream = (delegate* unmanaged<IntPtr, IntPtr, int>)Symbol(cusolver, "cusolverDnSetStream"),
-                DsyevdBufferSize = (delegate* unmanaged<IntPtr, int, int, int, double*, int, double*, int*, int>)Symbol(cusolver, "cusolverDnDsyevd_bufferSize"),
-                Dsyevd = (delegate* unmanaged<IntPtr, int, int, int, double*, int, double*, double*, int, int*, int>)Symbol(cusolver, "cusolverDnDsyevd"),
             };
         }
 

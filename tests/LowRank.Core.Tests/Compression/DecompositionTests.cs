@@ -28,27 +28,6 @@ public sealed class DecompositionTests
         Assert.True(Norm(factors.SingularValues[..12] - reference[..12]) < 1e-11 * reference[0].item<double>());
     }
 
-    [Theory]
-    [InlineData(SvdAlgorithm.Direct)]
-    [InlineData(SvdAlgorithm.GramEigh)]
-    public void Truncating_several_matrices_at_once_gives_each_ones_own_truncation(SvdAlgorithm algorithm)
-    {
-        using var scope = NewDisposeScope();
-        var items = new[] { (Weight(48, 80, 3), 12L), (Weight(90, 40, 4), 7L), (Weight(33, 33, 5), 33L) };
-        var many = SvdKernel.TruncateMany(items.Select(i => (i.Item1, i.Item2)).ToArray(), algorithm);
-        for (var i = 0; i < items.Length; i++)
-        {
-            using var single = SvdKernel.Truncate(items[i].Item1, items[i].Item2, algorithm);
-            var (a, b) = many[i].BalancedFactors();
-            var (sa, sb) = single.BalancedFactors();
-            Assert.Equal(items[i].Item2, many[i].Rank);
-            Assert.True(Norm(matmul(a, b) - matmul(sa, sb)) < 1e-12 * Norm(items[i].Item1), $"matrix {i}");
-            many[i].Dispose();
-        }
-        Assert.Empty(SvdKernel.TruncateMany([], algorithm));
-        Assert.Throws<ArgumentOutOfRangeException>(() => SvdKernel.TruncateMany([(Weight(8, 6, 1), 7)], algorithm));
-    }
-
     [Fact]
     public void Gram_eigh_svd_matches_direct_svd_on_the_kept_subspace()
     {

@@ -57,6 +57,37 @@ public sealed class RefinementTests
     }
 
     [Fact]
+    public void AdaComp_from_the_original_input_whitening_moves_to_svd_llm_on_the_compressed_inputs()
+    {
+        // The default: start from the truncation whitened with the original model's inputs, re-fit it to the inputs
+        // the layer really sees (target W·x). The fixed point is SVD-LLM whitened with those inputs, the optimum.
+        using var scope = NewDisposeScope();
+        var w = Weight(40, 56, 111);
+        var (xo, x) = Streams(56, 3000, 112);
+        var h = matmul(x, x.T);
+        var optimum = SvdLlm.Factorize(w, h, 14, SvdAlgorithm.Direct, 1e-12, out _);
+        var best = DataError(w, optimum.A, optimum.B, x);
+        double ErrorAfter(int iterations)
+        {
+            using var start = SvdLlm.Factorize(w, matmul(xo, xo.T), 14, SvdAlgorithm.Direct, 1e-12, out _);
+            var trace = AdaSvd.Refine(w, h, cross: null, start, iterations, AdaSvd.DefaultPinvRtol);
+            for (var i = 1; i < trace.Length; i++) Assert.True(trace[i] <= trace[i - 1] + 1e-9 * Math.Abs(trace[0]));
+            // The balanced factors carry the same product, with equal norms in each rank-one term.
+            var columns = linalg.vector_norm(start.A, dims: [0]);
+            var rows = linalg.vector_norm(start.B, dims: [1]);
+            if (iterations > 0) Assert.True(Norm(columns - rows) < 1e-9 * Norm(columns));
+            return DataError(w, start.A, start.B, x);
+        }
+        var none = ErrorAfter(0);
+        var one = ErrorAfter(1);
+        var many = ErrorAfter(30);
+        Assert.True(best < none, $"the original-input truncation {none} should be worse on the compressed inputs than their own optimum {best}");
+        Assert.True(one < none && many <= one * (1 + 1e-12), $"adaComp errors: 0 rounds {none}, 1 round {one}, 30 rounds {many}");
+        Assert.True((many - best) / best < 1e-3, $"30 rounds {many} vs optimum {best}");
+        optimum.Dispose();
+    }
+
+    [Fact]
     public void LcSvd_refit_is_the_closed_form_optimum_adaComp_moves_towards()
     {
         using var scope = NewDisposeScope();
