@@ -48,6 +48,26 @@ public sealed partial class BadInputTests : IDisposable
     }
 
     [Theory]
+    [InlineData("--stream-blocks", "maybe", "svd")]
+    [InlineData("--stream-blocks", "on", "fwsvd")]
+    public void Bad_memory_options(string option, string value, string method)
+    {
+        var run = Run(null, "compress", RepoPaths.LlamaMoby, "--method", method, "--ratio", "0.4", option, value,
+            "--calib", "npm:moby-dick", "--out", Out);
+        AssertOneError(run, ErrorCodes.BadArgument, ExitCodes.Failure);
+        Assert.False(Directory.Exists(Out));
+    }
+
+    [Fact]
+    public void Unknown_compute_dtype()
+    {
+        var run = Run(null, "compress", RepoPaths.LlamaMoby, "--method", "svd", "--ratio", "0.4", "--dtype", "fp8", "--out", Out);
+        Assert.NotEqual(0, run.ExitCode);
+        Assert.Contains(run.Messages, m => m.Contains("fp8", StringComparison.Ordinal));
+        Assert.False(Directory.Exists(Out));
+    }
+
+    [Theory]
     [InlineData("1.5")]
     [InlineData("0")]
     [InlineData("-0.2")]

@@ -31,6 +31,13 @@ public sealed record CompressionJobOptions
     /// <summary>Measure perplexity on this text before and after compressing (recorded in the manifest); null = no evaluation.</summary>
     public TextPerplexitySpec? Evaluation { get; init; }
     public DeviceRequest Device { get; init; } = DeviceRequest.Auto;
+    /// <summary>Weights and activations dtype while compressing (fp32 by default; fp16/bf16 are faster on GPUs and change
+    /// the result a little, so they are part of what the artifact records).</summary>
+    public TorchSharp.torch.ScalarType ComputeDtype { get; init; } = TorchSharp.torch.ScalarType.Float32;
+    /// <summary>Null = auto: on a GPU every block goes to the device only while it is compressed (weights read lazily,
+    /// so neither device nor host memory holds the whole model), except for FWSVD, whose backward passes need the whole
+    /// model resident. The result does not depend on it.</summary>
+    public bool? StreamBlocks { get; init; }
     public string? LibTorch { get; init; }
     public bool Force { get; init; }
     /// <summary>Largest safetensors file of the artifact before it is sharded.</summary>
@@ -67,10 +74,18 @@ public static class CompressionJob
             ? TextSources.Load(job.Calibration!, new TextSourceOptions { ByteStart = job.CalibrationByteStart, ByteEnd = job.CalibrationByteEnd })
             : null;
         progress?.Report(new ProgressUpdate("load", $"loading {job.Model}"));
+        var streamBlocks = job.StreamBlocks ?? (job.Compression.Method != CompressionMethod.Fwsvd);
+        if (streamBlocks && job.Compression.Method == CompressionMethod.Fwsvd)
+            throw new LrkException(ErrorCodes.BadArgument, "FWSVD's backward passes need the whole model on the device: drop --stream-blocks");
+        var onGpu = TorchBackend.Device(job.Device, job.LibTorch).type != TorchSharp.DeviceType.CPU;
         using var loaded = ModelLoader.Load(job.Model, new ModelLoadOptions
         {
             Device = job.Device,
             LibTorch = job.LibTorch,
+            ComputeDtype = job.ComputeDtype,
+            // Streaming only acts on a GPU (on the CPU the model is where it runs).
+            StreamBlocks = streamBlocks,
+            LazyBlockWeights = streamBlocks && onGpu && !FitsInHostMemory(job.Model, job.ComputeDtype),
             LoadTokenizer = needsData || job.Evaluation is not null,
         });
         seconds["load"] = Lap(clock);
@@ -127,7 +142,7 @@ public static class CompressionJob
                 MaxShardBytes = job.MaxShardBytes,
                 ExtraContent = new Dictionary<string, string>
                 {
-                    [ReportFileName] = JsonSerializer.Serialize(new { report, calibration = calibration?.Protocol, evaluation }, CompressionJson.JsonOptions) + "\n",
+                    [ReportFileName] = JsonSerializer.Serialize(new { report, calibration = calibration?.Protocol, evaluation, computeDtype = job.ComputeDtype.ToString(), streamBlocks }, CompressionJson.JsonOptions) + "\n",
                 },
                 Provenance = new ArtifactProvenance
                 {
@@ -158,6 +173,27 @@ public static class CompressionJob
         {
             calibration?.Dispose();
         }
+    }
+
+    /// <summary>Whether the model's weights in <paramref name="dtype"/> take at most 40% of the host's available memory.
+    /// Larger ones are streamed with lazy weights (read per block from the checkpoint); smaller ones stay in host memory,
+    /// since re-reading every block for every evaluation batch would make <c>--eval</c> I/O-bound.</summary>
+    private static bool FitsInHostMemory(string model, TorchSharp.torch.ScalarType dtype)
+    {
+        long available;
+        try
+        {
+            var line = File.ReadLines("/proc/meminfo").FirstOrDefault(l => l.StartsWith("MemAvailable:", StringComparison.Ordinal));
+            if (line is null) return true;
+            available = long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) * 1024;
+        }
+        catch (IOException)
+        {
+            return true;
+        }
+        using var store = TensorStore.Open(ModelLocator.Resolve(model));
+        var bytes = store.Entries.Sum(e => e.ElementCount) * (dtype == TorchSharp.torch.ScalarType.Float32 ? 4 : 2);
+        return bytes <= 0.4 * available;
     }
 
     private static ITokenizer Tokenizer(LoadedModel loaded, string model) =>

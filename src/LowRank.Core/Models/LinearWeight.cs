@@ -170,7 +170,8 @@ public sealed class LinearWeight : IDisposable
     {
         lock (gate)
         {
-            if (reload is null || modified || weight is null) return evicted;
+            // A weight taking part in autograd (FWSVD's Fisher passes) holds its gradient: dropping it would lose it.
+            if (reload is null || modified || weight is null || weight.requires_grad) return evicted;
             weight.Dispose();
             weight = null;
             evicted = true;

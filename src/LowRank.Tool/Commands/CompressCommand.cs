@@ -33,13 +33,16 @@ public static class CompressCommand
         var evalWindow = new Option<int?>("--eval-window") { Description = "Perplexity window in tokens (default: the model's context, at most 2048)" };
         var output = new Option<string>("--out") { Description = "Output folder (written atomically: nothing appears there until the artifact is complete)", Required = true };
         var force = new Option<bool>("--force") { Description = "Replace --out if it exists" };
+        var computeDtype = new Option<string>("--dtype") { Description = "Compute dtype while compressing: fp32, fp16 or bf16 (fp16/bf16 are faster on GPUs and change the result a little)", DefaultValueFactory = _ => "fp32" }
+            .Checked(value => GenerateCommand.ParseDtype((string)value!));
+        var streamBlocks = new Option<string>("--stream-blocks") { Description = "auto, on or off: keep only the block being compressed on the GPU, reading weights as needed (auto: on for GPUs, except FWSVD)", DefaultValueFactory = _ => "auto" };
         var device = CommonOptions.Device();
         var json = CommonOptions.Json();
         var libTorch = CommonOptions.LibTorch();
         var command = new Command("compress", "Compress a model's block linears with a low-rank method and write the compressed artifact.")
         {
             model, method, ratio, calib, calibStart, calibEnd, protocol, samples, seqLen, seed, batch, set, factorDtype,
-            evalText, evalStart, evalEnd, evalWindow, output, force, device, json, libTorch,
+            evalText, evalStart, evalEnd, evalWindow, output, force, computeDtype, streamBlocks, device, json, libTorch,
         };
         command.SetAction((parse, token) =>
         {
@@ -69,6 +72,14 @@ public static class CompressCommand
                     ? new TextPerplexitySpec { Text = text, ByteStart = parse.GetValue(evalStart), ByteEnd = parse.GetValue(evalEnd), WindowLength = parse.GetValue(evalWindow) }
                     : null,
                 Device = TorchBackend.ParseDevice(parse.GetValue(device)),
+                ComputeDtype = GenerateCommand.ParseDtype(parse.GetValue(computeDtype)),
+                StreamBlocks = parse.GetValue(streamBlocks)!.Trim().ToLowerInvariant() switch
+                {
+                    "auto" => null,
+                    "on" or "true" => true,
+                    "off" or "false" => false,
+                    var other => throw new LrkException(ErrorCodes.BadArgument, $"--stream-blocks '{other}': use auto, on or off"),
+                },
                 LibTorch = parse.GetValue(libTorch),
                 Force = parse.GetValue(force),
             }, ToolProgress.Reporter, token);
