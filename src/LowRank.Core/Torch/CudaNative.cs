@@ -86,25 +86,29 @@ public static unsafe class CudaNative
         if (left.device.type != DeviceType.CUDA || right.device.type != DeviceType.CUDA)
             throw new ArgumentException("HalfGram runs on CUDA tensors only");
         long tokens = left.shape[0], n1 = left.shape[1], n2 = right.shape[1];
-        if (tokens > int.MaxValue || n1 > int.MaxValue || n2 > int.MaxValue || tokens * Math.Max(n1, n2) > int.MaxValue)
-            throw new ArgumentException("HalfGram: the operands are too large for 32-bit GEMM sizes; split the tokens");
+        if (n1 > int.MaxValue / 2 || n2 > int.MaxValue / 2)
+            throw new ArgumentException($"HalfGram: {Math.Max(n1, n2)} features exceed 32-bit GEMM sizes");
         using var a = left.contiguous();
         using var b = right.contiguous();
-        var result = empty([n1, n2], ScalarType.Float32, left.device);
-        if (tokens == 0)
-        {
-            result.zero_();
-            return result;
-        }
+        var result = zeros([n1, n2], ScalarType.Float32, left.device);
         var type = left.dtype == ScalarType.Float16 ? CudaR16F : CudaR16BF;
-        float alpha = 1, beta = 0;
-        // Row-major [t, n] is column-major n×t (ld n). The row-major n₁×n₂ result R = Lᵀ·Rt is, column-major,
-        // the n₂×n₁ matrix right_c · left_cᵀ.
+        var elementSize = a.ElementSize;
+        // The 32-bit API also bounds each operand's element count: larger batches go in slices of tokens, each
+        // accumulated into the result by the GEMM's epilogue (β = 1) in fp32.
+        var slice = Math.Max(1, int.MaxValue / Math.Max(n1, n2));
         lock (Gate)
         {
-            Check(native.CublasGemmEx(cublas, CublasOpN, CublasOpT, (int)n2, (int)n1, (int)tokens, &alpha,
-                (void*)DataPointer(b), type, (int)n2, (void*)DataPointer(a), type, (int)n1, &beta,
-                (void*)DataPointer(result), CudaR32F, (int)n2, CublasCompute32F, CublasGemmDefault), "cublasGemmEx");
+            for (long start = 0; start < tokens; start += slice)
+            {
+                var count = (int)Math.Min(slice, tokens - start);
+                float alpha = 1, beta = start == 0 ? 0 : 1;
+                // Row-major [t, n] is column-major n×t (ld n). The row-major n₁×n₂ result R = Lᵀ·Rt is, column-major,
+                // the n₂×n₁ matrix right_c · left_cᵀ.
+                Check(native.CublasGemmEx(cublas, CublasOpN, CublasOpT, (int)n2, (int)n1, count, &alpha,
+                    (void*)(DataPointer(b) + (nint)(start * n2 * elementSize)), type, (int)n2,
+                    (void*)(DataPointer(a) + (nint)(start * n1 * elementSize)), type, (int)n1, &beta,
+                    (void*)DataPointer(result), CudaR32F, (int)n2, CublasCompute32F, CublasGemmDefault), "cublasGemmEx");
+            }
         }
         return result;
     }
