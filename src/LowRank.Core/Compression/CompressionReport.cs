@@ -57,6 +57,9 @@ public sealed record CompressionReport
     public required long CalibrationSamples { get; init; }
     public required long CalibrationSequenceLength { get; init; }
     public required string Device { get; init; }
+    /// <summary>How the Gram products were computed (<see cref="GramPrecision"/> as resolved for this device and
+    /// activation dtype: Fp32, Tf32 or TensorCores).</summary>
+    public string? GramPath { get; init; }
     /// <summary>Wall-clock seconds per stage (fisher, profile, compress) and in total.</summary>
     public required IReadOnlyDictionary<string, double> Seconds { get; init; }
 }

@@ -257,6 +257,7 @@ internal sealed class CompressionRun : IDisposable
             CalibrationSamples = Samples,
             CalibrationSequenceLength = SequenceLength,
             Device = Device.ToString(),
+            GramPath = LinearStatistics.Resolve(Options.GramPrecision, Model is DecoderModel decoder ? decoder.ComputeDtype : ScalarType.Float32, Device).ToString(),
             Seconds = Seconds,
         };
     }
