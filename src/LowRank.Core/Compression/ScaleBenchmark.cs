@@ -153,7 +153,13 @@ public static class ScaleBenchmark
             DeviceHiddenStateBytes = 32L << 30,
         }, options.Set);
         compression.Validate();
-        var kernels = CudaNative.Available(device) ? CudaNative.Status : device.type == DeviceType.CUDA ? CudaNative.Status : "cpu (torch)";
+        var kernels = "cpu (torch)";
+        if (device.type == DeviceType.CUDA)
+        {
+            // Runs the native kernel's self-test once; Status then says what is in use, or why not.
+            CudaNative.Available(device);
+            kernels = CudaNative.Status;
+        }
         log($"kernels: {kernels}");
 
         var work = Path.GetFullPath(options.WorkFolder);
@@ -210,13 +216,7 @@ public static class ScaleBenchmark
                     LazyBlockWeights = true,
                     LoadTokenizer = false,
                 })
-                : new LoadedModel(ModelLoader.Create(ModelConfigReader.Read(staging.Folder), staging.Source(), new DecoderModelOptions
-                {
-                    Device = device,
-                    ComputeDtype = dtype,
-                    StreamBlocks = true,
-                    LazyBlockWeights = true,
-                }), null, staging.Folder, ModelConfigReader.Read(staging.Folder));
+                : LoadStaged(staging, device, dtype);
             seconds["load"] = clock.Elapsed.TotalSeconds;
             var model = loaded.Model;
 
@@ -300,7 +300,7 @@ public static class ScaleBenchmark
                 PeakGpuMethod = sampler.Method,
                 Ratios = report.Ratio,
                 Accuracy = accuracy,
-                Kernels = CudaNative.Available(device) ? CudaNative.Status : kernels,
+                Kernels = kernels,
                 Checkpoint = staging is null ? "whole" : $"staged ({staging.Capacity} blocks at most on disk)",
                 StagingSeconds = staging is null ? null : Math.Round(staging.StageSeconds, 2),
                 StagedPeakGiB = staging is null ? null : Math.Round(staging.PeakStagedBytes / (double)(1L << 30), 2),
@@ -313,6 +313,19 @@ public static class ScaleBenchmark
             staging?.Dispose();
             if (staging is not null && Directory.Exists(staging.Folder)) Directory.Delete(staging.Folder, recursive: true);
         }
+    }
+
+    private static LoadedModel LoadStaged(StagedCheckpoint staging, Device device, ScalarType dtype)
+    {
+        var config = ModelConfigReader.Read(staging.Folder);
+        var model = ModelLoader.Create(config, staging.Source(), new DecoderModelOptions
+        {
+            Device = device,
+            ComputeDtype = dtype,
+            StreamBlocks = true,
+            LazyBlockWeights = true,
+        });
+        return new LoadedModel(model, null, staging.Folder, config);
     }
 
     private static string FactorChecksum(IDecoderModel model)
