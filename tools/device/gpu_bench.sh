@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU benchmark runs behind BENCHMARKS.md (issue 8), for the device machine: source .device/prologue.sh first
 # (../shared/device/README.md). Usage: bash tools/device/gpu_bench.sh STEP... ; results go to $OUT (or ./out).
-# Steps: kernels, 7b, 7b-adasvd, baseline, 70b, moby-cuda. Each step runs even if an earlier one failed.
+# Steps: kernels, 7b, 7b-serial (no decomposition overlap), 13b, 7b-adasvd, baseline, 70b, moby-cuda. Each step runs even if an earlier one failed.
 set -uo pipefail
 out=${OUT:-out}; mkdir -p "$out"
 L=.device/LowRank.Tool/dotnet-lowrank.dll
@@ -14,8 +14,12 @@ for step in "$@"; do
       dotnet $L bench kernels --device cuda --json > "$out/kernels.json" 2> "$out/kernels.err" ;;
     7b)
       dotnet $L bench gpu --shape 7b --work $work --device cuda --output "$out/7b-svdllm.json" > /dev/null 2> "$out/7b-svdllm.log" ;;
+    7b-serial)
+      dotnet $L bench gpu --shape 7b --set DecompositionOverlap=Off --accuracy none --work $work --device cuda --output "$out/7b-svdllm-serial.json" > /dev/null 2> "$out/7b-svdllm-serial.log" ;;
+    13b)
+      dotnet $L bench gpu --shape 13b --accuracy none --work $work --device cuda --output "$out/13b-svdllm.json" > /dev/null 2> "$out/13b-svdllm.log" ;;
     7b-adasvd)
-      dotnet $L bench gpu --shape 7b --method adasvd --no-write --work $work --device cuda --output "$out/7b-adasvd.json" > /dev/null 2> "$out/7b-adasvd.log" ;;
+      dotnet $L bench gpu --shape 7b --method adasvd --no-write --accuracy none --work $work --device cuda --output "$out/7b-adasvd.json" > /dev/null 2> "$out/7b-adasvd.log" ;;
     baseline)
       PYTHONUNBUFFERED=1 python3 bench/svdllm_reference.py $work/llama-7b-32l-seed1234 --blocks "${BASELINE_BLOCKS:-1}" --out "$out/7b-baseline.json" > "$out/7b-baseline.log" 2>&1 ;;
     70b)

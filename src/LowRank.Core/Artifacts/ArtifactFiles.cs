@@ -23,14 +23,17 @@ public static class ArtifactFiles
 
     /// <summary>Every file under <paramref name="folder"/> except <paramref name="exclude"/> (relative names), with its
     /// size and SHA-256, sorted by relative path ('/'-separated).</summary>
-    public static List<ManifestFile> Describe(string folder, IReadOnlyCollection<string> exclude, CancellationToken cancellationToken = default)
+    /// <param name="known">SHA-256 already computed for some files (full path → hex), e.g. while they were written.</param>
+    public static List<ManifestFile> Describe(string folder, IReadOnlyCollection<string> exclude, IReadOnlyDictionary<string, string>? known = null,
+        CancellationToken cancellationToken = default)
     {
         var files = new List<ManifestFile>();
         foreach (var path in Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories))
         {
             var relative = Path.GetRelativePath(folder, path).Replace('\\', '/');
             if (exclude.Contains(relative)) continue;
-            files.Add(new ManifestFile(relative, new FileInfo(path).Length, Sha256(path, cancellationToken)));
+            var hash = known is not null && known.TryGetValue(Path.GetFullPath(path), out var h) ? h : Sha256(path, cancellationToken);
+            files.Add(new ManifestFile(relative, new FileInfo(path).Length, hash));
         }
         files.Sort((a, b) => string.CompareOrdinal(a.Path, b.Path));
         return files;
@@ -44,6 +47,24 @@ public static class ArtifactFiles
     /// </summary>
     public static T PublishFolder<T>(string target, bool overwrite, Func<string, T> write)
     {
+        var temp = BeginFolder(target, overwrite);
+        try
+        {
+            var result = write(temp);
+            CommitFolder(temp, target);
+            return result;
+        }
+        catch
+        {
+            TryDelete(temp);
+            throw;
+        }
+    }
+
+    /// <summary>The first half of <see cref="PublishFolder"/>: checks <paramref name="target"/> and creates the hidden temp
+    /// folder next to it. The caller fills it, then calls <see cref="CommitFolder"/>, or <see cref="AbandonFolder"/> on failure.</summary>
+    public static string BeginFolder(string target, bool overwrite)
+    {
         target = Path.TrimEndingDirectorySeparator(Path.GetFullPath(target));
         var parent = Path.GetDirectoryName(target) ?? throw new LrkException(ErrorCodes.BadArgument, $"{target}: cannot write a model folder at the file system root");
         var name = Path.GetFileName(target);
@@ -54,10 +75,19 @@ public static class ArtifactFiles
         Directory.CreateDirectory(parent);
         var temp = Path.Combine(parent, $".{name}.lowrank-{Guid.NewGuid():N}.tmp");
         Directory.CreateDirectory(temp);
+        return temp;
+    }
+
+    /// <summary>The second half of <see cref="PublishFolder"/>: renames the complete <paramref name="temp"/> to
+    /// <paramref name="target"/>, replacing an existing one only now (and putting it back if the rename fails).</summary>
+    public static void CommitFolder(string temp, string target)
+    {
+        target = Path.TrimEndingDirectorySeparator(Path.GetFullPath(target));
+        var parent = Path.GetDirectoryName(target)!;
+        var name = Path.GetFileName(target);
         string? displaced = null;
         try
         {
-            var result = write(temp);
             if (Directory.Exists(target))
             {
                 displaced = Path.Combine(parent, $".{name}.lowrank-{Guid.NewGuid():N}.old");
@@ -65,15 +95,16 @@ public static class ArtifactFiles
             }
             Directory.Move(temp, target);
             if (displaced is not null) TryDelete(displaced);
-            return result;
         }
         catch
         {
-            TryDelete(temp);
             if (displaced is not null && Directory.Exists(displaced) && !Directory.Exists(target)) Directory.Move(displaced, target);
             throw;
         }
     }
+
+    /// <summary>Deletes a temp folder of <see cref="BeginFolder"/> that will not be committed.</summary>
+    public static void AbandonFolder(string temp) => TryDelete(temp);
 
     private static void TryDelete(string folder)
     {

@@ -65,6 +65,13 @@ public sealed record ArtifactRequest
     public long MaxShardBytes { get; init; } = 4L << 30;
 
     public ArtifactProvenance Provenance { get; init; } = new();
+
+    /// <summary>The source's digest, when the caller started computing it already (so that hashing a large source overlaps
+    /// the compression); null = computed by the writer.</summary>
+    public Task<ModelDigestResult>? SourceDigest { get; init; }
+
+    /// <summary>Weight shards written at once (see <see cref="SafeTensorsWriter.WriteModel"/>).</summary>
+    public int ParallelShards { get; init; } = 4;
 }
 
 public sealed record ArtifactWriteResult(string Folder, LowRankSection Section, ArtifactManifest Manifest);
@@ -125,14 +132,7 @@ public static class ArtifactWriter
         cancellationToken.ThrowIfCancellationRequested();
         CheckOutput(request.OutputFolder, request.SourcePath, request.Overwrite);
         var clock = Stopwatch.StartNew();
-        progress?.Report(new ProgressUpdate("digest", $"hashing the source model {request.SourcePath}"));
-        var sourceDigest = ModelDigest.Compute(request.SourcePath);
-        cancellationToken.ThrowIfCancellationRequested();
-
-        var sourceFolder = Directory.Exists(request.SourcePath) ? Path.GetFullPath(request.SourcePath) : Path.GetDirectoryName(Path.GetFullPath(request.SourcePath))!;
-        var config = SourceConfig(request);
         var factorDtype = ResolveFactorDtype(request.FactorDtype, request.Model.Config);
-
         return ArtifactFiles.PublishFolder(request.OutputFolder, request.Overwrite, temp =>
         {
             using var store = Directory.Exists(request.SourcePath) ? TensorStore.Open(request.SourcePath) : null;
@@ -147,43 +147,56 @@ public static class ArtifactWriter
                     return spec.Produce();
                 },
             }).ToList();
-            SafeTensorsWriter.WriteModel(temp, reported, maxShardBytes: request.MaxShardBytes);
-
-            var section = plan.Section(request.Method, request.RequestedRatio);
-            config[ArtifactFormat.LowRankSectionName] = section.ToJson();
-            ArtifactJson.Write(Path.Combine(temp, ArtifactFormat.ConfigFileName), config);
-            CopyFiles(sourceFolder, request.ExtraFiles, temp, cancellationToken);
-            foreach (var (name, text) in request.ExtraContent)
-            {
-                if (name != Path.GetFileName(name) || name == ArtifactFormat.ConfigFileName || name == ArtifactFormat.ManifestFileName || ArtifactFormat.IsWeightFile(name))
-                    throw new ArgumentException($"'{name}' cannot be written as extra artifact content", nameof(request));
-                File.WriteAllText(Path.Combine(temp, name), text);
-            }
-
-            progress?.Report(new ProgressUpdate("manifest", "hashing the artifact's files"));
-            var files = ArtifactFiles.Describe(temp, [ArtifactFormat.ManifestFileName], cancellationToken);
-            var timings = new SortedDictionary<string, double>(StringComparer.Ordinal);
-            foreach (var (stage, seconds) in request.Provenance.TimingsSeconds ?? new Dictionary<string, double>()) timings[stage] = Math.Round(seconds, 3);
-            timings["write"] = Math.Round(clock.Elapsed.TotalSeconds, 3);
-            var manifest = new ArtifactManifest
-            {
-                Tool = request.Provenance.Tool,
-                CreatedUtc = DateTimeOffset.UtcNow,
-                Source = new ManifestSource(request.SourcePath, sourceDigest.Digest, sourceDigest.Files),
-                Method = new ManifestMethod(section.Method, section.RequestedRatio, section.AchievedRatio, section.AchievedRatioModel,
-                    factorDtype.TorchName(), request.Provenance.MethodOptions),
-                Seed = request.Provenance.Seed,
-                Calibration = request.Provenance.Calibration,
-                Evaluation = request.Provenance.Evaluation,
-                Metrics = request.Provenance.Metrics,
-                TimingsSeconds = timings,
-                ModifiedTensors = plan.ModifiedTensors.Order(StringComparer.Ordinal).ToList(),
-                Files = files,
-            };
-            cancellationToken.ThrowIfCancellationRequested();
-            File.WriteAllText(Path.Combine(temp, ArtifactFormat.ManifestFileName), manifest.ToJson());
-            return new ArtifactWriteResult(Path.GetFullPath(request.OutputFolder), section, manifest);
+            var written = new System.Collections.Concurrent.ConcurrentDictionary<string, string>(StringComparer.Ordinal);
+            SafeTensorsWriter.WriteModel(temp, reported, maxShardBytes: request.MaxShardBytes, sha256: written, parallelShards: request.ParallelShards);
+            return Finish(temp, request, plan.Section(request.Method, request.RequestedRatio), plan.ModifiedTensors, written, clock, progress, cancellationToken);
         });
+    }
+
+    /// <summary>Everything after the weights: config.json with the lowrank section, the copied and extra files, and the
+    /// manifest (written last). <paramref name="weightHashes"/>: SHA-256 of the weight files computed while they were written.</summary>
+    internal static ArtifactWriteResult Finish(string temp, ArtifactRequest request, LowRankSection section, IEnumerable<string> modifiedTensors,
+        IReadOnlyDictionary<string, string> weightHashes, Stopwatch clock, IProgress<ProgressUpdate>? progress, CancellationToken cancellationToken)
+    {
+        progress?.Report(new ProgressUpdate("digest", $"hashing the source model {request.SourcePath}"));
+        var sourceDigest = request.SourceDigest is { } pending ? pending.GetAwaiter().GetResult() : ModelDigest.Compute(request.SourcePath);
+        cancellationToken.ThrowIfCancellationRequested();
+        var sourceFolder = Directory.Exists(request.SourcePath) ? Path.GetFullPath(request.SourcePath) : Path.GetDirectoryName(Path.GetFullPath(request.SourcePath))!;
+        var config = SourceConfig(request);
+        var factorDtype = ResolveFactorDtype(request.FactorDtype, request.Model.Config);
+        config[ArtifactFormat.LowRankSectionName] = section.ToJson();
+        ArtifactJson.Write(Path.Combine(temp, ArtifactFormat.ConfigFileName), config);
+        CopyFiles(sourceFolder, request.ExtraFiles, temp, cancellationToken);
+        foreach (var (name, text) in request.ExtraContent)
+        {
+            if (name != Path.GetFileName(name) || name == ArtifactFormat.ConfigFileName || name == ArtifactFormat.ManifestFileName || ArtifactFormat.IsWeightFile(name))
+                throw new ArgumentException($"'{name}' cannot be written as extra artifact content", nameof(request));
+            File.WriteAllText(Path.Combine(temp, name), text);
+        }
+
+        progress?.Report(new ProgressUpdate("manifest", "hashing the artifact's files"));
+        var files = ArtifactFiles.Describe(temp, [ArtifactFormat.ManifestFileName], weightHashes, cancellationToken);
+        var timings = new SortedDictionary<string, double>(StringComparer.Ordinal);
+        foreach (var (stage, seconds) in request.Provenance.TimingsSeconds ?? new Dictionary<string, double>()) timings[stage] = Math.Round(seconds, 3);
+        timings["write"] = Math.Round(clock.Elapsed.TotalSeconds, 3);
+        var manifest = new ArtifactManifest
+        {
+            Tool = request.Provenance.Tool,
+            CreatedUtc = DateTimeOffset.UtcNow,
+            Source = new ManifestSource(request.SourcePath, sourceDigest.Digest, sourceDigest.Files),
+            Method = new ManifestMethod(section.Method, section.RequestedRatio, section.AchievedRatio, section.AchievedRatioModel,
+                factorDtype.TorchName(), request.Provenance.MethodOptions),
+            Seed = request.Provenance.Seed,
+            Calibration = request.Provenance.Calibration,
+            Evaluation = request.Provenance.Evaluation,
+            Metrics = request.Provenance.Metrics,
+            TimingsSeconds = timings,
+            ModifiedTensors = modifiedTensors.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList(),
+            Files = files,
+        };
+        cancellationToken.ThrowIfCancellationRequested();
+        File.WriteAllText(Path.Combine(temp, ArtifactFormat.ManifestFileName), manifest.ToJson());
+        return new ArtifactWriteResult(Path.GetFullPath(request.OutputFolder), section, manifest);
     }
 
     /// <summary>The source's config.json as written (key order and unknown keys kept), else the model's own
@@ -222,7 +235,7 @@ public static class ArtifactWriter
     /// (at the position of its weight), the source bytes for anything the model did not change, and the model's
     /// values (in the source dtype) for the rare tensor a method changed. Counts parameters on the way.
     /// </summary>
-    private sealed class TensorPlan
+    internal sealed class TensorPlan
     {
         private readonly IDecoderModel model;
         private readonly FactorDtype factorDtype;
@@ -230,9 +243,13 @@ public static class ArtifactWriter
         private readonly HashSet<string> targets;
         private readonly long modelBefore;
         private readonly HashSet<string> modified = new(StringComparer.Ordinal);
+        private readonly Func<string, bool>? include;
 
-        public TensorPlan(IDecoderModel model, TensorStore? store, FactorDtype factorDtype, IReadOnlyCollection<string>? targetLinears)
+        /// <param name="include">Only the source tensors it accepts (an <see cref="StreamedArtifact"/> shard); null = all.</param>
+        public TensorPlan(IDecoderModel model, TensorStore? store, FactorDtype factorDtype, IReadOnlyCollection<string>? targetLinears,
+            Func<string, bool>? include = null)
         {
+            this.include = include;
             this.model = model;
             this.factorDtype = factorDtype;
             for (var block = 0; block < model.BlockCount; block++)
@@ -247,7 +264,13 @@ public static class ArtifactWriter
 
         public List<TensorSpec> Specs { get; }
 
-        public IReadOnlyCollection<string> ModifiedTensors => modified;
+        public IReadOnlyCollection<string> ModifiedTensors
+        {
+            get
+            {
+                lock (modified) return modified.ToArray();
+            }
+        }
 
         public LowRankSection Section(string method, double requestedRatio)
         {
@@ -286,6 +309,7 @@ public static class ArtifactWriter
             var emitted = new HashSet<string>(StringComparer.Ordinal);
             foreach (var name in store.Names)
             {
+                if (include is not null && !include(name)) continue;
                 var entry = store.Info(name);
                 var stored = SafeTensorsDtypes.ToScalarType(entry.Dtype)
                     ?? throw new LrkException(ErrorCodes.BadSafetensors, $"{store.Folder}: tensor '{name}' has dtype {entry.Dtype}, which cannot be carried into an artifact");
@@ -325,7 +349,7 @@ public static class ArtifactWriter
                 }
             }
             var missing = linears.Keys.Where(n => !emitted.Contains(n)).Order(StringComparer.Ordinal).ToList();
-            if (missing.Count > 0)
+            if (missing.Count > 0 && include is null)
                 throw new LrkException(ErrorCodes.BadArtifact,
                     $"{store.Folder}: the source holds no weight for the model's linear(s) {string.Join(", ", missing.Take(3))}; was the model loaded from this folder?");
             return specs;

@@ -66,8 +66,7 @@ public static class AdaSvd
         var trace = new List<double>();
         using var scope = NewDisposeScope();
         var w = weight.to(float64);
-        var h = gram.to(float64);
-        h = (h + h.T) * 0.5;
+        var h = Whitening.SymmetrizeInPlace(gram.to(float64));
         var c = cross?.to(float64);
         var wc = c is null ? matmul(w, h) : matmul(w, c);   // W C  [m, n]
         var u = factors.A.to(float64);                       // U    [m, k]
@@ -175,9 +174,16 @@ public static class AdaSvd
         for (var block = 0; block < run.BlockCount; block++)
         {
             run.Report("compress", block, $"block {block + 1}/{run.BlockCount}: statistics");
+            CompressBlock(block);
+            run.BlockCompleted?.Invoke(block);
+        }
+        run.Seconds["compress"] = clock.Elapsed.TotalSeconds;
+
+        void CompressBlock(int block)
+        {
             using var held = run.Model.HoldOnDevice(block);
             using var stats = new LinearStatistics(_ => true, bucketSize: options.AdaSvdBucketSize, precision: options.GramPrecision, cross: originalTarget);
-            using var nextOriginal = original.EmptyLike();
+            // Both streams advance in place (a batch's outputs depend on its own inputs only).
             run.Timed("statistics", () =>
             {
                 foreach (var indices in statsBatches)
@@ -186,10 +192,13 @@ public static class AdaSvd
                     using var scope = NewDisposeScope();
                     if (compressed is null)
                     {
-                        nextOriginal.Write(indices, run.Model.RunBlock(block, original.Batch(indices, run.Device), stats.Observer()));
+                        original.Write(indices, run.Model.RunBlock(block, original.Batch(indices, run.Device), stats.Observer()));
                         continue;
                     }
-                    nextOriginal.Write(indices, run.Model.RunBlock(block, original.Batch(indices, run.Device), stats.Recorder()));
+                    // The cross Gram pairs each batch's original and compressed inputs, so those are recorded first;
+                    // otherwise the original inputs' Gram is accumulated as they pass.
+                    var originalObserver = originalTarget ? stats.Recorder() : stats.TargetObserver();
+                    original.Write(indices, run.Model.RunBlock(block, original.Batch(indices, run.Device), originalObserver));
                     run.Model.RunBlock(block, compressed.Batch(indices, run.Device), stats.Observer());
                 }
             });
@@ -212,15 +221,8 @@ public static class AdaSvd
                     });
             });
 
-            if (compressed is not null)
-            {
-                using var nextCompressed = compressed.EmptyLike();
-                run.Timed("propagation", () => run.Sweep(block, compressed, nextCompressed));
-                compressed.ReplaceWith(nextCompressed);
-            }
-            original.ReplaceWith(nextOriginal);
+            if (compressed is not null) run.Timed("propagation", () => run.Sweep(block, compressed, compressed));
         }
-        run.Seconds["compress"] = clock.Elapsed.TotalSeconds;
     }
 
     /// <summary>adaCR: importance of every block on the original model, then per-block retentions (Eq. 11–12).</summary>
@@ -235,10 +237,9 @@ public static class AdaSvd
             for (var block = 0; block < run.BlockCount; block++)
             {
                 run.Report("profile", block, $"block {block + 1}/{run.BlockCount}: importance");
-                using var next = stream.EmptyLike();
                 double cosSum = 0;
                 long tokens = 0;
-                run.Sweep(block, stream, next, batches: batches, perBatch: (_, x, y) =>
+                run.Sweep(block, stream, stream, batches: batches, perBatch: (_, x, y) =>
                 {
                     using var scope = NewDisposeScope();
                     var cos = nn.functional.cosine_similarity(x.to(float64).flatten(0, -2), y.to(float64).flatten(0, -2), dim: -1);
@@ -246,7 +247,6 @@ public static class AdaSvd
                     tokens += cos.shape[0];
                 });
                 importance[block] = 1.0 - cosSum / tokens;
-                stream.ReplaceWith(next);
             }
         }
         var mean = importance.Average();

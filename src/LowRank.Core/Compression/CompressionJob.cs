@@ -68,6 +68,9 @@ public static class CompressionJob
             throw new LrkException(ErrorCodes.BadArgument, $"{job.Compression.Method.Name()} needs calibration text: pass --calib FILE (only SVD works without)");
         var seconds = new Dictionary<string, double>(StringComparer.Ordinal);
         var clock = Stopwatch.StartNew();
+        // The manifest records the source's digest: hashing a 13 GB checkpoint takes seconds, so it runs beside the load
+        // and the compression instead of before the write (its sidecar makes later runs instant).
+        var sourceDigest = Task.Run(() => LowRank.Cache.ModelDigest.Compute(job.Model), cancellationToken);
 
         // Read the calibration text before loading the model, so a bad --calib fails in a moment, not after the load.
         var calibrationText = needsData
@@ -117,7 +120,19 @@ public static class CompressionJob
                 seconds["evaluate_before"] = Lap(clock);
             }
 
-            var report = Compressor.Compress(loaded.Model, calibration?.Tokens, job.Compression, new CompressorProgress(progress), cancellationToken);
+            // A sharded artifact's block shards are written while later blocks are compressed.
+            using var streamed = StreamedArtifact.TryBegin(new ArtifactRequest
+            {
+                Model = loaded.Model,
+                SourcePath = loaded.Folder,
+                OutputFolder = job.Out,
+                Method = job.Compression.Method.Name().ToLowerInvariant(),
+                RequestedRatio = job.Compression.Ratio,
+                FactorDtype = factorDtype,
+                Overwrite = job.Force,
+                MaxShardBytes = job.MaxShardBytes,
+            });
+            var report = Compressor.Compress(loaded.Model, calibration?.Tokens, job.Compression, new CompressorProgress(progress), streamed is null ? null : streamed.BlockCompleted, cancellationToken);
             seconds["compress"] = Lap(clock);
             // What is measured after compression is exactly what the artifact stores.
             ArtifactWriter.RoundFactorsToStorage(loaded.Model, factorDtype);
@@ -130,7 +145,7 @@ public static class CompressionJob
             }
             var evaluation = before is not null && after is not null ? new CompressionEvaluation(before, after) : null;
 
-            var artifact = ArtifactWriter.Write(new ArtifactRequest
+            var request = new ArtifactRequest
             {
                 Model = loaded.Model,
                 SourcePath = loaded.Folder,
@@ -140,6 +155,7 @@ public static class CompressionJob
                 FactorDtype = factorDtype,
                 Overwrite = job.Force,
                 MaxShardBytes = job.MaxShardBytes,
+                SourceDigest = sourceDigest,
                 ExtraContent = new Dictionary<string, string>
                 {
                     [ReportFileName] = JsonSerializer.Serialize(new { report, calibration = calibration?.Protocol, evaluation, computeDtype = job.ComputeDtype.ToString(), streamBlocks }, CompressionJson.JsonOptions) + "\n",
@@ -166,7 +182,8 @@ public static class CompressionJob
                     },
                     TimingsSeconds = seconds,
                 },
-            }, progress, cancellationToken);
+            };
+            var artifact = streamed is not null ? streamed.Complete(request, progress, cancellationToken) : ArtifactWriter.Write(request, progress, cancellationToken);
             return new CompressionJobResult(artifact.Folder, report, calibration?.Protocol, artifact, evaluation, Path.Combine(artifact.Folder, ReportFileName));
         }
         finally

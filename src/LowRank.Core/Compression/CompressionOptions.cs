@@ -128,6 +128,11 @@ public sealed record CompressionOptions
     [JsonConverter(typeof(JsonStringEnumConverter<GramPrecision>))]
     public GramPrecision GramPrecision { get; init; } = GramPrecision.Auto;
 
+    /// <summary>Whether block i's decomposition runs beside block i+1's profiling (SVD-LLM with the original-model stream):
+    /// on CUDA on a second stream. It changes the time, never the result (the same kernels see the same inputs).</summary>
+    [JsonConverter(typeof(JsonStringEnumConverter<DecompositionOverlap>))]
+    public DecompositionOverlap DecompositionOverlap { get; init; } = DecompositionOverlap.Auto;
+
     /// <summary>On CUDA, hidden states larger than this stay in host memory and move to the device a batch at a time.</summary>
     public long DeviceHiddenStateBytes { get; init; } = 2L << 30;
 

@@ -60,6 +60,8 @@ public sealed record CompressionReport
     /// <summary>How the Gram products were computed (<see cref="GramPrecision"/> as resolved for this device and
     /// activation dtype: Fp32, Tf32 or TensorCores).</summary>
     public string? GramPath { get; init; }
+    /// <summary>Whether block decompositions overlapped the next block's profiling, and why (not).</summary>
+    public string? DecompositionOverlap { get; init; }
     /// <summary>Wall-clock seconds per stage (fisher, profile, compress) and in total.</summary>
     public required IReadOnlyDictionary<string, double> Seconds { get; init; }
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using LowRank.Models;
+using LowRank.Torch;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -19,14 +20,25 @@ public static class Compressor
     /// <param name="model">The model to compress; its block linears are replaced by factors.</param>
     /// <param name="calibrationIds">[samples, seq] int64 token ids (each sample starting with BOS); null only for SVD.</param>
     public static CompressionReport Compress(IDecoderModel model, Tensor? calibrationIds, CompressionOptions options,
-        IProgress<CompressionProgress>? progress = null, CancellationToken cancellationToken = default)
+        IProgress<CompressionProgress>? progress = null, CancellationToken cancellationToken = default) =>
+        Compress(model, calibrationIds, options, progress, blockCompleted: null, cancellationToken);
+
+    /// <param name="blockCompleted">Called (from any thread) once a block's layers are final — factors installed and, with
+    /// block streaming, back on the host — so its part of the artifact can be written while later blocks are compressed
+    /// (<see cref="LowRank.Artifacts.StreamedArtifact"/>). The block-by-block pipelines report every block; the others
+    /// report none, and their artifact is written at the end.</param>
+    public static CompressionReport Compress(IDecoderModel model, Tensor? calibrationIds, CompressionOptions options,
+        IProgress<CompressionProgress>? progress, Action<int>? blockCompleted, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         if (options.Method != CompressionMethod.Svd) CheckCalibration(calibrationIds, model, options);
         var total = Stopwatch.StartNew();
-        using var run = new CompressionRun(model, options, options.Method == CompressionMethod.Svd ? null : calibrationIds, progress, cancellationToken);
+        using var run = new CompressionRun(model, options, options.Method == CompressionMethod.Svd ? null : calibrationIds, progress, cancellationToken)
+        {
+            BlockCompleted = blockCompleted,
+        };
         switch (options.Method)
         {
             case CompressionMethod.Svd: Svd.Run(run); break;
@@ -38,7 +50,7 @@ public static class Compressor
             case CompressionMethod.LcSvd: LcSvd.Run(run); break;
             default: throw new LrkException(ErrorCodes.UnknownMethod, $"method {options.Method} has no pipeline");
         }
-        run.Seconds["total"] = total.Elapsed.TotalSeconds;
+        lock (run.Seconds) run.Seconds["total"] = total.Elapsed.TotalSeconds;
         return run.BuildReport();
     }
 
@@ -85,6 +97,8 @@ internal sealed class CompressionRun : IDisposable
     public Device Device { get; }
     public SvdAlgorithm Algorithm { get; }
     public IReadOnlyList<LinearShape> Shapes { get; }
+    /// <summary>See <see cref="Compressor.Compress(IDecoderModel, Tensor?, CompressionOptions, IProgress{CompressionProgress}?, Action{int}?, CancellationToken)"/>.</summary>
+    public Action<int>? BlockCompleted { get; init; }
     public RankPlan Plan { get; set; }
     public Dictionary<string, double> Seconds { get; } = new(StringComparer.Ordinal);
     public int BlockCount => Model.BlockCount;
@@ -135,51 +149,112 @@ internal sealed class CompressionRun : IDisposable
             using var scope = NewDisposeScope();
             var x = input.Batch(indices, Device);
             var y = Model.RunBlock(block, x, observer?.Invoke());
-            output?.Write(indices, y);
+            // Before the write: with output = input (in place) x may be a view of the rows the write replaces.
             perBatch?.Invoke(indices, x, y);
+            output?.Write(indices, y);
         }
     }
 
     /// <summary>
     /// The single-stream pipeline (ASVD, SVD-LLM, SVD-LLM V2 and their profiling passes): for each block, statistics are
     /// gathered on the stream, <paramref name="compress"/> runs, and the stream advances through the original block
-    /// (<see cref="Propagation.Original"/>) or through the block as <paramref name="compress"/> left it.
+    /// (<see cref="Propagation.Original"/>) or through the block as <paramref name="compress"/> left it. The stream is
+    /// updated in place (each batch's outputs depend on its own inputs only), so it is held once.
+    /// <para>With <paramref name="overlappable"/> and <see cref="Propagation.Original"/>, block i+1's statistics do not
+    /// depend on block i's factors: block i's <paramref name="compress"/> then runs on a <see cref="DecompositionWorker"/>
+    /// (<see cref="CompressionOptions.DecompositionOverlap"/>) while block i+1 is profiled. It owns the statistics and
+    /// the block's device hold from then on. <paramref name="compress"/> must then touch only block i.</para>
     /// </summary>
-    public void SingleStreamPass(string stage, Propagation propagation, Func<int, LinearStatistics> statistics, Action<int, LinearStatistics> compress)
+    public void SingleStreamPass(string stage, Propagation propagation, Func<int, LinearStatistics> statistics, Action<int, LinearStatistics> compress,
+        bool overlappable = false)
     {
         var clock = Stopwatch.StartNew();
         using var stream = EmbedCalibration();
-        for (var block = 0; block < BlockCount; block++)
+        DecompositionWorker? worker = null;
+        if (!overlappable) Overlap = "off (method)";
+        else if (propagation != Propagation.Original) Overlap = "off (compressed propagation: block i+1 needs block i's factors)";
+        else
         {
-            Report(stage, block, $"block {block + 1}/{BlockCount}: statistics");
-            // The block stays on the device for its sweeps and its factorisation (one host↔device round trip).
-            using var held = Model.HoldOnDevice(block);
-            using var stats = statistics(block);
-            using var next = stream.EmptyLike();
-            if (propagation == Propagation.Original)
-            {
-                Timed("statistics", () => Sweep(block, stream, next, stats.Observer));
-                Timed("decomposition", () => compress(block, stats));
-            }
-            else
-            {
-                Timed("statistics", () => Sweep(block, stream, null, stats.Observer));
-                Timed("decomposition", () => compress(block, stats));
-                Timed("propagation", () => Sweep(block, stream, next));
-            }
-            stream.ReplaceWith(next);
+            worker = DecompositionWorker.Create(Options.DecompositionOverlap, Device, out var reason);
+            Overlap = reason;
         }
-        Seconds[stage] = Seconds.GetValueOrDefault(stage) + clock.Elapsed.TotalSeconds;
+        try
+        {
+            for (var block = 0; block < BlockCount; block++)
+            {
+                Report(stage, block, $"block {block + 1}/{BlockCount}: statistics");
+                // The block stays on the device for its sweeps and its factorisation (one host↔device round trip).
+                IDisposable? held = null;
+                LinearStatistics? stats = null;
+                try
+                {
+                    Timed("block_arrive", () => held = Model.HoldOnDevice(block));
+                    stats = statistics(block);
+                    var observed = stats;
+                    if (propagation == Propagation.Original)
+                    {
+                        Timed("statistics", () => Sweep(block, stream, stream, observed.Observer));
+                        if (worker is not null)
+                        {
+                            var (ownedStats, ownedHold, index) = (stats, held!, block);
+                            stats = null;
+                            held = null;
+                            Timed("decomposition_wait", worker.Wait);
+                            worker.Start(() =>
+                            {
+                                try
+                                {
+                                    Timed("decomposition", () => compress(index, ownedStats));
+                                }
+                                finally
+                                {
+                                    // Everything the side stream read is released only once it is done with it.
+                                    CudaStreams.SynchronizeThisThread(Device);
+                                    ownedStats.Dispose();
+                                    Timed("block_leave", ownedHold.Dispose);
+                                }
+                                BlockCompleted?.Invoke(index);
+                            });
+                            continue;
+                        }
+                        Timed("decomposition", () => compress(block, observed));
+                    }
+                    else
+                    {
+                        Timed("statistics", () => Sweep(block, stream, null, observed.Observer));
+                        Timed("decomposition", () => compress(block, observed));
+                        Timed("propagation", () => Sweep(block, stream, stream));
+                    }
+                }
+                finally
+                {
+                    stats?.Dispose();
+                    if (held is not null) Timed("block_leave", held.Dispose);
+                }
+                BlockCompleted?.Invoke(block);
+            }
+            if (worker is not null) Timed("decomposition_wait", worker.Wait);
+        }
+        finally
+        {
+            worker?.Dispose();
+        }
+        lock (Seconds) Seconds[stage] = Seconds.GetValueOrDefault(stage) + clock.Elapsed.TotalSeconds;
     }
 
-    /// <summary>Runs <paramref name="work"/> and adds its wall time (device work included: CUDA is synchronised at the
-    /// end) to <see cref="Seconds"/>[<paramref name="stage"/>]; the per-stage split of a run's time.</summary>
+    /// <summary>Whether and how decompositions overlapped profiling in this run (for the report).</summary>
+    public string Overlap { get; private set; } = "off (method)";
+
+    /// <summary>Runs <paramref name="work"/> and adds its wall time (device work included: the calling thread's CUDA
+    /// stream is synchronised at the end) to <see cref="Seconds"/>[<paramref name="stage"/>]; the per-stage split of a
+    /// run's time. Thread-safe: a <see cref="DecompositionWorker"/> times its stages too, so with overlap the stages
+    /// add up to more than the wall time.</summary>
     public void Timed(string stage, Action work)
     {
         var clock = Stopwatch.StartNew();
         work();
-        if (Device.type == DeviceType.CUDA) cuda.synchronize(Device);
-        Seconds[stage] = Seconds.GetValueOrDefault(stage) + clock.Elapsed.TotalSeconds;
+        CudaStreams.SynchronizeThisThread(Device);
+        lock (Seconds) Seconds[stage] = Seconds.GetValueOrDefault(stage) + clock.Elapsed.TotalSeconds;
     }
 
     /// <summary>The block's linears that the plan compresses (dense fallbacks are left as they are and reported).</summary>
@@ -212,21 +287,25 @@ internal sealed class CompressionRun : IDisposable
     public void Record(string name, LowRankFactors factors, string? whitening = null, double? objectiveBefore = null, double? objectiveAfter = null)
     {
         var rank = Plan[name];
-        modules[name] = new ModuleReport
+        var report = new ModuleReport
         {
             Name = name, Kind = rank.Kind, Block = rank.Block, OutFeatures = rank.OutFeatures, InFeatures = rank.InFeatures,
             Retention = rank.Retention, Rank = factors.Rank, Dense = false, Parameters = factors.Rank * (rank.OutFeatures + rank.InFeatures),
             Whitening = whitening, RelativeTruncationLoss = RelativeLoss(factors),
             ObjectiveBefore = objectiveBefore, ObjectiveAfter = objectiveAfter,
         };
+        lock (modules) modules[name] = report;
     }
 
-    private void RecordDense(LinearWeight linear, ModuleRank rank) =>
-        modules[linear.Name] = new ModuleReport
+    private void RecordDense(LinearWeight linear, ModuleRank rank)
+    {
+        var report = new ModuleReport
         {
             Name = linear.Name, Kind = rank.Kind, Block = rank.Block, OutFeatures = rank.OutFeatures, InFeatures = rank.InFeatures,
             Retention = rank.Retention, Rank = rank.Rank, Dense = true, Parameters = rank.DenseParameters,
         };
+        lock (modules) modules[linear.Name] = report;
+    }
 
     private static double RelativeLoss(LowRankFactors factors)
     {
@@ -257,6 +336,7 @@ internal sealed class CompressionRun : IDisposable
             CalibrationSamples = Samples,
             CalibrationSequenceLength = SequenceLength,
             Device = Device.ToString(),
+            DecompositionOverlap = Overlap,
             GramPath = LinearStatistics.Resolve(Options.GramPrecision, Model is DecoderModel decoder ? decoder.ComputeDtype : ScalarType.Float32, Device).ToString(),
             Seconds = Seconds,
         };

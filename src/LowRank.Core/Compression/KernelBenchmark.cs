@@ -45,6 +45,16 @@ public static class KernelBenchmark
                 results.Add(new KernelTiming("gram", precision.ToString(), shape, seconds, error));
                 log($"gram {precision,-12} {shape}: {seconds * 1e3:F2} ms, error vs fp64 {error:E2}");
             }
+            if (!native) continue;
+            // The tensor cores' error grows with the tokens summed per GEMM; the pipeline uses DefaultChunkTokens.
+            foreach (var chunk in new[] { 32768, 8192, 4096, 2048, 1024 })
+            {
+                var product = CudaNative.HalfGram(x, x, chunk);
+                var error = ((product.to(ScalarType.Float64) - reference).norm() / reference.norm()).item<double>();
+                var seconds = Time(device, () => CudaNative.HalfGram(x, x, chunk).Dispose());
+                results.Add(new KernelTiming("gram", $"TensorCores, {chunk} tokens per GEMM", shape, seconds, error));
+                log($"gram tensor cores, chunks of {chunk,5} {shape}: {seconds * 1e3:F2} ms, error vs fp64 {error:E2}");
+            }
         }
 
         using (var scope = NewDisposeScope())

@@ -52,6 +52,9 @@ public sealed record ScaleBenchmarkOptions
     /// <summary>Calibration samples whose block-0 inputs make the Grams of the accuracy check (0 = one batch, so the
     /// Gram is accumulated over as many tokens as the pipeline's per-batch products).</summary>
     public int AccuracySamples { get; init; }
+
+    /// <summary>Write block shards while compressing (<see cref="LowRank.Artifacts.StreamedArtifact"/>), as <c>compress</c> does; false = all at the end.</summary>
+    public bool StreamWrite { get; init; } = true;
     /// <summary>Where the checkpoint lives: a whole file set on disk, staged block by block (<see cref="StagedCheckpoint"/>),
     /// or Auto = staged when the whole checkpoint would not fit in 80% of the free disk space.</summary>
     public CheckpointStaging Staging { get; init; } = CheckpointStaging.Auto;
@@ -113,6 +116,10 @@ public sealed record ScaleBenchmarkResult
     public required IReadOnlyList<FactorisationAccuracy> Accuracy { get; init; }
     /// <summary>Native CUDA kernels in use (<see cref="LowRank.Torch.CudaNative.Status"/>).</summary>
     public required string Kernels { get; init; }
+    /// <summary>Whether decompositions ran beside the next block's profiling (<see cref="CompressionReport.DecompositionOverlap"/>).</summary>
+    public string? DecompositionOverlap { get; init; }
+    /// <summary>How the artifact was written (streamed beside the compression, or at the end), or "none".</summary>
+    public string? Write { get; init; }
     /// <summary>"whole" or "staged (N blocks at most on disk)".</summary>
     public required string Checkpoint { get; init; }
     /// <summary>Staged checkpoints: seconds spent generating and writing blocks inside the end-to-end window (on the
@@ -203,6 +210,8 @@ public static class ScaleBenchmark
             var start = sampler.Now;
             var total = Stopwatch.StartNew();
             var clock = Stopwatch.StartNew();
+            // As `compress` does: the source digest the manifest records is computed beside the compression.
+            var sourceDigest = options.WriteOutput && staging is null ? Task.Run(() => LowRank.Cache.ModelDigest.Compute(modelFolder), token) : null;
             // Block streaming with lazy weights: each block is read from the checkpoint when it goes to the GPU (the
             // next one read ahead on a background thread) and dropped when it leaves, so host memory holds about two
             // blocks of originals plus the factors.
@@ -227,29 +236,40 @@ public static class ScaleBenchmark
             // not part of the end-to-end time (the clock pauses), though its GPU memory falls inside the sampled window.
             total.Stop();
             clock.Restart();
+            var probeStart = sampler.Now;
             var probes = CaptureProbes(model, ids, options, compression);
+            var probeEnd = sampler.Now;
             seconds["accuracy_capture_excluded"] = clock.Elapsed.TotalSeconds;
             total.Start();
 
             log($"compressing with {options.Method.Name()} at ratio {options.Ratio} on {device}");
-            var report = Compressor.Compress(model, ids, compression, new Progress<CompressionProgress>(p => log($"{p.Stage} {p.Message}")), token);
+            var request = new LowRank.Artifacts.ArtifactRequest
+            {
+                Model = model,
+                SourcePath = loaded.Folder,
+                OutputFolder = outFolder,
+                Method = options.Method.Name().ToLowerInvariant(),
+                RequestedRatio = options.Ratio,
+                FactorDtype = LowRank.Artifacts.ArtifactWriter.ResolveFactorDtype(null, model.Config),
+                Overwrite = true,
+                SourceDigest = sourceDigest,
+            };
+            // As `compress` does: block shards are written while later blocks are compressed.
+            using var streamed = options.WriteOutput && options.StreamWrite ? LowRank.Artifacts.StreamedArtifact.TryBegin(request) : null;
+            var report = Compressor.Compress(model, ids, compression, new Progress<CompressionProgress>(p => log($"{p.Stage} {p.Message}")),
+                streamed is null ? null : streamed.BlockCompleted, token);
             foreach (var (stage, value) in report.Seconds) seconds[stage] = value;
 
             if (options.WriteOutput)
             {
                 clock.Restart();
-                LowRank.Artifacts.ArtifactWriter.Write(new LowRank.Artifacts.ArtifactRequest
-                {
-                    Model = model,
-                    SourcePath = loaded.Folder,
-                    OutputFolder = outFolder,
-                    Method = options.Method.Name().ToLowerInvariant(),
-                    RequestedRatio = options.Ratio,
-                    FactorDtype = LowRank.Artifacts.ArtifactWriter.ResolveFactorDtype(null, model.Config),
-                    Overwrite = true,
-                }, null, token);
+                if (streamed is not null) streamed.Complete(request, null, token);
+                else LowRank.Artifacts.ArtifactWriter.Write(request, null, token);
                 seconds["write"] = clock.Elapsed.TotalSeconds;
             }
+            var writeMode = !options.WriteOutput ? "none"
+                : streamed is not null ? "streamed: block shards written during compress; 'write' is what was left after it"
+                : "at the end: 'write' is the whole artifact";
             seconds["end_to_end"] = total.Elapsed.TotalSeconds;
             var end = sampler.Now;
 
@@ -268,6 +288,8 @@ public static class ScaleBenchmark
             {
                 "weights: random N(0, 0.02²) fp16 (norm weights 1), seeded per tensor; calibration: uniformly random token ids (first = BOS 1), no tokenizer",
                 "end_to_end = load + compress (every stage of the method) + write; synthesis and the accuracy check (capture and fp64 comparison) are outside it",
+                "with decomposition overlap, 'decomposition' and 'block_leave' are the worker thread's busy time, beside 'statistics' on the main thread; 'decomposition_wait' is how long the main thread waited for it, so the stages add up to more than 'compress'",
+                "peak GPU memory excludes the samples taken while the accuracy capture ran; the caching allocator keeps what the capture reserved, so the later samples are an upper bound of the pipeline's own need",
                 "load: config, embeddings and head; block weights are read lazily, each block when it first goes to the GPU (the next one on a read-ahead thread), so their reading is inside compress",
                 "accuracy: relative Frobenius errors of the product A·B; 'vs fp64 svd' = the pipeline's decomposition of (W, H) against fp64 Cholesky + fp64 torch.linalg.svd of the same W and H (H = the Gram the pipeline's precision gives); 'factors vs all fp64' also replaces H by the fp64 Gram of the same fp16 activations; H from the block-0 inputs of the first calibration batch",
             };
@@ -295,12 +317,15 @@ public static class ScaleBenchmark
                 CheckpointGiB = Math.Round(checkpointBytes / (double)(1L << 30), 2),
                 Seconds = seconds.ToDictionary(p => p.Key, p => Math.Round(p.Value, 2), StringComparer.Ordinal),
                 SecondsExtrapolatedToAllBlocks = extrapolated is { } x ? Math.Round(x, 1) : null,
-                PeakGpuGiB = sampler.PeakGiB(start, end) is { } peak ? Math.Round(peak, 2) : null,
+                // The accuracy capture's own memory (a batch and fp64 Grams of it) is outside the pipeline's window.
+                PeakGpuGiB = Max(sampler.PeakGiB(start, probeStart), sampler.PeakGiB(probeEnd, end)) is { } peak ? Math.Round(peak, 2) : null,
                 GpuBaselineGiB = sampler.BaselineGiB(start) is { } baseline ? Math.Round(baseline, 2) : null,
                 PeakGpuMethod = sampler.Method,
                 Ratios = report.Ratio,
                 Accuracy = accuracy,
                 Kernels = kernels,
+                DecompositionOverlap = report.DecompositionOverlap,
+                Write = writeMode,
                 Checkpoint = staging is null ? "whole" : $"staged ({staging.Capacity} blocks at most on disk)",
                 StagingSeconds = staging is null ? null : Math.Round(staging.StageSeconds, 2),
                 StagedPeakGiB = staging is null ? null : Math.Round(staging.PeakStagedBytes / (double)(1L << 30), 2),
@@ -314,6 +339,8 @@ public static class ScaleBenchmark
             if (staging is not null && Directory.Exists(staging.Folder)) Directory.Delete(staging.Folder, recursive: true);
         }
     }
+
+    private static double? Max(double? a, double? b) => a is null ? b : b is null ? a : Math.Max(a.Value, b.Value);
 
     private static LoadedModel LoadStaged(StagedCheckpoint staging, Device device, ScalarType dtype)
     {

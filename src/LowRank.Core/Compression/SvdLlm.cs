@@ -87,6 +87,7 @@ public static class SvdLlm
         run.SingleStreamPass("compress", run.Options.EffectivePropagation,
             block => new LinearStatistics(_ => true, precision: run.Options.GramPrecision),
             (block, stats) => FactorizeBlock(run, run.Compressible(block).ToArray(), linear => stats.Gram(linear.Name),
-                (linear, factors, kind) => run.Apply(linear, factors, kind.ToString())));
+                (linear, factors, kind) => run.Apply(linear, factors, kind.ToString())),
+            overlappable: true);
     }
 }

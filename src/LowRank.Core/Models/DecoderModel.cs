@@ -126,13 +126,19 @@ public abstract class DecoderModel : IDecoderModel
     {
         CheckBlock(index);
         if (!StreamBlocks && !lazy) return NoHold.Instance;
-        if (holds[index]++ == 0) Arrive(index);
+        bool first;
+        lock (holds) first = holds[index]++ == 0;
+        if (first) Arrive(index);
         return new BlockHold(this, index);
     }
 
+    // The compressor's decomposition worker releases block i on its own thread while the main thread holds block i+1:
+    // the counts are shared, each block's arrival and departure touch only that block's layers.
     private void Release(int index)
     {
-        if (--holds[index] == 0) Leave(index);
+        bool last;
+        lock (holds) last = --holds[index] == 0;
+        if (last) Leave(index);
     }
 
     /// <summary>Moves block <paramref name="index"/> to the device (reading lazy weights) and reads the next block ahead.</summary>
@@ -143,14 +149,16 @@ public abstract class DecoderModel : IDecoderModel
         {
             foreach (var linear in blockLinears[index]) linear.MoveTo(Device);
         }
-        if (lazy && index + 1 < BlockCount)
+        // Read ahead: the next block's lazy weights from the checkpoint, and for a GPU into page-locked memory.
+        var pin = StreamBlocks && Device.type == DeviceType.CUDA;
+        if ((lazy || pin) && index + 1 < BlockCount)
         {
             var next = blockLinears[index + 1];
             // A plain thread-pool task: TorchSharp's dispose scopes are per thread, so the tensors it reads are owned
             // by the layers alone.
             prefetch = Task.Run(() =>
             {
-                foreach (var linear in next) linear.Prefetch();
+                foreach (var linear in next) linear.Prefetch(pin);
             });
         }
     }

@@ -155,12 +155,20 @@ public sealed class LinearWeight : IDisposable
         }
     }
 
-    /// <summary>Reads an evicted lazy weight into host memory now (a prefetch, from any thread).</summary>
-    public void Prefetch()
+    /// <summary>Reads an evicted lazy weight into host memory now (a prefetch, from any thread). With
+    /// <paramref name="pin"/> a host weight is put in page-locked memory, which the next <see cref="MoveTo"/> a GPU copies
+    /// at the bus's speed (pageable copies go through the driver's staging buffers: 2.2 GB/s against 20+ on the H200
+    /// machine, BENCHMARKS.md).</summary>
+    public void Prefetch(bool pin = false)
     {
         lock (gate)
         {
             if (evicted) Materialize();
+            if (pin && weight is { device_type: DeviceType.CPU } host && !host.is_pinned())
+            {
+                weight = host.pin_memory().DetachFromDisposeScope();
+                host.Dispose();
+            }
         }
     }
 
@@ -189,7 +197,9 @@ public sealed class LinearWeight : IDisposable
     private static Tensor? Move(Tensor? tensor, Device device)
     {
         if (tensor is null || tensor.device == device) return tensor;
-        var moved = tensor.to(device).DetachFromDisposeScope();
+        var moved = (device.type == DeviceType.CPU && tensor.device_type == DeviceType.CUDA
+            ? LowRank.Torch.PinnedStaging.ToHost(tensor)
+            : tensor.to(device)).DetachFromDisposeScope();
         tensor.Dispose();
         return moved;
     }

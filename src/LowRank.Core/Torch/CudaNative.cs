@@ -74,10 +74,17 @@ public static unsafe class CudaNative
         }
     }
 
+    /// <summary>Tokens per GEMM of <see cref="HalfGram"/>. The tensor cores' running sums lose low-order bits at every
+    /// step, so their error grows with the length of the sum (1.9e-4 relative over 32768 tokens on an H200); chunks of
+    /// this many tokens, each added into the result by the GEMM epilogue's correctly rounded fp32 β = 1 update, bound it
+    /// (BENCHMARKS.md, "chunked Gram").</summary>
+    public const int DefaultChunkTokens = 4096;
+
     /// <summary><c>leftᵀ·right</c> in fp32 for [tokens, n₁] and [tokens, n₂] fp16/bf16 CUDA tensors of one dtype
-    /// (products exact, fp32 accumulation on the tensor cores).</summary>
-    public static Tensor HalfGram(Tensor left, Tensor right)
+    /// (products exact, fp32 accumulation on the tensor cores, in chunks of <paramref name="chunkTokens"/> tokens).</summary>
+    public static Tensor HalfGram(Tensor left, Tensor right, int chunkTokens = DefaultChunkTokens)
     {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(chunkTokens);
         var native = api ?? throw new InvalidOperationException("CudaNative is not available: " + Status);
         if (left.dim() != 2 || right.dim() != 2 || left.shape[0] != right.shape[0])
             throw new ArgumentException($"HalfGram needs [t, n₁] and [t, n₂]; got [{string.Join(",", left.shape)}] and [{string.Join(",", right.shape)}]");
@@ -93,9 +100,9 @@ public static unsafe class CudaNative
         var result = zeros([n1, n2], ScalarType.Float32, left.device);
         var type = left.dtype == ScalarType.Float16 ? CudaR16F : CudaR16BF;
         var elementSize = a.ElementSize;
-        // The 32-bit API also bounds each operand's element count: larger batches go in slices of tokens, each
-        // accumulated into the result by the GEMM's epilogue (β = 1) in fp32.
-        var slice = Math.Max(1, int.MaxValue / Math.Max(n1, n2));
+        // Slices of tokens, each accumulated into the result by the GEMM's epilogue (β = 1) in fp32: for accuracy
+        // (DefaultChunkTokens) and because the 32-bit API bounds each operand's element count.
+        var slice = (int)Math.Min(chunkTokens, Math.Max(1, int.MaxValue / Math.Max(n1, n2)));
         lock (Gate)
         {
             for (long start = 0; start < tokens; start += slice)
@@ -147,7 +154,7 @@ public static unsafe class CudaNative
     }
 
     /// <summary>Function pointers into the libraries, looked up among those already loaded (libtorch's dependencies).</summary>
-    private sealed class Api
+    internal sealed class Api
     {
         public required string Libraries { get; init; }
         public required delegate* unmanaged<int, int> CudaSetDevice { get; init; }
@@ -177,7 +184,7 @@ public static unsafe class CudaNative
 
         /// <summary>The copy of <paramref name="prefix"/> this process already mapped (libtorch_cuda's own), else the
         /// first found next to libtorch or in PyTorch's nvidia/ wheels.</summary>
-        private static (IntPtr Handle, string Path) Library(string prefix)
+        internal static (IntPtr Handle, string Path) Library(string prefix)
         {
             var mapped = File.ReadLines("/proc/self/maps")
                 .Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries))
@@ -207,7 +214,7 @@ public static unsafe class CudaNative
         private static IEnumerable<string> SafeGlob(string folder, string prefix) =>
             Directory.Exists(folder) ? Directory.EnumerateFiles(folder, prefix + "*").Order(StringComparer.Ordinal) : [];
 
-        private static IntPtr Symbol((IntPtr Handle, string Path) library, string name)
+        internal static IntPtr Symbol((IntPtr Handle, string Path) library, string name)
         {
             var pointer = dlsym(library.Handle, name);
             return pointer != IntPtr.Zero ? pointer : throw new EntryPointNotFoundException($"{name} not found in {library.Path}");

@@ -103,6 +103,7 @@ public static class TorchBackend
             var needsCompat = !HostLibStdCxxHas(RequiredGlibcxx);
             var libTorchSharp = needsCompat ? PrepareCompatLibrary(stockLibrary) : stockLibrary;
 
+            if (location.CudaBuild) PreferExpandableSegments();
             foreach (var name in location.CudaBuild
                          ? new[] { "libc10.so", "libc10_cuda.so", "libtorch_cpu.so", "libtorch_cuda.so", "libtorch.so" }
                          : new[] { "libc10.so", "libtorch_cpu.so", "libtorch.so" })
@@ -130,6 +131,22 @@ public static class TorchBackend
                 location.Directory, location.Source, libTorchSharp, needsCompat, location.CudaBuild, tried);
             return loaded;
         }
+    }
+
+    /// <summary>Name of PyTorch's CUDA caching-allocator settings variable.</summary>
+    public const string AllocatorConfVariable = "PYTORCH_CUDA_ALLOC_CONF";
+
+    /// <summary>
+    /// Sets <c>PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True</c> unless the user set the variable: block streaming
+    /// allocates and frees tensors of many sizes (Grams from 4096² to 28672², fp64 temporaries, activations), which
+    /// fragments fixed-size segments; expandable segments map more memory into one segment instead, so the reserved
+    /// memory stays near what is in use. It has to be in the native environment before the allocator first runs
+    /// (.NET's <see cref="Environment.SetEnvironmentVariable(string, string)"/> does not reach it on Linux), hence setenv.
+    /// </summary>
+    private static void PreferExpandableSegments()
+    {
+        if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable(AllocatorConfVariable))) return;
+        _ = setenv(AllocatorConfVariable, "expandable_segments:True", 0);
     }
 
     /// <summary>An exported function of the loaded libLibTorchSharp.so (for the few calls TorchSharp does not wrap).</summary>
@@ -366,6 +383,9 @@ public static class TorchBackend
 
     [DllImport("libc.so.6", CharSet = CharSet.Ansi, BestFitMapping = false, ThrowOnUnmappableChar = true)]
     private static extern IntPtr dlopen(string fileName, int flags);
+
+    [DllImport("libc.so.6", CharSet = CharSet.Ansi, BestFitMapping = false, ThrowOnUnmappableChar = true)]
+    private static extern int setenv(string name, string value, int overwrite);
 
     [DllImport("libc.so.6")]
     private static extern IntPtr dlerror();

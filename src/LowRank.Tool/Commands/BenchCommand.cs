@@ -63,6 +63,7 @@ public static class BenchCommand
         var work = new Option<string>("--work") { Description = "Folder for the synthetic checkpoint and the compressed output", Required = true };
         var seed = new Option<int>("--seed") { Description = "Seed of the weights and the calibration ids", DefaultValueFactory = _ => 1234 };
         var noWrite = new Option<bool>("--no-write") { Description = "Skip writing the compressed artifact" };
+        var writeAtEnd = new Option<bool>("--write-at-end") { Description = "Write the whole artifact after compressing (default: block shards while compressing, as compress does)" };
         var set = new Option<string[]>("--set") { Description = "Compression option Name=Value, repeatable" };
         var output = new Option<string?>("--output") { Description = "Also write the JSON result to this file" };
         var staging = new Option<string>("--checkpoint") { Description = "whole (synthesise the checkpoint on disk first), staged (write each block when first read, for checkpoints larger than the disk) or auto", DefaultValueFactory = _ => "auto" };
@@ -70,7 +71,7 @@ public static class BenchCommand
         var device = CommonOptions.Device();
         var command = new Command("gpu", "Synthesise a LLaMA-shaped random checkpoint, compress it end to end, print stage times, peak GPU memory and fp64 accuracy as JSON.")
         {
-            shape, layers, method, ratio, samples, seqLen, batch, work, seed, noWrite, set, output, staging, accuracy, device,
+            shape, layers, method, ratio, samples, seqLen, batch, work, seed, noWrite, writeAtEnd, set, output, staging, accuracy, device,
         };
         command.SetAction((parse, token) =>
         {
@@ -86,6 +87,7 @@ public static class BenchCommand
                 WorkFolder = parse.GetValue(work)!,
                 Seed = parse.GetValue(seed),
                 WriteOutput = !parse.GetValue(noWrite),
+                StreamWrite = !parse.GetValue(writeAtEnd),
                 Set = parse.GetValue(set) ?? [],
                 Staging = parse.GetValue(staging)!.Trim().ToLowerInvariant() switch
                 {

@@ -103,6 +103,76 @@ public sealed class ArtifactWriterTests
     }
 
     [Fact]
+    public void A_streamed_artifact_holds_the_same_tensors_as_one_written_at_the_end()
+    {
+        using var temp = new TempFolder();
+        var source = ArtifactRoundTripTests.LlamaMoby;
+        using var loaded = ArtifactRoundTripTests.Load(source);
+        var request = Request(loaded, source, temp.File("streamed")) with { Method = "svd-llm", MaxShardBytes = 300_000 };
+        var completed = new List<int>();
+        using var ids = LowRank.Tests.Compression.TestModels.RandomIds(4, 32, loaded.Model.Config.VocabSize, 3);
+        ArtifactResultAndShards Streamed()
+        {
+            using var streamed = StreamedArtifact.TryBegin(request);
+            Assert.NotNull(streamed);
+            // A temp folder exists while the compression runs; the block shards appear in it as blocks finish.
+            Assert.Single(Directory.GetDirectories(temp.Path, ".streamed.lowrank-*.tmp"));
+            Compressor.Compress(loaded.Model, ids, new CompressionOptions { Method = CompressionMethod.SvdLlm, Ratio = 0.4, BatchSize = 2 }, null,
+                block =>
+                {
+                    lock (completed) completed.Add(block);
+                    streamed.BlockCompleted(block);
+                });
+            var result = streamed.Complete(request);
+            return new ArtifactResultAndShards(result, Directory.GetFiles(result.Folder, "model-*-of-*.safetensors").Length);
+        }
+        var (artifact, shards) = Streamed();
+        Assert.Equal(Enumerable.Range(0, loaded.Model.BlockCount), completed.Order());
+        Assert.True(shards >= 2, $"{shards} shards");
+        Assert.True(ArtifactVerifier.Verify(artifact.Folder).Ok);
+        Assert.Empty(Directory.GetDirectories(temp.Path, ".*"));
+
+        var atEnd = ArtifactWriter.Write(request with { OutputFolder = temp.File("at-end") });
+        using var a = TensorStore.Open(artifact.Folder);
+        using var b = TensorStore.Open(atEnd.Folder);
+        Assert.Equal(b.Names.Order(StringComparer.Ordinal), a.Names.Order(StringComparer.Ordinal));
+        foreach (var name in b.Names)
+        {
+            var left = new byte[a.Info(name).ByteLength];
+            var right = new byte[b.Info(name).ByteLength];
+            a.ReadBytes(name, left);
+            b.ReadBytes(name, right);
+            Assert.True(left.AsSpan().SequenceEqual(right), $"{name} differs");
+        }
+        Assert.Equal(atEnd.Section.AchievedRatio, artifact.Section.AchievedRatio);
+        Assert.Equal(atEnd.Manifest.ModifiedTensors, artifact.Manifest.ModifiedTensors);
+        ArtifactWriter.RoundFactorsToStorage(loaded.Model, ArtifactWriter.ResolveFactorDtype(null, loaded.Model.Config));
+        using var reloaded = ArtifactRoundTripTests.Load(artifact.Folder);
+        using var text = Ids(loaded);
+        Assert.Equal(0f, MaxDifference(loaded.Model, reloaded.Model, text));
+    }
+
+    [Fact]
+    public void An_abandoned_stream_leaves_nothing_and_a_single_file_artifact_is_not_streamed()
+    {
+        using var temp = new TempFolder();
+        var source = ArtifactRoundTripTests.LlamaMoby;
+        using var loaded = ArtifactRoundTripTests.Load(source);
+        var request = Request(loaded, source, temp.File("abandoned")) with { MaxShardBytes = 300_000 };
+        using (var streamed = StreamedArtifact.TryBegin(request))
+        {
+            Assert.NotNull(streamed);
+            Compressor.Compress(loaded.Model, null, new CompressionOptions { Method = CompressionMethod.Svd, Ratio = 0.4 });
+            streamed.BlockCompleted(0);
+        }
+        Assert.Empty(Directory.EnumerateFileSystemEntries(temp.Path));
+        Assert.Null(StreamedArtifact.TryBegin(request with { MaxShardBytes = 4L << 30 }));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(temp.Path));
+    }
+
+    private sealed record ArtifactResultAndShards(ArtifactWriteResult Result, int Shards);
+
+    [Fact]
     public void Verify_reports_a_changed_byte_a_missing_file_and_a_smuggled_file()
     {
         using var temp = new TempFolder();

@@ -81,6 +81,34 @@ public sealed class CompressorTests
         Assert.Equal(Run(), Run());
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Decomposition_overlap_changes_nothing_but_the_schedule(bool lazyWeights)
+    {
+        (float[] Factors, CompressionReport Report) Run(DecompositionOverlap overlap)
+        {
+            using var model = TestModels.LoadFixture("llama", new DecoderModelOptions { LazyBlockWeights = lazyWeights, StreamBlocks = lazyWeights });
+            using var scope = NewDisposeScope();
+            var options = new CompressionOptions { Method = CompressionMethod.SvdLlm, Ratio = 0.5, BatchSize = 3, DecompositionOverlap = overlap };
+            var report = Compressor.Compress(model, TestModels.RandomIds(6, 24, 256, 9), options);
+            var factors = Enumerable.Range(0, model.BlockCount).SelectMany(b => model.BlockLinears(b))
+                .SelectMany(l => l.A!.data<float>().ToArray().Concat(l.B!.data<float>().ToArray())).ToArray();
+            return (factors, report);
+        }
+        var serial = Run(DecompositionOverlap.Off);
+        var overlapped = Run(DecompositionOverlap.On);
+        Assert.StartsWith("off", serial.Report.DecompositionOverlap);
+        Assert.StartsWith("on", overlapped.Report.DecompositionOverlap);
+        // Block i's decomposition ran on the worker thread while block i+1 was profiled: the waits were timed.
+        Assert.True(overlapped.Report.Seconds.ContainsKey("decomposition_wait"));
+        Assert.False(serial.Report.Seconds.ContainsKey("decomposition_wait"));
+        Assert.Equal(serial.Factors.Length, overlapped.Factors.Length);
+        var worst = serial.Factors.Zip(overlapped.Factors, (a, b) => Math.Abs(a - b) / Math.Max(1e-3, Math.Abs(a))).Max();
+        Assert.True(worst < 1e-4, $"overlapped factors differ from serial ones by {worst:E2} (relative)");
+        Assert.Equal(serial.Report.Modules.Select(m => (m.Name, m.Rank)), overlapped.Report.Modules.Select(m => (m.Name, m.Rank)));
+    }
+
     [Fact]
     public void LcSvd_block_error_is_never_above_svd_llm_on_the_same_block()
     {

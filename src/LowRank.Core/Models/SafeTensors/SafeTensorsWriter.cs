@@ -36,7 +36,7 @@ public static class SafeTensorsWriter
     {
         var list = tensors.ToList();
         var specs = list.Select(t => new TensorSpec(t.Key, t.Value.dtype, t.Value.shape, () => t.Value)).ToList();
-        WriteFile(Path.GetFullPath(path), specs, metadata, sliceBytes);
+        WriteFile(Path.GetFullPath(path), specs, metadata, sliceBytes, sha256: null);
     }
 
     /// <summary>
@@ -47,8 +47,14 @@ public static class SafeTensorsWriter
     /// never holds two competing sets. <c>"format": "pt"</c> is added to the metadata unless given (transformers
     /// requires it). Returns the files written, full paths, index last.
     /// </summary>
-    public static IReadOnlyList<string> WriteModel(string folder, IReadOnlyList<TensorSpec> tensors, IReadOnlyDictionary<string, string>? metadata = null, long maxShardBytes = 4L << 30)
+    /// <param name="sha256">When given, receives each weight file's SHA-256 (full path → lower-case hex), computed from the
+    /// bytes as they are written, so the caller need not read the files back to hash them.</param>
+    /// <param name="parallelShards">Shards written at once (each its own file, flushed to disk): the disk's queue stays full
+    /// while one thread produces tensors and another waits for its fsync.</param>
+    public static IReadOnlyList<string> WriteModel(string folder, IReadOnlyList<TensorSpec> tensors, IReadOnlyDictionary<string, string>? metadata = null, long maxShardBytes = 4L << 30,
+        System.Collections.Concurrent.ConcurrentDictionary<string, string>? sha256 = null, int parallelShards = 1)
     {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(parallelShards);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxShardBytes);
         folder = Path.GetFullPath(folder);
         Directory.CreateDirectory(folder);
@@ -77,19 +83,20 @@ public static class SafeTensorsWriter
         if (shards.Count == 1)
         {
             var single = Path.Combine(folder, TensorStore.SingleFileName);
-            WriteFile(single, shards[0], withFormat, DefaultSliceBytes);
+            WriteFile(single, shards[0], withFormat, DefaultSliceBytes, sha256);
             written.Add(single);
         }
         else
         {
             var weightMap = new SortedDictionary<string, string>(StringComparer.Ordinal);
+            var names = Enumerable.Range(0, shards.Count)
+                .Select(i => string.Create(CultureInfo.InvariantCulture, $"model-{i + 1:D5}-of-{shards.Count:D5}.safetensors")).ToArray();
+            Parallel.For(0, shards.Count, new ParallelOptions { MaxDegreeOfParallelism = parallelShards },
+                i => WriteFile(Path.Combine(folder, names[i]), shards[i], withFormat, DefaultSliceBytes, sha256));
             for (var i = 0; i < shards.Count; i++)
             {
-                var name = string.Create(CultureInfo.InvariantCulture, $"model-{i + 1:D5}-of-{shards.Count:D5}.safetensors");
-                var path = Path.Combine(folder, name);
-                WriteFile(path, shards[i], withFormat, DefaultSliceBytes);
-                written.Add(path);
-                foreach (var spec in shards[i]) weightMap[spec.Name] = name;
+                written.Add(Path.Combine(folder, names[i]));
+                foreach (var spec in shards[i]) weightMap[spec.Name] = names[i];
             }
             var index = Path.Combine(folder, TensorStore.IndexFileName);
             WriteAtomically(index, stream =>
@@ -166,6 +173,11 @@ public static class SafeTensorsWriter
         });
     }
 
+    /// <summary>One shard file of a sharded model (<c>"format": "pt"</c> metadata, flushed to disk, renamed into place); its
+    /// SHA-256 into <paramref name="sha256"/> when given. <see cref="WriteIndex"/> names the shards afterwards.</summary>
+    internal static void WriteShard(string path, IReadOnlyList<TensorSpec> tensors, System.Collections.Concurrent.ConcurrentDictionary<string, string>? sha256) =>
+        WriteFile(Path.GetFullPath(path), tensors, new Dictionary<string, string> { ["format"] = "pt" }, DefaultSliceBytes, sha256);
+
     /// <summary>Writes <c>model.safetensors.index.json</c> for the given tensor → shard file map.</summary>
     internal static void WriteIndex(string folder, IReadOnlyDictionary<string, string> weightMap, long totalBytes)
     {
@@ -185,18 +197,44 @@ public static class SafeTensorsWriter
 
     internal static long ByteLengthOf(TensorSpec spec) => ByteLength(spec);
 
-    private static void WriteFile(string path, IReadOnlyList<TensorSpec> tensors, IReadOnlyDictionary<string, string>? metadata, long sliceBytes)
+    private static void WriteFile(string path, IReadOnlyList<TensorSpec> tensors, IReadOnlyDictionary<string, string>? metadata, long sliceBytes,
+        System.Collections.Concurrent.ConcurrentDictionary<string, string>? sha256)
     {
         CheckNames(tensors, path);
         var header = BuildHeader(tensors, metadata);
-        WriteAtomically(path, stream =>
+        using var hash = sha256 is null ? null : System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        WriteAtomically(path, file =>
         {
+            // Not disposed here: WriteAtomically flushes the file to disk after this returns.
+            var stream = hash is null ? file : new HashingWriteStream(file, hash);
             Span<byte> length = stackalloc byte[8];
             BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
             stream.Write(length);
             stream.Write(header);
             foreach (var spec in tensors) WriteTensor(stream, spec, sliceBytes);
         });
+        if (hash is not null) sha256![path] = Convert.ToHexStringLower(hash.GetHashAndReset());
+    }
+
+    /// <summary>Passes writes through to a stream and into a hash (leaves the inner stream open).</summary>
+    private sealed class HashingWriteStream(Stream inner, System.Security.Cryptography.IncrementalHash hash) : Stream
+    {
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => inner.Length;
+        public override long Position { get => inner.Position; set => throw new NotSupportedException(); }
+        public override void Flush() => inner.Flush();
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            hash.AppendData(buffer);
+            inner.Write(buffer);
+        }
     }
 
     /// <summary>The JSON header, padded with spaces so the data section starts at a multiple of 8 bytes.</summary>
