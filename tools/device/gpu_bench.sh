@@ -17,7 +17,7 @@ for step in "$@"; do
     7b-serial)
       dotnet $L bench gpu --shape 7b --set DecompositionOverlap=Off --accuracy none --work $work --device cuda --output "$out/7b-svdllm-serial.json" > /dev/null 2> "$out/7b-svdllm-serial.log" ;;
     13b)
-      dotnet $L bench gpu --shape 13b --accuracy none --work $work --device cuda --output "$out/13b-svdllm.json" > /dev/null 2> "$out/13b-svdllm.log" ;;
+      dotnet $L bench gpu --shape 13b --no-write --accuracy none --work $work --device cuda --output "$out/13b-svdllm.json" > /dev/null 2> "$out/13b-svdllm.log" ;;
     7b-adasvd)
       dotnet $L bench gpu --shape 7b --method adasvd --no-write --accuracy none --work $work --device cuda --output "$out/7b-adasvd.json" > /dev/null 2> "$out/7b-adasvd.log" ;;
     baseline)
