@@ -122,9 +122,10 @@ public sealed record CompressionOptions
 
     /// <summary>How the per-batch Gram products of fp16/bf16 activations are computed on CUDA (fp32 activations and the CPU
     /// always use fp32 FMA). Auto = <see cref="GramPrecision.TensorCores"/> where the native kernels load, else TF32.
-    /// Measured on an H200 (bench/results): fp32 FMA 4.6e-6 relative to an fp64 Gram of the same fp16 inputs, tensor
-    /// cores 1.9e-4 and TF32 2.2e-4 (the tensor cores accumulate with fewer bits than fp32 FMA), at 13× resp. 4.5×
-    /// the speed; a calibration set's own sampling noise is orders of magnitude larger.</summary>
+    /// Measured on an H200 (bench/results/2026-12-02-h200): fp32 FMA 4.6e-6 relative to an fp64 Gram of the same fp16
+    /// inputs; tensor cores 2.1e-5 when summed over 4096-token GEMMs (<see cref="LowRank.Torch.CudaNative.DefaultChunkTokens"/>;
+    /// 1.9e-4 over one 32768-token GEMM: their running sums drop bits) at 12–14× the speed; TF32 (one GEMM per batch)
+    /// 2.2e-4 at 4×.</summary>
     [JsonConverter(typeof(JsonStringEnumConverter<GramPrecision>))]
     public GramPrecision GramPrecision { get; init; } = GramPrecision.Auto;
 

@@ -126,9 +126,9 @@ public sealed class Whitening : IDisposable
 
     /// <summary><c>h ← (h + hᵀ)/2</c> for a square tensor, in tiles of 4096²: the same elementwise operations (so the
     /// same bits) as the out-of-place form, with temporaries of one tile.</summary>
-    internal static Tensor SymmetrizeInPlace(Tensor h)
+    internal static Tensor SymmetrizeInPlace(Tensor h, long tile = 4096)
     {
-        const long tile = 4096;
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(tile);
         var n = h.shape[0];
         if (h.shape.Length != 2 || h.shape[1] != n) throw new ArgumentException("a square matrix is needed", nameof(h));
         using var scope = NewDisposeScope();

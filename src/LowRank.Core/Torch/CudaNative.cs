@@ -15,7 +15,8 @@ namespace LowRank.Torch;
 /// the process with the reason in <see cref="Status"/>, and callers fall back to TF32.
 /// <para>Running several cuSOLVER eigendecompositions on separate streams was tried too and measured not to help
 /// (7 × 4096² fp64 syevd: 0.768 s one after another, 0.735 s on 8 streams from 8 threads), so the decompositions stay on
-/// torch's <c>linalg.eigh</c>.</para>
+/// torch's <c>linalg.eigh</c>; what does run on a second stream is a whole block's decomposition beside the next
+/// block's profiling (<see cref="CudaStreams"/>).</para>
 /// </summary>
 public static unsafe class CudaNative
 {

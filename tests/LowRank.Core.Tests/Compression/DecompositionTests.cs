@@ -28,6 +28,22 @@ public sealed class DecompositionTests
         Assert.True(Norm(factors.SingularValues[..12] - reference[..12]) < 1e-11 * reference[0].item<double>());
     }
 
+    [Theory]
+    [InlineData(20, 7)]
+    [InlineData(21, 21)]
+    [InlineData(16, 4096)]
+    public void Tiled_in_place_symmetrisation_gives_the_same_bits_as_the_out_of_place_mean(long n, long tile)
+    {
+        using var scope = NewDisposeScope();
+        using var generator = new TorchSharp.torch.Generator(5, CPU);
+        var h = randn([n, n], ScalarType.Float64, generator: generator);
+        var expected = (h + h.T) * 0.5;
+        var same = Whitening.SymmetrizeInPlace(h, tile);
+        Assert.True(ReferenceEquals(same, h));
+        Assert.True(h.eq(expected).all().item<bool>(), "the tiled in-place mean differs from (h + hᵀ)/2");
+        Assert.True(h.eq(h.T).all().item<bool>());
+    }
+
     [Fact]
     public void Gram_eigh_svd_matches_direct_svd_on_the_kept_subspace()
     {
