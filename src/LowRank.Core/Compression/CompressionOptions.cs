@@ -134,8 +134,14 @@ public sealed record CompressionOptions
     [JsonConverter(typeof(JsonStringEnumConverter<DecompositionOverlap>))]
     public DecompositionOverlap DecompositionOverlap { get; init; } = DecompositionOverlap.Auto;
 
-    /// <summary>On CUDA, hidden states larger than this stay in host memory and move to the device a batch at a time.</summary>
-    public long DeviceHiddenStateBytes { get; init; } = 2L << 30;
+    /// <summary>On CUDA, hidden states larger than this stay in host memory and move to the device a batch at a time.
+    /// Null = a quarter of the GPU's memory (2 GiB where it cannot be read): the calibration stream of a 7B model at
+    /// 256 × 2048 tokens is 4.3 GB in fp16, and moving it through host memory costs two copies of it per block.</summary>
+    public long? DeviceHiddenStateBytes { get; init; }
+
+    /// <summary>The hidden-state limit in effect on <paramref name="device"/>.</summary>
+    public long DeviceHiddenStateLimit(TorchSharp.torch.Device device) => DeviceHiddenStateBytes
+        ?? (LowRank.Torch.CudaNative.TotalMemoryBytes(device) is { } total ? total / 4 : 2L << 30);
 
     /// <summary>The propagation a method uses unless <see cref="Propagation"/> overrides it.</summary>
     public static Propagation DefaultPropagation(CompressionMethod method) => method switch
@@ -168,6 +174,6 @@ public sealed record CompressionOptions
         Require(AdaSvdPinvRtol >= 0 && AdaSvdPinvRtol < 1, $"AdaSVD pinv rtol must be in [0, 1) (got {AdaSvdPinvRtol})");
         Require(LcSvdRidge >= 0, $"LC-SVD ridge must be non-negative (got {LcSvdRidge})");
         Require(LcSvdSearchOffsets.Count > 0 && LcSvdSearchOffsets.Contains(0), "LC-SVD search offsets must include 0 (the uniform allocation)");
-        Require(DeviceHiddenStateBytes >= 0, "device hidden-state limit must be non-negative");
+        Require(DeviceHiddenStateBytes is null or >= 0, "device hidden-state limit must be non-negative");
     }
 }

@@ -132,7 +132,7 @@ internal sealed class CompressionRun : IDisposable
         var config = Model.Config;
         var dtype = Model is DecoderModel decoder ? decoder.ComputeDtype : ScalarType.Float32;
         var count = Math.Min(samples ?? Samples, Samples);
-        var storage = HiddenStates.ChooseStorage(Device, count, SequenceLength, config.HiddenSize, dtype, Options.DeviceHiddenStateBytes);
+        var storage = HiddenStates.ChooseStorage(Device, count, SequenceLength, config.HiddenSize, dtype, Options.DeviceHiddenStateLimit(Device));
         return HiddenStates.Embed(Model, count == Samples ? Ids : Ids.narrow(0, 0, count), storage, Options.BatchSize);
     }
 
@@ -199,7 +199,17 @@ internal sealed class CompressionRun : IDisposable
                             var (ownedStats, ownedHold, index) = (stats, held!, block);
                             stats = null;
                             held = null;
-                            Timed("decomposition_wait", worker.Wait);
+                            try
+                            {
+                                Timed("decomposition_wait", worker.Wait);
+                            }
+                            catch
+                            {
+                                // The previous block failed on the worker: this block's statistics were never handed over.
+                                ownedStats.Dispose();
+                                ownedHold.Dispose();
+                                throw;
+                            }
                             worker.Start(() =>
                             {
                                 try

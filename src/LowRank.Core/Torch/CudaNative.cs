@@ -121,6 +121,26 @@ public static unsafe class CudaNative
         return result;
     }
 
+    /// <summary>The total memory of CUDA device <paramref name="device"/> in bytes (cudaMemGetInfo), or null off CUDA or
+    /// when the runtime cannot be reached.</summary>
+    public static long? TotalMemoryBytes(Device device)
+    {
+        if (device.type != DeviceType.CUDA) return null;
+        try
+        {
+            var cudart = Api.Library("libcudart.so");
+            var setDevice = (delegate* unmanaged<int, int>)Api.Symbol(cudart, "cudaSetDevice");
+            var memGetInfo = (delegate* unmanaged<nuint*, nuint*, int>)Api.Symbol(cudart, "cudaMemGetInfo");
+            nuint free, total;
+            if (setDevice(device.index < 0 ? 0 : device.index) != 0 || memGetInfo(&free, &total) != 0) return null;
+            return (long)total;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return null;
+        }
+    }
+
     private static IntPtr DataPointer(Tensor tensor)
     {
         var pointer = Api.TensorData(tensor.Handle);
