@@ -121,7 +121,7 @@ public static class CompressionJob
             }
 
             // A sharded artifact's block shards are written while later blocks are compressed.
-            using var streamed = StreamedArtifact.TryBegin(new ArtifactRequest
+            var target = new ArtifactRequest
             {
                 Model = loaded.Model,
                 SourcePath = loaded.Folder,
@@ -131,7 +131,9 @@ public static class CompressionJob
                 FactorDtype = factorDtype,
                 Overwrite = job.Force,
                 MaxShardBytes = job.MaxShardBytes,
-            });
+                SourceDigest = sourceDigest,
+            };
+            using var streamed = StreamedArtifact.TryBegin(target);
             var report = Compressor.Compress(loaded.Model, calibration?.Tokens, job.Compression, new CompressorProgress(progress), streamed is null ? null : streamed.BlockCompleted, cancellationToken);
             seconds["compress"] = Lap(clock);
             // What is measured after compression is exactly what the artifact stores.
@@ -145,17 +147,8 @@ public static class CompressionJob
             }
             var evaluation = before is not null && after is not null ? new CompressionEvaluation(before, after) : null;
 
-            var request = new ArtifactRequest
+            var request = target with
             {
-                Model = loaded.Model,
-                SourcePath = loaded.Folder,
-                OutputFolder = job.Out,
-                Method = job.Compression.Method.Name().ToLowerInvariant(),
-                RequestedRatio = job.Compression.Ratio,
-                FactorDtype = factorDtype,
-                Overwrite = job.Force,
-                MaxShardBytes = job.MaxShardBytes,
-                SourceDigest = sourceDigest,
                 ExtraContent = new Dictionary<string, string>
                 {
                     [ReportFileName] = JsonSerializer.Serialize(new { report, calibration = calibration?.Protocol, evaluation, computeDtype = job.ComputeDtype.ToString(), streamBlocks }, CompressionJson.JsonOptions) + "\n",
