@@ -72,9 +72,7 @@ public sealed class StreamedArtifact : IDisposable
             var shardBytes = Math.Min(request.MaxShardBytes, TargetShardBytes);
             var perShard = (int)Math.Clamp(shardBytes / Math.Max(1, blockBytes), 1, request.Model.BlockCount);
             var temp = ArtifactFiles.BeginFolder(request.OutputFolder, request.Overwrite);
-            var stream = new StreamedArtifact(request, temp, store, factorDtype, perShard);
-            stream.clock.Start();
-            return stream;
+            return new StreamedArtifact(request, temp, store, factorDtype, perShard);
         }
         catch
         {
@@ -115,6 +113,8 @@ public sealed class StreamedArtifact : IDisposable
             if (completed) throw new InvalidOperationException("the artifact is complete already");
             completed = true;
         }
+        // The manifest's "write" time is what the write took after the compression (the block shards were written beside it).
+        clock.Restart();
         try
         {
             progress?.Report(new ProgressUpdate("write", "the remaining shards"));
