@@ -257,7 +257,7 @@ public static class AdaSvd
             perBlock.Select(b => (double)b.Sum(s => s.DenseParameters)).ToArray(),
             perBlock.Select(b => b.Max(s => RatioMath.MinRetention(s.OutFeatures, s.InFeatures))).ToArray());
         var byLinear = run.Shapes.ToDictionary(s => s.Name, s => retentions[s.Block], StringComparer.Ordinal);
-        run.Plan = RankPlan.FromRetentions(run.Shapes, byLinear, run.Options.Ratio);
+        run.Plan = RankPlan.FromRetentions(run.Shapes, byLinear, run.Options.Ratio, run.Options.RankMultiple);
         for (var block = 0; block < run.BlockCount; block++)
             run.SetBlockReport(new BlockReport { Block = block, Importance = normalised[block], Retention = retentions[block] });
         run.Seconds["profile"] = clock.Elapsed.TotalSeconds;

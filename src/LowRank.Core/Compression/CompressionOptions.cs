@@ -48,6 +48,12 @@ public sealed record CompressionOptions
     /// summed over all samples), except for FWSVD where <see cref="FisherBatchSize"/> applies.</summary>
     public int BatchSize { get; init; } = 8;
 
+    /// <summary>Every planned rank is rounded down to a multiple of this (never below one multiple): fp16/bf16 tensor-core
+    /// GEMMs want dimensions that are multiples of 8, and ranks such as 1492 (LLaMA-7B's MLP at CR 0.5) are not.
+    /// 1 (default) keeps the exact rank of the requested ratio; 8 removes at most 7 ranks per linear, so the achieved
+    /// ratio is slightly above the requested one (the report gives it).</summary>
+    public int RankMultiple { get; init; } = 1;
+
     /// <summary>Null: the method's default (<see cref="DefaultPropagation"/>).</summary>
     public Propagation? Propagation { get; init; }
 
@@ -162,6 +168,7 @@ public sealed record CompressionOptions
             if (!ok) throw new LrkException(ErrorCodes.BadMethodOption, message);
         }
         Require(BatchSize >= 1, $"batch size must be at least 1 (got {BatchSize})");
+        Require(RankMultiple is >= 1 and <= 1024, $"rank multiple must be in [1, 1024] (got {RankMultiple})");
         Require(FisherBatchSize >= 1, $"FWSVD Fisher batch size must be at least 1 (got {FisherBatchSize})");
         Require(AsvdAlpha > 0 && AsvdAlpha <= 2, $"ASVD alpha must be in (0, 2] (got {AsvdAlpha})");
         Require(WhiteningEpsilon > 0 && WhiteningEpsilon < 1, $"whitening epsilon must be in (0, 1) (got {WhiteningEpsilon})");

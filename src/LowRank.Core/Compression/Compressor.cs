@@ -88,7 +88,7 @@ internal sealed class CompressionRun : IDisposable
         ids = calibrationIds?.to(ScalarType.Int64, CPU).DetachFromDisposeScope();
         Shapes = Enumerable.Range(0, model.BlockCount)
             .SelectMany(b => model.BlockLinears(b).Select(l => LinearShape.Of(l, b))).ToArray();
-        Plan = RankPlan.Uniform(Shapes, options.Ratio);
+        Plan = RankPlan.Uniform(Shapes, options.Ratio, options.RankMultiple);
     }
 
     public IDecoderModel Model { get; }

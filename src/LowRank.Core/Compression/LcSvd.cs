@@ -303,7 +303,7 @@ public static class LcSvd
                 {
                     foreach (var shape in shapes)
                     {
-                        var largest = candidates.Select(c => ModuleRank.At(shape, c)).Where(r => !r.Dense).Select(r => r.Rank).DefaultIfEmpty(0).Max();
+                        var largest = candidates.Select(c => ModuleRank.At(shape, c, run.Options.RankMultiple)).Where(r => !r.Dense).Select(r => r.Rank).DefaultIfEmpty(0).Max();
                         if (largest == 0) continue;
                         using var scope = NewDisposeScope();
                         var whitening = Whitening.Cholesky(stats.Gram(shape.Name), run.Options.WhiteningEpsilon);
@@ -315,7 +315,7 @@ public static class LcSvd
                     {
                         foreach (var shape in shapes)
                         {
-                            var rank = ModuleRank.At(shape, candidates[c]);
+                            var rank = ModuleRank.At(shape, candidates[c], run.Options.RankMultiple);
                             blockCosts[c] += rank.Parameters;
                             if (rank.Dense) continue;
                             using var scope = NewDisposeScope();
@@ -345,7 +345,7 @@ public static class LcSvd
         var budget = costs.Sum(c => c[reference]);
         var choice = AllocateBlocks(errors, costs, Enumerable.Repeat(reference, run.BlockCount).ToArray(), Math.Max(1, budget / 20_000));
         var byLinear = run.Shapes.ToDictionary(s => s.Name, s => retentions[s.Block][choice[s.Block]], StringComparer.Ordinal);
-        run.Plan = RankPlan.FromRetentions(run.Shapes, byLinear, run.Options.Ratio);
+        run.Plan = RankPlan.FromRetentions(run.Shapes, byLinear, run.Options.Ratio, run.Options.RankMultiple);
         for (var block = 0; block < run.BlockCount; block++)
         {
             run.SetBlockReport(new BlockReport

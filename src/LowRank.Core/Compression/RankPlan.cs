@@ -19,9 +19,13 @@ public sealed record ModuleRank(string Name, string Kind, int Block, long OutFea
     public long Parameters => Dense ? DenseParameters : Rank * (OutFeatures + InFeatures);
 
     /// <summary>The rank at retention ρ with the dense fallback of <see cref="RatioMath"/>.</summary>
-    public static ModuleRank At(LinearShape shape, double retention)
+    /// <param name="multiple">Round the rank down to a multiple of this (at least one multiple, at most the full rank):
+    /// fp16 tensor-core GEMMs want dimensions that are multiples of 8. 1 = the exact rank of the retention.</param>
+    public static ModuleRank At(LinearShape shape, double retention, int multiple = 1)
     {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(multiple);
         var rank = RatioMath.RankFor(shape.OutFeatures, shape.InFeatures, retention);
+        if (multiple > 1) rank = Math.Min(Math.Max(multiple, rank / multiple * multiple), Math.Min(shape.OutFeatures, shape.InFeatures));
         var dense = !RatioMath.FactorizationSaves(shape.OutFeatures, shape.InFeatures, rank);
         return new ModuleRank(shape.Name, shape.Kind, shape.Block, shape.OutFeatures, shape.InFeatures, retention,
             dense ? Math.Min(shape.OutFeatures, shape.InFeatures) : rank, dense);
@@ -66,15 +70,15 @@ public sealed class RankPlan
         ? rank
         : throw new KeyNotFoundException($"no rank planned for linear '{name}'");
 
-    public static RankPlan Uniform(IEnumerable<LinearShape> linears, double ratio)
+    public static RankPlan Uniform(IEnumerable<LinearShape> linears, double ratio, int rankMultiple = 1)
     {
         var retention = RatioMath.Retention(ratio);
-        return new RankPlan(ratio, linears.Select(l => ModuleRank.At(l, retention)));
+        return new RankPlan(ratio, linears.Select(l => ModuleRank.At(l, retention, rankMultiple)));
     }
 
     /// <summary>A plan from per-linear retentions (values ≥ the break-even retention give dense layers).</summary>
-    public static RankPlan FromRetentions(IEnumerable<LinearShape> linears, IReadOnlyDictionary<string, double> retentions, double ratio) =>
-        new(ratio, linears.Select(l => ModuleRank.At(l, retentions[l.Name])));
+    public static RankPlan FromRetentions(IEnumerable<LinearShape> linears, IReadOnlyDictionary<string, double> retentions, double ratio, int rankMultiple = 1) =>
+        new(ratio, linears.Select(l => ModuleRank.At(l, retentions[l.Name], rankMultiple)));
 
     public long LinearParametersBefore => Modules.Sum(m => m.DenseParameters);
 

@@ -526,7 +526,7 @@ public static class ScaleBenchmark
         var probes = new List<Probe>();
         var wanted = model.BlockLinears(0).Where(l => options.AccuracyKinds.Contains(l.Kind)).ToDictionary(l => l.Name, StringComparer.Ordinal);
         if (wanted.Count == 0) return probes;
-        var plan = RankPlan.Uniform(model.BlockLinears(0).Select(l => LinearShape.Of(l, 0)).ToArray(), compression.Ratio);
+        var plan = RankPlan.Uniform(model.BlockLinears(0).Select(l => LinearShape.Of(l, 0)).ToArray(), compression.Ratio, compression.RankMultiple);
         using var scope = NewDisposeScope();
         using var held = model.HoldOnDevice(0);
         // One calibration batch by default: the pipeline's per-batch Gram products accumulate over that many tokens, which

@@ -109,6 +109,22 @@ public sealed class CompressorTests
         Assert.Equal(serial.Report.Modules.Select(m => (m.Name, m.Rank)), overlapped.Report.Modules.Select(m => (m.Name, m.Rank)));
     }
 
+    [Theory]
+    [InlineData("SVD-LLM")]
+    [InlineData("AdaSVD")]
+    [InlineData("LC-SVD")]
+    public void A_rank_multiple_holds_for_every_factorised_linear(string methodName)
+    {
+        using var model = TestModels.LoadFixture("llama");
+        using var scope = NewDisposeScope();
+        var report = Compressor.Compress(model, TestModels.RandomIds(8, 32, 256, 5),
+            new CompressionOptions { Method = CompressionMethods.Parse(methodName), Ratio = 0.4, BatchSize = 4, RankMultiple = 8 });
+        var factorised = Enumerable.Range(0, model.BlockCount).SelectMany(b => model.BlockLinears(b)).Where(l => l.IsFactorized).ToArray();
+        Assert.NotEmpty(factorised);
+        Assert.All(factorised, l => Assert.True(l.Rank % 8 == 0, $"{l.Name}: rank {l.Rank}"));
+        Assert.Equal(8, report.Options.RankMultiple);
+    }
+
     [Fact]
     public void LcSvd_block_error_is_never_above_svd_llm_on_the_same_block()
     {

@@ -49,6 +49,26 @@ public sealed class RatioMathTests
     }
 
     [Fact]
+    public void A_rank_multiple_rounds_every_rank_down_and_keeps_at_least_one_multiple()
+    {
+        var block = new[]
+        {
+            new LinearShape("q", "q_proj", 0, 4096, 4096), new LinearShape("gate", "gate_proj", 0, 11008, 4096),
+            new LinearShape("tiny", "k_proj", 0, 64, 16),
+        };
+        var exact = RankPlan.Uniform(block, 0.5);
+        var aligned = RankPlan.Uniform(block, 0.5, rankMultiple: 8);
+        // CR 0.5: q 1024 (a multiple already), gate 1492 → 1488, tiny floor(64·16·0.5/80) = 6 → 8 (one multiple).
+        Assert.Equal([1024L, 1492, 6], exact.Modules.Select(m => m.Rank));
+        Assert.Equal([1024L, 1488, 8], aligned.Modules.Select(m => m.Rank));
+        Assert.All(aligned.Modules, m => Assert.Equal(0, m.Rank % 8));
+        Assert.InRange(aligned.AchievedLinearRatio - exact.AchievedLinearRatio, -0.01, 0.01);
+        Assert.Equal(1492, RankPlan.Uniform(block, 0.5, rankMultiple: 1).Modules[1].Rank);
+        Assert.Equal(ErrorCodes.BadMethodOption, Assert.Throws<LrkException>(() =>
+            new CompressionOptions { Method = CompressionMethod.SvdLlm, Ratio = 0.5, RankMultiple = 0 }.Validate()).Code);
+    }
+
+    [Fact]
     public void Achieved_ratio_on_a_llama7b_block_is_exact()
     {
         var block = new[]
