@@ -148,7 +148,7 @@ public static unsafe class CudaNative
         return pointer;
     }
 
-    private static void Check(int code, string call)
+    internal static void Check(int code, string call)
     {
         if (code != 0) throw new InvalidOperationException($"{call} returned {code}");
     }

@@ -53,11 +53,11 @@ public static unsafe class CudaStreams
             {
                 var f = Functions.Resolve();
                 var index = device.index < 0 ? 0 : device.index;
-                Check(f.CudaSetDevice(index), "cudaSetDevice");
+                CudaNative.Check(f.CudaSetDevice(index), "cudaSetDevice");
                 int least, greatest;
-                Check(f.CudaDeviceGetStreamPriorityRange(&least, &greatest), "cudaDeviceGetStreamPriorityRange");
+                CudaNative.Check(f.CudaDeviceGetStreamPriorityRange(&least, &greatest), "cudaDeviceGetStreamPriorityRange");
                 IntPtr stream;
-                Check(f.CudaStreamCreateWithPriority(&stream, CudaStreamNonBlocking, greatest), "cudaStreamCreateWithPriority");
+                CudaNative.Check(f.CudaStreamCreateWithPriority(&stream, CudaStreamNonBlocking, greatest), "cudaStreamCreateWithPriority");
                 // One stream for the process, never destroyed: the caching allocator keeps blocks tagged with it.
                 sideStream = stream;
                 sideDevice = index;
@@ -87,13 +87,8 @@ public static unsafe class CudaStreams
     public static void SynchronizeThisThread(Device device)
     {
         if (device.type != DeviceType.CUDA) return;
-        if (functions is { } f) Check(f.CudaStreamSynchronize(currentSide), "cudaStreamSynchronize");
+        if (functions is { } f) CudaNative.Check(f.CudaStreamSynchronize(currentSide), "cudaStreamSynchronize");
         else cuda.synchronize(device);
-    }
-
-    private static void Check(int code, string call)
-    {
-        if (code != 0) throw new InvalidOperationException($"{call} returned {code}");
     }
 
     /// <summary>c10::cuda::CUDAStream by value: c10::Stream { Device { int8 type, int8 index }, int64 id }, 16 bytes,
