@@ -104,6 +104,11 @@ public sealed record CompressionOptions
     /// a small part of the run.</summary>
     public int AdaSvdImportanceSamples { get; init; } = AdaSvd.DefaultImportanceSamples;
 
+    /// <summary>AdaSVD: how the original model's input Grams (the whitening of adaComp's start) are gathered. It changes
+    /// time and memory, never the result.</summary>
+    [JsonConverter(typeof(JsonStringEnumConverter<AdaSvdOriginalPass>))]
+    public AdaSvdOriginalPass AdaSvdOriginalPass { get; init; } = AdaSvdOriginalPass.Auto;
+
     /// <summary>AdaSVD adaCR minimum retention ratio (mrr). Null = target retention − <see cref="AdaSvdRetentionGap"/>
     /// (methods.md: mrr 0.55 for trr 0.6).</summary>
     public double? AdaSvdMinRetention { get; init; }
@@ -141,13 +146,15 @@ public sealed record CompressionOptions
     public DecompositionOverlap DecompositionOverlap { get; init; } = DecompositionOverlap.Auto;
 
     /// <summary>On CUDA, hidden states larger than this stay in host memory and move to the device a batch at a time.
-    /// Null = a quarter of the GPU's memory (2 GiB where it cannot be read): the calibration stream of a 7B model at
-    /// 256 × 2048 tokens is 4.3 GB in fp16, and moving it through host memory costs two copies of it per block.</summary>
+    /// Null = 40% of the GPU's memory (2 GiB where it cannot be read): the calibration stream of a 7B model at
+    /// 256 × 2048 tokens is 4.3 GB in fp16, and moving it through host memory costs two copies of it per block. AdaSVD
+    /// also keeps a block's linear-group inputs under this limit (7B: up to 4.3 + 11.5 GB beside the stream), which is
+    /// why the default is 40% and not a quarter (an 80 GB GPU then holds them all).</summary>
     public long? DeviceHiddenStateBytes { get; init; }
 
     /// <summary>The hidden-state limit in effect on <paramref name="device"/>.</summary>
     public long DeviceHiddenStateLimit(TorchSharp.torch.Device device) => DeviceHiddenStateBytes
-        ?? (LowRank.Torch.CudaNative.TotalMemoryBytes(device) is { } total ? total / 4 : 2L << 30);
+        ?? (LowRank.Torch.CudaNative.TotalMemoryBytes(device) is { } total ? total / 5 * 2 : 2L << 30);
 
     /// <summary>The propagation a method uses unless <see cref="Propagation"/> overrides it.</summary>
     public static Propagation DefaultPropagation(CompressionMethod method) => method switch

@@ -62,6 +62,8 @@ public sealed record CompressionReport
     public string? GramPath { get; init; }
     /// <summary>Whether block decompositions overlapped the next block's profiling, and why (not).</summary>
     public string? DecompositionOverlap { get; init; }
+    /// <summary>AdaSVD: how the original model was profiled (<see cref="CompressionOptions.AdaSvdOriginalPass"/>) and why.</summary>
+    public string? OriginalPass { get; init; }
     /// <summary>Wall-clock seconds per stage (fisher, profile, compress) and in total.</summary>
     public required IReadOnlyDictionary<string, double> Seconds { get; init; }
 }

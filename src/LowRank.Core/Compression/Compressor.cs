@@ -252,8 +252,11 @@ internal sealed class CompressionRun : IDisposable
         lock (Seconds) Seconds[stage] = Seconds.GetValueOrDefault(stage) + clock.Elapsed.TotalSeconds;
     }
 
+    /// <summary>AdaSVD: how the original model was profiled (for the report).</summary>
+    public string? OriginalPass { get; set; }
+
     /// <summary>Whether and how decompositions overlapped profiling in this run (for the report).</summary>
-    public string Overlap { get; private set; } = "off (method)";
+    public string Overlap { get; set; } = "off (method)";
 
     /// <summary>Runs <paramref name="work"/> and adds its wall time (device work included: the calling thread's CUDA
     /// stream is synchronised at the end) to <see cref="Seconds"/>[<paramref name="stage"/>]; the per-stage split of a
@@ -347,6 +350,7 @@ internal sealed class CompressionRun : IDisposable
             CalibrationSequenceLength = SequenceLength,
             Device = Device.ToString(),
             DecompositionOverlap = Overlap,
+            OriginalPass = OriginalPass,
             GramPath = LinearStatistics.Resolve(Options.GramPrecision, Model is DecoderModel decoder ? decoder.ComputeDtype : ScalarType.Float32, Device).ToString(),
             Seconds = Seconds,
         };

@@ -41,6 +41,16 @@ internal sealed class HiddenStates : IDisposable
         return new HiddenStates(all ?? throw new LrkException(ErrorCodes.DataTooShort, "the calibration set is empty"));
     }
 
+    /// <summary>Uninitialised states [samples, seq, width] (to be filled batch by batch with <see cref="Write"/>).</summary>
+    public static HiddenStates Allocate(long samples, long seq, long width, ScalarType dtype, Device storage)
+    {
+        using var scope = NewDisposeScope();
+        return new HiddenStates(empty([samples, seq, width], dtype: dtype, device: storage));
+    }
+
+    /// <summary>Bytes held, on <see cref="StorageDevice"/>.</summary>
+    public long Bytes => data.NumberOfElements * data.ElementSize;
+
     public HiddenStates Clone()
     {
         using var scope = NewDisposeScope();

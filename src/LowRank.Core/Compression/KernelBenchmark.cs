@@ -10,7 +10,8 @@ public sealed record KernelTiming(string Kernel, string Variant, string Shape, d
 
 /// <summary>
 /// <c>dotnet lowrank bench kernels</c>: the Gram of one calibration batch (32768 tokens of fp16 activations) on every
-/// path (fp32 FMA, TF32, the native tensor-core GEMM) with its error against fp64, and a LLaMA-7B block's seven 4096²
+/// path (fp32 FMA, TF32, the native tensor-core GEMM: per chunk size, and its symmetric lower-triangle form against the
+/// full square) with its error against fp64, and a LLaMA-7B block's seven 4096²
 /// fp64 eigendecompositions. Prints what it measured; nothing here decides anything at run time.
 /// </summary>
 public static class KernelBenchmark
@@ -54,6 +55,16 @@ public static class KernelBenchmark
                 var seconds = Time(device, () => CudaNative.HalfGram(x, x, chunk).Dispose());
                 results.Add(new KernelTiming("gram", $"TensorCores, {chunk} tokens per GEMM", shape, seconds, error));
                 log($"gram tensor cores, chunks of {chunk,5} {shape}: {seconds * 1e3:F2} ms, error vs fp64 {error:E2}");
+            }
+            // The pipeline's Grams take the symmetric path (lower-triangle strips, CudaNative.SymmetricPanels); a second
+            // handle on the same data takes the full-square GEMM, for comparison.
+            using (var same = x.alias())
+            {
+                var full = CudaNative.HalfGram(x, same);
+                var error = ((full.to(ScalarType.Float64) - reference).norm() / reference.norm()).item<double>();
+                var seconds = Time(device, () => CudaNative.HalfGram(x, same).Dispose());
+                results.Add(new KernelTiming("gram", $"TensorCores, {CudaNative.DefaultChunkTokens} tokens per GEMM, full square (no symmetry)", shape, seconds, error));
+                log($"gram tensor cores, full square {shape}: {seconds * 1e3:F2} ms, error vs fp64 {error:E2}");
             }
         }
 

@@ -16,6 +16,9 @@ public sealed class LowRankFactors : IDisposable
         SingularValues = singularValues.DetachFromDisposeScope();
     }
 
+    /// <summary>How the truncated matrix was whitened, where a caller kept that with the factors (<see cref="Detach"/>).</summary>
+    public string? Whitening { get; private init; }
+
     public Tensor A { get; private set; }
     public Tensor B { get; private set; }
 
@@ -38,6 +41,17 @@ public sealed class LowRankFactors : IDisposable
         B = b.DetachFromDisposeScope();
     }
 
+    /// <summary>A new owner of these tensors, tagged with <paramref name="whitening"/>; this object gives them up (its
+    /// <see cref="Dispose"/> then frees nothing), so factors handed to a callback can outlive it.</summary>
+    public LowRankFactors Detach(WhiteningKind whitening)
+    {
+        ObjectDisposedException.ThrowIf(detached, this);
+        detached = true;
+        return new LowRankFactors(A, B, SingularValues) { Whitening = whitening.ToString() };
+    }
+
+    private bool detached;
+
     public static double TailNorm(Tensor singularValues, long rank)
     {
         using var scope = NewDisposeScope();
@@ -47,6 +61,7 @@ public sealed class LowRankFactors : IDisposable
 
     public void Dispose()
     {
+        if (detached) return;
         A.Dispose();
         B.Dispose();
         SingularValues.Dispose();

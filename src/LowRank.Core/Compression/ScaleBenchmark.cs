@@ -118,6 +118,8 @@ public sealed record ScaleBenchmarkResult
     public required string Kernels { get; init; }
     /// <summary>Whether decompositions ran beside the next block's profiling (<see cref="CompressionReport.DecompositionOverlap"/>).</summary>
     public string? DecompositionOverlap { get; init; }
+    /// <summary>AdaSVD: how the original model was profiled (<see cref="CompressionReport.OriginalPass"/>).</summary>
+    public string? OriginalPass { get; init; }
     /// <summary>How the artifact was written (streamed beside the compression, or at the end), or "none".</summary>
     public string? Write { get; init; }
     /// <summary>"whole" or "staged (N blocks at most on disk)".</summary>
@@ -345,6 +347,7 @@ public static class ScaleBenchmark
                 Accuracy = accuracy,
                 Kernels = kernels,
                 DecompositionOverlap = report.DecompositionOverlap,
+                OriginalPass = report.OriginalPass,
                 Write = writeMode,
                 Checkpoint = staging is null ? "whole" : $"staged ({staging.Capacity} blocks at most on disk)",
                 StagingSeconds = staging is null ? null : Math.Round(staging.StageSeconds, 2),

@@ -31,9 +31,10 @@ public sealed record DecoderModelOptions
 /// <summary>
 /// What the three architectures share: weight loading with shape checks (dense or factorised linears, PyTorch or
 /// Conv1D layout), the <see cref="OtherTensors"/> table, block streaming, incremental decoding with a
-/// <see cref="KvCache"/>, and causal attention. The math of each family lives in its own file.
+/// <see cref="KvCache"/>, causal attention, and running a block group by group (<see cref="IStagedDecoder"/>).
+/// The math of each family lives in its own file, as the steps between one linear group's input and the next.
 /// </summary>
-public abstract class DecoderModel : IDecoderModel
+public abstract class DecoderModel : IStagedDecoder
 {
     /// <summary>Suffixes of a factorised linear in a compressed artifact: A [out, k] and B [k, in].</summary>
     public const string FactorASuffix = ".lowrank_A.weight";
@@ -46,6 +47,8 @@ public abstract class DecoderModel : IDecoderModel
     private readonly int[] holds;
     private readonly bool lazy;
     private Task? prefetch;
+    private LowRank.Torch.CopyStreamWorker? mover;
+    private bool moverChecked;
     private bool disposed;
 
     protected DecoderModel(ModelConfig config, WeightSource weights, DecoderModelOptions? options)
@@ -87,12 +90,22 @@ public abstract class DecoderModel : IDecoderModel
 
     public abstract Tensor Head(Tensor hidden);
 
+    /// <summary>Block <paramref name="index"/>'s linear groups in execution order, the objects of <see cref="BlockLinears"/>.</summary>
+    protected abstract IReadOnlyList<IReadOnlyList<LinearWeight>> Groups(int index);
+
     /// <summary>
-    /// One decoder block on hidden states at positions start..; with a cache the block attends to the cached
-    /// positions too and appends its keys and values; without one it attends causally within <paramref name="hidden"/>.
-    /// Weights are on the device when this runs.
+    /// The block's state at group 0's input for hidden states at any positions. Runs inside a dispose scope of its own:
+    /// return the state's tensors as they are, the caller keeps the new ones. Weights are on the device when this runs.
     /// </summary>
-    protected abstract Tensor Block(int index, Tensor hidden, long startPosition, KvCache? cache, LinearInputObserver? observer);
+    protected abstract BlockState Enter(int index, Tensor hidden);
+
+    /// <summary>
+    /// Runs group <paramref name="group"/>'s linears on <paramref name="state"/>'s input and the block on to the next
+    /// group's input, or to its output after the last group (Input null), at positions start..; with a cache the
+    /// attention step attends to the cached positions too and appends its keys and values, without one it attends
+    /// causally within the state. Scope and weights as for <see cref="Enter"/>.
+    /// </summary>
+    protected abstract BlockState Step(int index, int group, BlockState state, long startPosition, KvCache? cache);
 
     public Tensor RunBlock(int index, Tensor hidden, LinearInputObserver? observer = null) =>
         WithBlockOnDevice(CheckBlock(index), () => Block(index, hidden, 0, null, observer));
@@ -122,6 +135,80 @@ public abstract class DecoderModel : IDecoderModel
         return Head(hidden).MoveToOuterDisposeScope();
     }
 
+    public IReadOnlyList<IReadOnlyList<LinearWeight>> LinearGroups(int index) => Groups(CheckBlock(index));
+
+    public BlockState EnterBlock(int index, Tensor hidden) => Entered(CheckHeld(index), hidden);
+
+    public BlockState StepBlock(int index, int group, BlockState state)
+    {
+        var groups = Groups(CheckHeld(index));
+        if (group < 0 || group >= groups.Count) throw new ArgumentOutOfRangeException(nameof(group), $"group {group} of {groups.Count}");
+        if (state.Input is null) throw new ArgumentException("the state is past the block's last group (its Input is null)", nameof(state));
+        return Stepped(index, group, state, 0, null);
+    }
+
+    /// <summary>
+    /// One decoder block, group by group. Each step's intermediates die with its scope and what a step consumed is freed
+    /// right after it, so activations live no longer than the step that needs them: at 7B and 32768 tokens a batch they
+    /// are several GB, which bounds the block-streaming peak. The linears of a group are shown the very same tensor,
+    /// because statistics are shared by input identity (<c>LinearStatistics</c>).
+    /// </summary>
+    private Tensor Block(int index, Tensor hidden, long startPosition, KvCache? cache, LinearInputObserver? observer)
+    {
+        using var scope = NewDisposeScope();
+        var groups = Groups(index);
+        var state = Entered(index, hidden);
+        for (var g = 0; g < groups.Count; g++)
+        {
+            if (observer is not null)
+            {
+                foreach (var linear in groups[g]) observer(linear, state.Input!);
+            }
+            var next = Stepped(index, g, state, startPosition, cache);
+            DisposeConsumed(state, next, hidden);
+            state = next;
+        }
+        return ReferenceEquals(state.Residual, hidden) ? hidden : state.Residual.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Frees a step's input and replaced residual, except the caller's <paramref name="hidden"/> and whatever
+    /// the new state still holds (a residual may be passed on, or be the next group's input).</summary>
+    private static void DisposeConsumed(BlockState consumed, BlockState next, Tensor hidden)
+    {
+        Free(consumed.Input);
+        if (!ReferenceEquals(consumed.Residual, consumed.Input)) Free(consumed.Residual);
+
+        void Free(Tensor? tensor)
+        {
+            if (tensor is null || ReferenceEquals(tensor, hidden) || ReferenceEquals(tensor, next.Residual) || ReferenceEquals(tensor, next.Input)) return;
+            tensor.Dispose();
+        }
+    }
+
+    private BlockState Entered(int index, Tensor hidden)
+    {
+        using var scope = NewDisposeScope();
+        return Kept(new BlockState(hidden, null), Enter(index, hidden));
+    }
+
+    private BlockState Stepped(int index, int group, BlockState state, long startPosition, KvCache? cache)
+    {
+        using var scope = NewDisposeScope();
+        return Kept(state, Step(index, group, state, startPosition, cache));
+    }
+
+    /// <summary>Moves the tensors a step made out of its scope. Those it passed through belong to an outer scope already,
+    /// and moving them would carry them one scope too far (TorchSharp moves relative to the owning scope).</summary>
+    private static BlockState Kept(BlockState before, BlockState after)
+    {
+        var residual = Keep(after.Residual);
+        var input = after.Input is null ? null : ReferenceEquals(after.Input, after.Residual) ? residual : Keep(after.Input);
+        return new BlockState(residual, input);
+
+        Tensor Keep(Tensor tensor) =>
+            ReferenceEquals(tensor, before.Residual) || ReferenceEquals(tensor, before.Input) ? tensor : tensor.MoveToOuterDisposeScope();
+    }
+
     public IDisposable HoldOnDevice(int index)
     {
         CheckBlock(index);
@@ -149,23 +236,44 @@ public abstract class DecoderModel : IDecoderModel
         {
             foreach (var linear in blockLinears[index]) linear.MoveTo(Device);
         }
-        // Read ahead: the next block's lazy weights from the checkpoint, and for a GPU into page-locked memory.
+        // Read ahead: the next block's lazy weights from the checkpoint, and for a GPU into page-locked memory and on to
+        // the GPU on the copy stream, beside this block's compute.
         var pin = StreamBlocks && Device.type == DeviceType.CUDA;
         if ((lazy || pin) && index + 1 < BlockCount)
         {
             var next = blockLinears[index + 1];
-            // A plain thread-pool task: TorchSharp's dispose scopes are per thread, so the tensors it reads are owned
-            // by the layers alone.
+            var copier = pin ? Mover() : null;
+            // TorchSharp's dispose scopes are per thread, so the tensors read on another thread are owned by the layers alone.
             prefetch = Task.Run(() =>
             {
                 foreach (var linear in next) linear.Prefetch(pin);
+                if (copier is null) return;
+                copier.Start(() =>
+                {
+                    foreach (var linear in next) linear.MoveTo(Device);
+                });
+                copier.Wait();
             });
         }
+    }
+
+    private LowRank.Torch.CopyStreamWorker? Mover()
+    {
+        if (!moverChecked)
+        {
+            moverChecked = true;
+            mover = LowRank.Torch.CopyStreamWorker.TryCreate(Device);
+        }
+        return mover;
     }
 
     /// <summary>Moves block <paramref name="index"/> back to the host; lazy weights nobody changed are dropped instead.</summary>
     private void Leave(int index)
     {
+        // Weights brought over on the copy stream go back to its memory pool when freed, and the next copy may reuse that
+        // memory at once: the stream that read them must be done first. That is the releasing thread's own (a block run
+        // by one thread and released by another — the compressor's decomposition worker — was synchronised at hand-over).
+        if (mover is not null) LowRank.Torch.CudaStreams.SynchronizeThisThread(Device);
         foreach (var linear in blockLinears[index])
         {
             if (lazy) linear.Evict();
@@ -208,6 +316,17 @@ public abstract class DecoderModel : IDecoderModel
 
     private int CheckBlock(int index) =>
         index >= 0 && index < BlockCount ? index : throw new ArgumentOutOfRangeException(nameof(index), $"block {index} of {BlockCount}");
+
+    /// <summary>Unlike <see cref="RunBlock"/>, the staged calls do not bring a block over themselves: a streamed or lazy
+    /// block would be moved or read again for every step, which is correct but silently slow.</summary>
+    private int CheckHeld(int index)
+    {
+        CheckBlock(index);
+        if ((StreamBlocks || lazy) && holds[index] == 0)
+            throw new InvalidOperationException(
+                $"block {index} is not held on the device; call EnterBlock/StepBlock inside HoldOnDevice({index}) when blocks are streamed or read lazily");
+        return index;
+    }
 
     // ---- loading -------------------------------------------------------------------------------------------
 
@@ -401,6 +520,8 @@ public abstract class DecoderModel : IDecoderModel
         {
             // A failed read-ahead of a block nobody asked for any more must not mask the dispose.
         }
+        mover?.Dispose();
+        if (mover is not null) LowRank.Torch.CudaStreams.SynchronizeDevice(Device);
         foreach (var linear in blockLinears.SelectMany(b => b)) linear.Dispose();
         foreach (var tensor in others.Values.Distinct()) tensor.Dispose();
         others.Clear();

@@ -15,7 +15,8 @@ public readonly record struct BlockState(Tensor Residual, Tensor? Input);
 /// group g's inputs over every calibration batch, replaces group g's weights, and only then runs group g: so every
 /// group sees inputs that went through the already-compressed groups before it. <see cref="IDecoderModel.RunBlock"/>
 /// is these steps run back to back.
-/// <para>Ownership: the tensors of a returned state are new, except that a step returns its input state's
+/// <para>Ownership: the tensors of a returned state are new, except that <see cref="EnterBlock"/>'s
+/// <see cref="BlockState.Residual"/> is its hidden argument, a step returns its input state's
 /// <see cref="BlockState.Residual"/> (the same object) when it does not change it, and a group input may be the residual
 /// itself (OPT without pre-norm); compare with <see cref="object.ReferenceEquals"/> before disposing.</para>
 /// </summary>

@@ -28,6 +28,7 @@ public static unsafe class CudaStreams
     private static string status = "not initialised";
     private static Functions? functions;
     private static IntPtr sideStream;
+    private static IntPtr copyStream;
     private static int sideDevice;
 
     [ThreadStatic] private static IntPtr currentSide;
@@ -60,6 +61,10 @@ public static unsafe class CudaStreams
                 CudaNative.Check(f.CudaStreamCreateWithPriority(&stream, CudaStreamNonBlocking, greatest), "cudaStreamCreateWithPriority");
                 // One stream for the process, never destroyed: the caching allocator keeps blocks tagged with it.
                 sideStream = stream;
+                // And one for host→device copies of the next block's weights (the copy engine, beside any compute).
+                IntPtr copies;
+                CudaNative.Check(f.CudaStreamCreateWithPriority(&copies, CudaStreamNonBlocking, least), "cudaStreamCreateWithPriority");
+                copyStream = copies;
                 sideDevice = index;
                 functions = f;
                 status = $"side stream (priority {greatest} of [{greatest}, {least}]) via c10 getStreamFromExternal";
@@ -80,6 +85,22 @@ public static unsafe class CudaStreams
         var wrapped = f.GetStreamFromExternal(sideStream, (sbyte)sideDevice);
         f.SetCurrentCudaStream(wrapped);
         currentSide = sideStream;
+    }
+
+    /// <summary>Makes the copy stream the calling thread's current stream: a thread that only moves weights to the device
+    /// then copies beside the compute streams. Tensors it allocates belong to that stream's pool, so whoever frees one
+    /// must first synchronise the streams that used it (<see cref="SynchronizeDevice"/>).</summary>
+    public static void UseCopyStreamOnThisThread()
+    {
+        var f = functions ?? throw new InvalidOperationException("CudaStreams is not available: " + Status);
+        f.SetCurrentCudaStream(f.GetStreamFromExternal(copyStream, (sbyte)sideDevice));
+        currentSide = copyStream;
+    }
+
+    /// <summary>Waits for every stream of <paramref name="device"/> (what <c>torch.cuda.synchronize</c> does).</summary>
+    public static void SynchronizeDevice(Device device)
+    {
+        if (device.type == DeviceType.CUDA) cuda.synchronize(device);
     }
 
     /// <summary>Waits for the work this thread issued: on its side stream, or on the default stream (not for the other

@@ -32,7 +32,10 @@ public sealed class Gpt2Model : DecoderModel
         Tensor Ln2Weight,
         Tensor Ln2Bias,
         LinearWeight CFc,
-        LinearWeight MlpCProj);
+        LinearWeight MlpCProj)
+    {
+        public IReadOnlyList<IReadOnlyList<LinearWeight>> Groups { get; } = [[CAttn], [AttnCProj], [CFc], [MlpCProj]];
+    }
 
     public Gpt2Model(ModelConfig config, WeightSource weights, DecoderModelOptions? options = null) : base(config, weights, options)
     {
@@ -81,29 +84,34 @@ public sealed class Gpt2Model : DecoderModel
         return (Lookup(wte, inputIds) + positions).MoveToOuterDisposeScope();
     }
 
-    protected override Tensor Block(int index, Tensor hidden, long startPosition, KvCache? cache, LinearInputObserver? observer)
+    protected override IReadOnlyList<IReadOnlyList<LinearWeight>> Groups(int index) => blocks[index].Groups;
+
+    protected override BlockState Enter(int index, Tensor hidden) => new(hidden, LayerNorm(hidden, blocks[index].Ln1Weight, blocks[index].Ln1Bias));
+
+    protected override BlockState Step(int index, int group, BlockState state, long startPosition, KvCache? cache)
     {
-        using var scope = NewDisposeScope();
         var block = blocks[index];
-        long width = Config.HiddenSize, heads = Config.NumHeads, headDim = width / heads;
-
-        var x = LayerNorm(hidden, block.Ln1Weight, block.Ln1Bias);
-        observer?.Invoke(block.CAttn, x);
-        var qkv = block.CAttn.Forward(x);
-        var query = SplitHeads(qkv.narrow(-1, 0, width), heads, headDim);
-        var key = SplitHeads(qkv.narrow(-1, width, width), heads, headDim);
-        var value = SplitHeads(qkv.narrow(-1, 2 * width, width), heads, headDim);
-        if (cache is not null) (key, value) = cache.Append(index, key, value);
-        var attention = Attention(query, key, value, startPosition);
-        observer?.Invoke(block.AttnCProj, attention);
-        hidden = hidden + block.AttnCProj.Forward(attention);
-
-        x = LayerNorm(hidden, block.Ln2Weight, block.Ln2Bias);
-        observer?.Invoke(block.CFc, x);
-        var mlp = act(block.CFc.Forward(x));
-        observer?.Invoke(block.MlpCProj, mlp);
-        hidden = hidden + block.MlpCProj.Forward(mlp);
-        return hidden.MoveToOuterDisposeScope();
+        var (hidden, x) = (state.Residual, state.Input!);
+        switch (group)
+        {
+            case 0:
+                long width = Config.HiddenSize, heads = Config.NumHeads, headDim = width / heads;
+                var qkv = block.CAttn.Forward(x);
+                var query = SplitHeads(qkv.narrow(-1, 0, width), heads, headDim);
+                var key = SplitHeads(qkv.narrow(-1, width, width), heads, headDim);
+                var value = SplitHeads(qkv.narrow(-1, 2 * width, width), heads, headDim);
+                if (cache is not null) (key, value) = cache.Append(index, key, value);
+                return new BlockState(hidden, Attention(query, key, value, startPosition));
+            case 1:
+                hidden = hidden + block.AttnCProj.Forward(x);
+                return new BlockState(hidden, LayerNorm(hidden, block.Ln2Weight, block.Ln2Bias));
+            case 2:
+                return new BlockState(hidden, act(block.CFc.Forward(x)));
+            case 3:
+                return new BlockState(hidden + block.MlpCProj.Forward(x), null);
+            default:
+                throw new ArgumentOutOfRangeException(nameof(group), group, "a GPT-2 block has 4 linear groups");
+        }
     }
 
     public override Tensor Head(Tensor hidden)

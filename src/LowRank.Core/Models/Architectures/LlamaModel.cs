@@ -33,7 +33,10 @@ public sealed class LlamaModel : DecoderModel
         LinearWeight GateProj,
         LinearWeight UpProj,
         LinearWeight DownProj,
-        int? SlidingWindow);
+        int? SlidingWindow)
+    {
+        public IReadOnlyList<IReadOnlyList<LinearWeight>> Groups { get; } = [[QProj, KProj, VProj], [OProj], [GateProj, UpProj], [DownProj]];
+    }
 
     public LlamaModel(ModelConfig config, WeightSource weights, DecoderModelOptions? options = null) : base(config, weights, options)
     {
@@ -80,51 +83,45 @@ public sealed class LlamaModel : DecoderModel
 
     public override Tensor Embed(Tensor inputIds, long startPosition) => Lookup(embedTokens, inputIds);
 
-    protected override Tensor Block(int index, Tensor hidden, long startPosition, KvCache? cache, LinearInputObserver? observer)
+    protected override IReadOnlyList<IReadOnlyList<LinearWeight>> Groups(int index) => layers[index].Groups;
+
+    protected override BlockState Enter(int index, Tensor hidden) => new(hidden, RmsNorm(hidden, layers[index].InputLayernorm));
+
+    protected override BlockState Step(int index, int group, BlockState state, long startPosition, KvCache? cache)
     {
-        using var scope = NewDisposeScope();
         var layer = layers[index];
+        var (hidden, x) = (state.Residual, state.Input!);
+        switch (group)
+        {
+            case 0:
+                return new BlockState(hidden, SelfAttention(index, layer, x, startPosition, cache));
+            case 1:
+                hidden = hidden + layer.OProj.Forward(x);
+                return new BlockState(hidden, RmsNorm(hidden, layer.PostAttentionLayernorm));
+            case 2:
+                var gate = layer.GateProj.Forward(x);
+                var up = layer.UpProj.Forward(x);
+                return new BlockState(hidden, act(gate) * up);
+            case 3:
+                return new BlockState(hidden + layer.DownProj.Forward(x), null);
+            default:
+                throw new ArgumentOutOfRangeException(nameof(group), group, "a LLaMA block has 4 linear groups");
+        }
+    }
+
+    /// <summary>q/k/v of <paramref name="x"/>, rotated, against the cached keys and values too when there is a cache.</summary>
+    private Tensor SelfAttention(int index, Layer layer, Tensor x, long startPosition, KvCache? cache)
+    {
         long heads = Config.NumHeads, kvHeads = Config.NumKvHeads, headDim = Config.HeadDim;
+        var query = SplitHeads(layer.QProj.Forward(x), heads, headDim);
+        var key = SplitHeads(layer.KProj.Forward(x), kvHeads, headDim);
+        var value = SplitHeads(layer.VProj.Forward(x), kvHeads, headDim);
 
-        // Each half in its own dispose scope: its intermediates (q/k/v and their rotations; gate, up, act(gate)) are
-        // freed as soon as the half's output exists, not at the end of the block. Same operations, shorter lifetimes:
-        // at 32768 tokens per batch this is several GB of activations (7B), which bounds the block-streaming peak.
-        Tensor attention;
-        using (var attentionScope = NewDisposeScope())
-        {
-            var x = RmsNorm(hidden, layer.InputLayernorm);
-            observer?.Invoke(layer.QProj, x);
-            var query = SplitHeads(layer.QProj.Forward(x), heads, headDim);
-            observer?.Invoke(layer.KProj, x);
-            var key = SplitHeads(layer.KProj.Forward(x), kvHeads, headDim);
-            observer?.Invoke(layer.VProj, x);
-            var value = SplitHeads(layer.VProj.Forward(x), kvHeads, headDim);
-
-            var (cos, sin) = rotary.CosSin(startPosition, hidden.shape[1], query.dtype, query.device);
-            query = RotaryEmbedding.Apply(query, cos, sin);
-            key = RotaryEmbedding.Apply(key, cos, sin);
-            if (cache is not null) (key, value) = cache.Append(index, key, value);
-
-            attention = Attention(query, key, value, startPosition, layer.SlidingWindow).MoveToOuterDisposeScope();
-        }
-        observer?.Invoke(layer.OProj, attention);
-        hidden = hidden + layer.OProj.Forward(attention);
-        attention.Dispose();
-
-        Tensor mlp;
-        using (var mlpScope = NewDisposeScope())
-        {
-            var x = RmsNorm(hidden, layer.PostAttentionLayernorm);
-            observer?.Invoke(layer.GateProj, x);
-            var gate = layer.GateProj.Forward(x);
-            observer?.Invoke(layer.UpProj, x);
-            var up = layer.UpProj.Forward(x);
-            mlp = (act(gate) * up).MoveToOuterDisposeScope();
-        }
-        observer?.Invoke(layer.DownProj, mlp);
-        hidden = hidden + layer.DownProj.Forward(mlp);
-        mlp.Dispose();
-        return hidden.MoveToOuterDisposeScope();
+        var (cos, sin) = rotary.CosSin(startPosition, x.shape[1], query.dtype, query.device);
+        query = RotaryEmbedding.Apply(query, cos, sin);
+        key = RotaryEmbedding.Apply(key, cos, sin);
+        if (cache is not null) (key, value) = cache.Append(index, key, value);
+        return Attention(query, key, value, startPosition, layer.SlidingWindow);
     }
 
     public override Tensor Head(Tensor hidden)

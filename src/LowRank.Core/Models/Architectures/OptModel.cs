@@ -41,7 +41,10 @@ public sealed class OptModel : DecoderModel
         Tensor FinalLayerNormWeight,
         Tensor FinalLayerNormBias,
         LinearWeight Fc1,
-        LinearWeight Fc2);
+        LinearWeight Fc2)
+    {
+        public IReadOnlyList<IReadOnlyList<LinearWeight>> Groups { get; } = [[QProj, KProj, VProj], [OutProj], [Fc1], [Fc2]];
+    }
 
     public OptModel(ModelConfig config, WeightSource weights, DecoderModelOptions? options = null) : base(config, weights, options)
     {
@@ -104,33 +107,42 @@ public sealed class OptModel : DecoderModel
         return (tokens + positions).MoveToOuterDisposeScope();
     }
 
-    protected override Tensor Block(int index, Tensor hidden, long startPosition, KvCache? cache, LinearInputObserver? observer)
+    protected override IReadOnlyList<IReadOnlyList<LinearWeight>> Groups(int index) => layers[index].Groups;
+
+    // Post-norm (do_layer_norm_before = false) feeds q/k/v and fc1 the residual stream itself, normalised after each add.
+    protected override BlockState Enter(int index, Tensor hidden)
     {
-        using var scope = NewDisposeScope();
+        var layer = layers[index];
+        return new BlockState(hidden, Config.LayerNormBefore ? LayerNorm(hidden, layer.SelfAttnLayerNormWeight, layer.SelfAttnLayerNormBias) : hidden);
+    }
+
+    protected override BlockState Step(int index, int group, BlockState state, long startPosition, KvCache? cache)
+    {
         var layer = layers[index];
         var preNorm = Config.LayerNormBefore;
-        long heads = Config.NumHeads, headDim = Config.HiddenSize / Config.NumHeads;
-
-        var x = preNorm ? LayerNorm(hidden, layer.SelfAttnLayerNormWeight, layer.SelfAttnLayerNormBias) : hidden;
-        observer?.Invoke(layer.QProj, x);
-        var query = SplitHeads(layer.QProj.Forward(x), heads, headDim);
-        observer?.Invoke(layer.KProj, x);
-        var key = SplitHeads(layer.KProj.Forward(x), heads, headDim);
-        observer?.Invoke(layer.VProj, x);
-        var value = SplitHeads(layer.VProj.Forward(x), heads, headDim);
-        if (cache is not null) (key, value) = cache.Append(index, key, value);
-        var attention = Attention(query, key, value, startPosition);
-        observer?.Invoke(layer.OutProj, attention);
-        hidden = hidden + layer.OutProj.Forward(attention);
-        if (!preNorm) hidden = LayerNorm(hidden, layer.SelfAttnLayerNormWeight, layer.SelfAttnLayerNormBias);
-
-        x = preNorm ? LayerNorm(hidden, layer.FinalLayerNormWeight, layer.FinalLayerNormBias) : hidden;
-        observer?.Invoke(layer.Fc1, x);
-        var mlp = act(layer.Fc1.Forward(x));
-        observer?.Invoke(layer.Fc2, mlp);
-        hidden = hidden + layer.Fc2.Forward(mlp);
-        if (!preNorm) hidden = LayerNorm(hidden, layer.FinalLayerNormWeight, layer.FinalLayerNormBias);
-        return hidden.MoveToOuterDisposeScope();
+        var (hidden, x) = (state.Residual, state.Input!);
+        switch (group)
+        {
+            case 0:
+                long heads = Config.NumHeads, headDim = Config.HiddenSize / Config.NumHeads;
+                var query = SplitHeads(layer.QProj.Forward(x), heads, headDim);
+                var key = SplitHeads(layer.KProj.Forward(x), heads, headDim);
+                var value = SplitHeads(layer.VProj.Forward(x), heads, headDim);
+                if (cache is not null) (key, value) = cache.Append(index, key, value);
+                return new BlockState(hidden, Attention(query, key, value, startPosition));
+            case 1:
+                hidden = hidden + layer.OutProj.Forward(x);
+                if (!preNorm) hidden = LayerNorm(hidden, layer.SelfAttnLayerNormWeight, layer.SelfAttnLayerNormBias);
+                return new BlockState(hidden, preNorm ? LayerNorm(hidden, layer.FinalLayerNormWeight, layer.FinalLayerNormBias) : hidden);
+            case 2:
+                return new BlockState(hidden, act(layer.Fc1.Forward(x)));
+            case 3:
+                hidden = hidden + layer.Fc2.Forward(x);
+                if (!preNorm) hidden = LayerNorm(hidden, layer.FinalLayerNormWeight, layer.FinalLayerNormBias);
+                return new BlockState(hidden, null);
+            default:
+                throw new ArgumentOutOfRangeException(nameof(group), group, "an OPT block has 4 linear groups");
+        }
     }
 
     public override Tensor Head(Tensor hidden)
