@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using LowRank.Torch;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -27,19 +26,10 @@ public enum DecompositionOverlap
 /// </summary>
 internal sealed class DecompositionWorker : IDisposable
 {
-    private readonly BlockingCollection<(Action Work, TaskCompletionSource Done)> queue = new(1);
-    private readonly Thread thread;
-    private readonly Device device;
-    private readonly bool sideStream;
-    private Task? inFlight;
+    private readonly StreamWorker thread;
 
-    private DecompositionWorker(Device device, bool sideStream)
-    {
-        this.device = device;
-        this.sideStream = sideStream;
-        thread = new Thread(Loop) { IsBackground = true, Name = "lowrank-decomposition" };
-        thread.Start();
-    }
+    private DecompositionWorker(Device device, bool sideStream) =>
+        thread = new StreamWorker("lowrank-decomposition", device, sideStream ? CudaStreams.UseSideStreamOnThisThread : null);
 
     /// <summary>A worker when <paramref name="overlap"/> resolves to on for <paramref name="device"/>, else null (and why, in <paramref name="reason"/>).</summary>
     public static DecompositionWorker? Create(DecompositionOverlap overlap, Device device, out string reason)
@@ -68,45 +58,11 @@ internal sealed class DecompositionWorker : IDisposable
         return null;
     }
 
-    private void Loop()
-    {
-        if (sideStream) CudaStreams.UseSideStreamOnThisThread();
-        foreach (var (work, done) in queue.GetConsumingEnumerable())
-        {
-            try
-            {
-                work();
-                CudaStreams.SynchronizeThisThread(device);
-                done.SetResult();
-            }
-            catch (Exception e)
-            {
-                done.SetException(e);
-            }
-        }
-    }
-
     /// <summary>Waits for the previous work (rethrowing its failure), then starts <paramref name="work"/>.</summary>
-    public void Start(Action work)
-    {
-        Wait();
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        queue.Add((work, done));
-        inFlight = done.Task;
-    }
+    public void Start(Action work) => thread.Start(work);
 
     /// <summary>Waits for the work in flight, if any; rethrows its failure.</summary>
-    public void Wait()
-    {
-        var pending = inFlight;
-        inFlight = null;
-        pending?.GetAwaiter().GetResult();
-    }
+    public void Wait() => thread.Wait();
 
-    public void Dispose()
-    {
-        queue.CompleteAdding();
-        thread.Join();
-        queue.Dispose();
-    }
+    public void Dispose() => thread.Dispose();
 }

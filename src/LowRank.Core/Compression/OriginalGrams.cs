@@ -12,7 +12,7 @@ public enum AdaSvdOriginalPass
     /// memory, a quarter of the host's on the CPU), else <see cref="PerBlock"/>.</summary>
     Auto,
     /// <summary>One pass over the original model before compressing: every block's Grams are kept, and the adaCR importance
-    /// comes from the same pass. LLaMA-7B: 22 GB of Grams, and no separate importance pass over the model.</summary>
+    /// comes from the same pass. LLaMA-7B: 20.4 GiB of Grams, and no separate importance pass over the model.</summary>
     Once,
     /// <summary>A separate adaCR importance pass, then the original model's hidden states advance beside the compressed
     /// model's, one block's Grams at a time.</summary>

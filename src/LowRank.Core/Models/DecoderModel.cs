@@ -47,7 +47,7 @@ public abstract class DecoderModel : IStagedDecoder
     private readonly int[] holds;
     private readonly bool lazy;
     private Task? prefetch;
-    private LowRank.Torch.CopyStreamWorker? mover;
+    private LowRank.Torch.StreamWorker? mover;
     private bool moverChecked;
     private bool disposed;
 
@@ -257,12 +257,12 @@ public abstract class DecoderModel : IStagedDecoder
         }
     }
 
-    private LowRank.Torch.CopyStreamWorker? Mover()
+    private LowRank.Torch.StreamWorker? Mover()
     {
         if (!moverChecked)
         {
             moverChecked = true;
-            mover = LowRank.Torch.CopyStreamWorker.TryCreate(Device);
+            mover = LowRank.Torch.StreamWorker.ForCopies(Device);
         }
         return mover;
     }

@@ -12,7 +12,9 @@ namespace LowRank.Torch;
 /// so its small kernels get the next free SMs), wrapped by c10's <c>getStreamFromExternal</c> and made the calling
 /// thread's current stream with <c>setCurrentCUDAStream</c> (c10 keeps the current stream per thread). Every torch call
 /// from that thread — kernels, cuBLAS/cuSOLVER handles, the caching allocator's stream tag — then uses it.</para>
-/// <para>The rules that make sharing tensors across the two streams safe (the caching allocator reuses a freed block on
+/// <para>A third stream, the copy stream (<see cref="UseCopyStreamOnThisThread"/>), carries a streamed model's next block
+/// to the GPU while the current one computes (<see cref="StreamWorker.ForCopies"/>).</para>
+/// <para>The rules that make sharing tensors across the streams safe (the caching allocator reuses a freed block on
 /// the stream that allocated it, without waiting for other streams): a tensor made on one stream is handed to the other
 /// only after its producer stream was synchronised; a tensor used on the side stream is freed only after the side
 /// stream was synchronised; results come back after the side stream was synchronised.

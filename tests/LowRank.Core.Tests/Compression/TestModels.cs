@@ -33,6 +33,11 @@ internal static class TestModels
         return new LlamaModel(checkpoint.ToModelConfig(), checkpoint.AsWeightSource(), options);
     }
 
+    /// <summary>Every factorised linear's A then B values, in block order: two runs made the same factors iff equal.</summary>
+    public static float[] FactorValues(IDecoderModel model) =>
+        Enumerable.Range(0, model.BlockCount).SelectMany(b => model.BlockLinears(b)).Where(l => l.IsFactorized)
+            .SelectMany(l => l.A!.data<float>().ToArray().Concat(l.B!.data<float>().ToArray())).ToArray();
+
     /// <summary>Seeded token ids [samples, seq] starting with BOS (1), the rest uniform over the vocabulary.</summary>
     public static Tensor RandomIds(long samples, long seq, long vocab, ulong seed)
     {
