@@ -111,7 +111,7 @@ public static class MethodBenchmark
             DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture), rows);
     }
 
-    private static string MachineDescription()
+    internal static string MachineDescription()
     {
         var cpu = "unknown CPU";
         try

@@ -66,6 +66,8 @@ public static class CompressionJob
     {
         job.Compression.Validate();
         ArtifactWriter.CheckOutput(job.Out, job.Model, job.Force);
+        if (job.FactorFormat is not null && job.Compression.TargetBits is not null)
+            throw new LrkException(ErrorCodes.BadArgument, $"--target-bits chooses each linear's storage; --factor-dtype {job.FactorFormat} cannot be given too");
         if (job.FactorFormat is not null && job.Compression.Method.IsQuantizationOnly())
             throw new LrkException(ErrorCodes.BadArgument, $"{job.Compression.Method.Name()} keeps the weights dense: --factor-dtype {job.FactorFormat} is for the low-rank methods (use --bits)");
         var needsData = Compressor.NeedsCalibration(job.Compression.Method)
@@ -148,15 +150,20 @@ public static class CompressionJob
                 },
             };
             // Quantized factors are made after the whole model is factorised, so the block shards cannot be written early.
-            using var streamed = job.FactorFormat is null ? StreamedArtifact.TryBegin(target) : null;
+            using var streamed = job.FactorFormat is null && job.Compression.TargetBits is null ? StreamedArtifact.TryBegin(target) : null;
             var report = Compressor.Compress(loaded.Model, calibration?.Tokens, job.Compression, new CompressorProgress(progress), streamed is null ? null : streamed.BlockCompleted, cancellationToken);
             seconds["compress"] = Lap(clock);
-            if (job.FactorFormat is { } format)
+            Func<LinearWeight, Quantization.QuantFormat?>? formatOf = job.FactorFormat is { } format
+                ? linear => linear.IsFactorized ? format : null
+                : report.Allocation is { } allocation
+                    ? linear => allocation.Formats.GetValueOrDefault(linear.Name) is { } spelling ? Quantization.QuantFormat.Parse(spelling) : null
+                    : null;
+            if (formatOf is not null)
             {
                 using var source = OriginalWeights.TryOpen(loaded.Folder, loaded.Config);
                 report = report with
                 {
-                    Quantization = Compressor.QuantizeFactors(loaded.Model, calibration?.Tokens, job.Compression, format, source is null ? null : source.Load,
+                    Quantization = Compressor.Quantize(loaded.Model, calibration?.Tokens, job.Compression, formatOf, source is null ? null : source.Load,
                         new CompressorProgress(progress), cancellationToken),
                 };
                 seconds["quantize"] = Lap(clock);

@@ -45,6 +45,9 @@ public static class CompressionMethods
     /// <summary>Every valid name, in the order the docs list them.</summary>
     public static IReadOnlyList<string> ValidNames { get; } = Names.Select(n => n.Name).ToArray();
 
+    /// <summary>The low-rank methods (every method but the quantization-only baselines), in the order the docs list them.</summary>
+    public static IReadOnlyList<CompressionMethod> LowRank { get; } = Names.Select(n => n.Method).Where(m => !m.IsQuantizationOnly()).ToArray();
+
     public static string Name(this CompressionMethod method) => Names.First(n => n.Method == method).Name;
 
     /// <summary>Parses a method name case-insensitively; also accepts the names without dashes (svdllm, lcsvd).</summary>

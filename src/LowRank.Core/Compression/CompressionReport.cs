@@ -67,6 +67,9 @@ public sealed record CompressionReport
     /// <summary>The quantization of the weights (rtn, gptq) or of the factors (<c>--factor-dtype int8|int4|int3</c>).</summary>
     public QuantizationReport? Quantization { get; init; }
 
+    /// <summary><c>--target-bits</c>: each linear's rank and format as chosen under the budget.</summary>
+    public BitAllocationReport? Allocation { get; init; }
+
     /// <summary>Wall-clock seconds per stage (fisher, profile, compress) and in total.</summary>
     public required IReadOnlyDictionary<string, double> Seconds { get; init; }
 }

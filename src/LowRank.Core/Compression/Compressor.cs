@@ -44,6 +44,10 @@ public static class Compressor
             case CompressionMethod.Svd: Svd.Run(run); break;
             case CompressionMethod.Fwsvd: Fwsvd.Run(run); break;
             case CompressionMethod.Asvd: Asvd.Run(run); break;
+            case CompressionMethod.SvdLlm when options.TargetBits is { } bits:
+                BitAllocation.Run(run, bits);
+                SvdLlm.Run(run);
+                break;
             case CompressionMethod.SvdLlm: SvdLlm.Run(run); break;
             case CompressionMethod.SvdLlmV2: SvdLlmV2.Run(run); break;
             case CompressionMethod.AdaSvd: AdaSvd.Run(run); break;
@@ -62,13 +66,19 @@ public static class Compressor
     /// null, or a null result, fits them to A·B); the caller owns what it returns.
     /// </summary>
     public static QuantizationReport QuantizeFactors(IDecoderModel model, Tensor? calibrationIds, CompressionOptions options, Quantization.QuantFormat format,
+        Func<LinearWeight, Tensor?>? original, IProgress<CompressionProgress>? progress = null, CancellationToken cancellationToken = default) =>
+        Quantize(model, calibrationIds, options, linear => linear.IsFactorized ? format : null, original, progress, cancellationToken);
+
+    /// <summary>As <see cref="QuantizeFactors"/> with a format per linear (null leaves a linear as it is): factorised linears
+    /// get quantized factors, dense ones a quantized weight (<c>--target-bits</c>'s choices).</summary>
+    public static QuantizationReport Quantize(IDecoderModel model, Tensor? calibrationIds, CompressionOptions options, Func<LinearWeight, Quantization.QuantFormat?> formatOf,
         Func<LinearWeight, Tensor?>? original, IProgress<CompressionProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
         if (options.FactorQuantizer == Quantization.Quantizer.Gptq) CheckCalibration(calibrationIds, model, options);
         using var run = new CompressionRun(model, options, calibrationIds, progress, cancellationToken);
-        return QuantizationPass.Run(run, linear => linear.IsFactorized ? format : null, options.FactorQuantizer, original);
+        return QuantizationPass.Run(run, formatOf, options.FactorQuantizer, original);
     }
 
     /// <summary>Every method but SVD and RTN needs calibration data (RTN uses it only to report its objective).</summary>
@@ -108,7 +118,7 @@ internal sealed class CompressionRun : IDisposable
         ids = calibrationIds?.to(ScalarType.Int64, CPU).DetachFromDisposeScope();
         Shapes = Enumerable.Range(0, model.BlockCount)
             .SelectMany(b => model.BlockLinears(b).Select(l => LinearShape.Of(l, b))).ToArray();
-        Plan = options.Method.IsQuantizationOnly() ? RankPlan.Dense(Shapes) : RankPlan.Uniform(Shapes, options.Ratio, options.RankMultiple);
+        Plan = options.Method.IsQuantizationOnly() || options.TargetBits is not null ? RankPlan.Dense(Shapes) : RankPlan.Uniform(Shapes, options.Ratio, options.RankMultiple);
     }
 
     public IDecoderModel Model { get; }
@@ -275,6 +285,9 @@ internal sealed class CompressionRun : IDisposable
     /// <summary>rtn/gptq: what the quantization did (for the report).</summary>
     public QuantizationReport? Quantization { get; set; }
 
+    /// <summary><c>--target-bits</c>: the allocation (for the report, and the formats the quantization pass uses).</summary>
+    public BitAllocationReport? Allocation { get; set; }
+
     /// <summary>AdaSVD: how the original model was profiled (for the report).</summary>
     public string? OriginalPass { get; set; }
 
@@ -376,6 +389,7 @@ internal sealed class CompressionRun : IDisposable
             OriginalPass = OriginalPass,
             GramPath = LinearStatistics.Resolve(Options.GramPrecision, Model is DecoderModel decoder ? decoder.ComputeDtype : ScalarType.Float32, Device).ToString(),
             Quantization = Quantization,
+            Allocation = Allocation,
             Seconds = Seconds,
         };
     }

@@ -18,6 +18,7 @@ public static class CompressCommand
         var ratio = new Option<double?>("--ratio") { Description = "Fraction of the block linears' parameters to REMOVE, in (0, 1) (0.2 keeps 80%); required by the low-rank methods, ignored by rtn/gptq" }
             .Checked(value => RatioMath.ValidateRatio((double)value!));
         var bits = new Option<int?>("--bits") { Description = "rtn/gptq: bits per weight, 8 (per output channel), 4 or 3 (group-wise, --group-size)" };
+        var targetBits = new Option<double?>("--target-bits") { Description = "SVD-LLM: instead of --ratio, a budget in bits per original weight of the block linears; every linear's rank and storage (int8/int4 factors, or dense GPTQ 8/4/3-bit or fp16) are chosen under it" };
         var groupSize = new Option<int?>("--group-size") { Description = "Input columns per scale of 4- and 3-bit storage: 32, 64 or 128 (default 128)" };
         var calib = new Option<string?>("--calib") { Description = "Calibration text: a file, folder or npm:<corpus> (needed by every method but SVD)" };
         var calibStart = new Option<long?>("--calib-start") { Description = "First byte of the calibration text to use" };
@@ -44,7 +45,7 @@ public static class CompressCommand
         var libTorch = CommonOptions.LibTorch();
         var command = new Command("compress", "Compress a model's block linears with a low-rank method and write the compressed artifact.")
         {
-            model, method, ratio, bits, groupSize, calib, calibStart, calibEnd, protocol, samples, seqLen, seed, batch, set, factorDtype,
+            model, method, ratio, bits, targetBits, groupSize, calib, calibStart, calibEnd, protocol, samples, seqLen, seed, batch, set, factorDtype,
             evalText, evalStart, evalEnd, evalWindow, output, force, computeDtype, streamBlocks, device, json, libTorch,
         };
         command.Validators.Add(result =>
@@ -56,7 +57,11 @@ public static class CompressCommand
             {
                 if (result.GetValue(bits) is null) result.AddError($"{ErrorCodes.BadMethodOption}: {parsed.Name()} needs --bits 8, 4 or 3");
             }
-            else if (result.GetValue(ratio) is null) result.AddError($"{ErrorCodes.BadRatio}: {parsed.Name()} needs --ratio (the fraction of the block linears' parameters to remove)");
+            else if (result.GetValue(targetBits) is not null)
+            {
+                if (result.GetValue(ratio) is not null) result.AddError($"{ErrorCodes.BadRatio}: --target-bits sets the size; drop --ratio");
+            }
+            else if (result.GetValue(ratio) is null) result.AddError($"{ErrorCodes.BadRatio}: {parsed.Name()} needs --ratio (the fraction of the block linears' parameters to remove) or --target-bits");
         });
         command.SetAction((parse, token) =>
         {
@@ -66,6 +71,7 @@ public static class CompressCommand
                 Method = parsedMethod,
                 Ratio = parsedMethod.IsQuantizationOnly() ? 0 : parse.GetValue(ratio) ?? 0,
                 Bits = parse.GetValue(bits),
+                TargetBits = parse.GetValue(targetBits),
                 BatchSize = parse.GetValue(batch),
                 Seed = parse.GetValue(seed),
             };
@@ -144,6 +150,7 @@ public static class CompressCommand
         parameters = result.Artifact.Section.Parameters,
         linearBytes = result.Artifact.Section.LinearBytes,
         quantization = result.Report.Quantization is { } q ? new { q.Quantizer, q.Format, q.Bytes, q.BitsPerWeight, q.RtnFallbacks } : null,
+        allocation = result.Report.Allocation is { } a ? new { a.TargetBits, a.PlannedBits, a.EstimatedObjective } : null,
         perplexityBefore = result.Evaluation?.Before.Perplexity.Perplexity,
         perplexityAfter = result.Evaluation?.After.Perplexity.Perplexity,
         evaluatedTokens = result.Evaluation?.After.Perplexity.ScoredTokens,
@@ -165,7 +172,14 @@ public static class CompressCommand
                 (q.RtnFallbacks > 0 ? $", {q.RtnFallbacks} kept RTN's result (lower objective than GPTQ's)" : ""));
         else Console.WriteLine($"factors           {section.FactorDtype.ShortName()}, {section.TruncationRanks.Count} linears factorised");
         if (section.LinearBytes is { } bytes)
-            Console.WriteLine($"storage           block linears {bytes.Before:N0} → {bytes.After:N0} bytes ({bytes.BitsPerWeight:F3} bits per original weight)");
+            Console.WriteLine($"storage           block linears {bytes.Before:N0} → {bytes.After:N0} bytes ({bytes.BitsPerWeight:F3} bits per original weight" +
+                (result.Report.Allocation is { } a ? $"; --target-bits {a.TargetBits:G}, planned {a.PlannedBits:F3})" : ")"));
+        if (result.Report.Allocation is { } allocation)
+        {
+            var kinds = allocation.Choices.Values.Select(c => c.StartsWith("rank", StringComparison.Ordinal) ? "factors " + c.Split(' ')[^1] : c)
+                .GroupBy(c => c).OrderByDescending(g => g.Count()).Select(g => $"{g.Count()} × {g.Key}");
+            Console.WriteLine($"allocation        {string.Join(", ", kinds)}");
+        }
         if (result.Calibration is { } c) Console.WriteLine($"calibration       {c.Samples} × {c.SeqLen} tokens from {c.Source} ({c.TokenProtocol.Name} protocol, seed {c.Seed})");
         if (result.Evaluation is { } e)
             Console.WriteLine($"perplexity        {e.Before.Perplexity.Perplexity:F4} → {e.After.Perplexity.Perplexity:F4}   ({e.After.Perplexity.ScoredTokens:N0} tokens of {e.After.Text.Location}, windows of {e.After.Perplexity.WindowLength})");

@@ -65,7 +65,7 @@ public sealed class QuantizedArtifactTests
         var parsed = QuantFormat.Parse(format);
         var compression = CompressionMethods.Parse(method) is var m && m.IsQuantizationOnly()
             ? new CompressionOptions { Method = m, Ratio = 0, Bits = parsed.Bits, GroupSize = parsed.PerChannel ? 128 : parsed.GroupSize, ZeroPoints = parsed.ZeroPoints, BatchSize = 4 }
-            : new CompressionOptions { Method = m, Ratio = 0.4, BatchSize = 4 };
+            : new CompressionOptions { Method = m, Ratio = 0.4, BatchSize = 4, ZeroPoints = parsed.ZeroPoints };
         var result = CompressionJob.Run(Job(model, output, compression, m.IsQuantizationOnly() ? null : parsed));
 
         var report = result.Report.Quantization!;
@@ -94,6 +94,37 @@ public sealed class QuantizedArtifactTests
             section.Parameters.CompressedLinearsAfter);
     }
 
+    /// <summary><c>--target-bits</c>: the stored bits per weight never exceed the budget and are what the allocation
+    /// planned; the artifact evaluates as the model in memory did.</summary>
+    [Fact]
+    public void Target_bits_allocation_stays_within_the_budget_and_stores_what_it_planned()
+    {
+        using var temp = new TempFolder();
+        var output = temp.File("allocated");
+        var result = CompressionJob.Run(Job("llama-moby", output,
+            new CompressionOptions { Method = CompressionMethod.SvdLlm, Ratio = 0, TargetBits = 3.5, BatchSize = 4, GroupSize = 32 }));
+        var allocation = result.Report.Allocation!;
+        var section = LowRankSection.Read(output)!;
+        Assert.True(allocation.PlannedBits <= 3.5, $"planned {allocation.PlannedBits}");
+        Assert.Equal(allocation.PlannedBits, section.LinearBytes!.BitsPerWeight, 5);
+        Assert.Equal(28, allocation.Choices.Count);
+        // Every linear is stored as chosen: quantized factors at the chosen rank, or a quantized (or fp16) dense weight.
+        foreach (var (name, choice) in allocation.Choices)
+        {
+            var format = allocation.Formats[name];
+            if (choice.StartsWith("rank ", StringComparison.Ordinal))
+                Assert.Equal(long.Parse(choice.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture), section.TruncationRanks[name]);
+            else Assert.False(section.TruncationRanks.ContainsKey(name));
+            Assert.Equal(format, section.Quantization!.Linears.TryGetValue(name, out var q) ? q.Format.ToString() : null);
+        }
+        Assert.Equal(1.0, Perplexity(output) / result.Evaluation!.After.Perplexity.Perplexity, 9);
+
+        Assert.Equal(ErrorCodes.BadMethodOption, Assert.Throws<LrkException>(() =>
+            new CompressionOptions { Method = CompressionMethod.AdaSvd, Ratio = 0, TargetBits = 3 }.Validate()).Code);
+        Assert.Equal(ErrorCodes.BadRatio, Assert.Throws<LrkException>(() =>
+            new CompressionOptions { Method = CompressionMethod.SvdLlm, Ratio = 0.4, TargetBits = 3 }.Validate()).Code);
+    }
+
     [Fact]
     public void Quantized_factors_are_stored_in_the_documented_layout()
     {
@@ -102,7 +133,7 @@ public sealed class QuantizedArtifactTests
         var format = QuantFormat.Parse("int4-g32-zp");
         CompressionJob.Run(Job("llama-moby", output, new CompressionOptions { Method = CompressionMethod.Svd, Ratio = 0.4 }, format) with
         {
-            Compression = new CompressionOptions { Method = CompressionMethod.Svd, Ratio = 0.4, FactorQuantizer = Quantizer.Rtn },
+            Compression = new CompressionOptions { Method = CompressionMethod.Svd, Ratio = 0.4, FactorQuantizer = Quantizer.Rtn, ZeroPoints = false },
             Evaluation = null,
         });
         var config = JsonNode.Parse(File.ReadAllText(Path.Combine(output, "config.json")))!["lowrank"]!;
@@ -158,9 +189,11 @@ public sealed class QuantizedArtifactTests
         Assert.False(Directory.Exists(temp.File("x")));
         // int4 alone takes the run's group size and zero-point choice; a spelling that names them wins.
         var options = new CompressionOptions { Method = CompressionMethod.SvdLlm, Ratio = 0.4, GroupSize = 64 };
-        Assert.Equal(QuantFormat.Parse("int4-g64"), options.FactorFormat("int4"));
-        Assert.Equal(QuantFormat.Parse("int4-g32-zp"), options.FactorFormat("int4-g32-zp"));
-        Assert.Equal(QuantFormat.Parse("int3-g128-zp"), (options with { GroupSize = 128, ZeroPoints = true }).FactorFormat("int3"));
+        Assert.Equal(QuantFormat.Parse("int4-g64-zp"), options.FactorFormat("int4"));
+        Assert.Equal(QuantFormat.Parse("int4-g32-zp"), options.FactorFormat("int4-g32"));
+        Assert.Equal(QuantFormat.Parse("int4-g32"), (options with { ZeroPoints = false }).FactorFormat("int4-g32"));
+        Assert.Equal(QuantFormat.Parse("int3-g128-zp"), (options with { GroupSize = 128, ZeroPoints = false }).FactorFormat("int3-zp"));
+        Assert.Equal(QuantFormat.Int8, options.FactorFormat("int8"));
         Assert.Equal(QuantFormat.Parse("int4-g128-zp"), new CompressionOptions { Method = CompressionMethod.Gptq, Ratio = 0, Bits = 4 }.WeightFormat);
     }
 }
