@@ -1,12 +1,13 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using LowRank.Compression;
 using LowRank.Data;
 using LowRank.Evaluation;
 using LowRank.Models;
 using LowRank.Torch;
 
-namespace LowRank.Compression;
+namespace LowRank.Bench;
 
 /// <summary>What <c>dotnet lowrank bench methods</c> measures: every method × ratio on one model, one calibration set,
 /// one evaluation text.</summary>
