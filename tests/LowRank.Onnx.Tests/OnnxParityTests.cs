@@ -27,15 +27,7 @@ public sealed class OnnxParityTests
         TorchBackend.Initialize(DeviceRequest.Cpu);
     }
 
-    public static TheoryData<string> Fixtures()
-    {
-        var data = new TheoryData<string>();
-        foreach (var folder in Directory.EnumerateDirectories(RepoPaths.ParityFixtures).Order(StringComparer.Ordinal))
-        {
-            if (File.Exists(Path.Combine(folder, "reference.json"))) data.Add(Path.GetFileName(folder));
-        }
-        return data;
-    }
+    public static TheoryData<string> Fixtures() => ParityFixtures.All();
 
     private static long[][] ReferenceIds(string folder) =>
         JsonNode.Parse(File.ReadAllText(Path.Combine(folder, "reference.json")))!["input_ids"]!.AsArray()
@@ -106,7 +98,7 @@ public sealed class OnnxParityTests
     public void Dense_and_compressed_exports_match_the_TorchSharp_forward(string name)
     {
         using var temp = new TempFolder();
-        var fixture = Path.Combine(RepoPaths.ParityFixtures, name);
+        var fixture = ParityFixtures.Folder(name);
         var ids = ReferenceIds(fixture);
 
         var dense = OnnxExporter.Export(fixture, temp.File("dense-onnx"));
