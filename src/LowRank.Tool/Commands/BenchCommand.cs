@@ -17,6 +17,7 @@ public static class BenchCommand
         command.Subcommands.Add(Gpu());
         command.Subcommands.Add(Parity());
         command.Subcommands.Add(Kernels());
+        command.Subcommands.Add(InferenceBenchCommand.Create());
         return command;
     }
 
