@@ -3,65 +3,6 @@ using System.Text;
 
 namespace LowRank.Tool.Tests;
 
-/// <summary>The repository root (found by walking up to LowRank.Build.sln) and the data beside it.</summary>
-public static class RepoPaths
-{
-    public static string Root { get; } = FindRoot();
-
-    public static string Shared => Path.GetFullPath(Path.Combine(Root, "..", "shared"));
-
-    public static string LlamaMoby => Path.Combine(Root, "models", "llama-moby");
-
-    public static string NpmRoot => Path.Combine(Root, ".data", "npm");
-
-    public static string MobyDick => Path.Combine(NpmRoot, "node_modules", "@stdlib", "datasets-moby-dick", "data", "data.txt");
-
-    private static string FindRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "LowRank.Build.sln"))) return dir.FullName;
-        }
-        throw new InvalidOperationException("LowRank.Build.sln not found above " + AppContext.BaseDirectory);
-    }
-}
-
-/// <summary>A fact that needs a file or folder relative to the repository root; skipped with the reason shown when it is absent.</summary>
-public sealed class RequiresPathFactAttribute : FactAttribute
-{
-    public RequiresPathFactAttribute(string relativeToRoot, string hint)
-    {
-        var full = Path.GetFullPath(Path.Combine(RepoPaths.Root, relativeToRoot));
-        if (!Directory.Exists(full) && !File.Exists(full)) Skip = $"{relativeToRoot} is not present ({full}): {hint}";
-    }
-}
-
-/// <summary>A fresh folder under the system temp directory, deleted with everything in it on dispose.</summary>
-public sealed class TempFolder : IDisposable
-{
-    public TempFolder()
-    {
-        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "lowrank-tool-tests-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(Path);
-    }
-
-    public string Path { get; }
-
-    public string File(string name) => System.IO.Path.Combine(Path, name);
-
-    public void Dispose()
-    {
-        try
-        {
-            Directory.Delete(Path, recursive: true);
-        }
-        catch (IOException)
-        {
-            // cleaned by the OS later
-        }
-    }
-}
-
 /// <summary>What a run of the tool produced: exit code and the two streams, line by line.</summary>
 public sealed record ToolRun(int ExitCode, IReadOnlyList<string> Stdout, IReadOnlyList<string> Stderr)
 {
@@ -90,7 +31,7 @@ public static class Tool
         ["XDG_CONFIG_HOME"] = Path.Combine(home, "config"),
         ["LOWRANK_HOME"] = Path.Combine(home, "lowrank-home"),
         ["LOWRANK_CACHE"] = Path.Combine(home, "lowrank-cache"),
-        ["LOWRANK_NPM_DATA"] = RepoPaths.NpmRoot,
+        ["LOWRANK_NPM_DATA"] = RepoPaths.NpmData,
         ["CI"] = null,
         ["DOTNET_NOLOGO"] = "1",
     };

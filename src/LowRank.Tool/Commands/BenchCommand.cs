@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using LowRank.Bench;
 using LowRank.Compression;
 using LowRank.Torch;
 
@@ -44,7 +45,7 @@ public static class BenchCommand
         var command = new Command("parity", "Compare our logits with the transformers reference logits of each parity fixture (max abs difference).") { fixtures, device, json };
         command.SetAction((parse, _) =>
         {
-            var results = LowRank.Models.HfParity.CheckAll(parse.GetValue(fixtures)!, TorchBackend.ParseDevice(parse.GetValue(device)));
+            var results = HfParity.CheckAll(parse.GetValue(fixtures)!, TorchBackend.ParseDevice(parse.GetValue(device)));
             if (parse.GetValue(json)) Output.WriteJson(new { device = TorchBackend.Device(TorchBackend.ParseDevice(parse.GetValue(device))).ToString(), results });
             else foreach (var r in results) Console.WriteLine($"{r.Fixture,-10} {r.Architecture,-22} max |Δlogit| {r.MaxAbsDiff:E2} (max |logit| {r.MaxAbsReference:F3})");
             return Task.FromResult(results.All(r => r.MaxAbsDiff <= 1e-4) ? ExitCodes.Success : ExitCodes.CheckFailed);

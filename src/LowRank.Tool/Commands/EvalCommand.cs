@@ -1,4 +1,5 @@
 using System.CommandLine;
+using LowRank.Bench;
 using LowRank.Data;
 using LowRank.Evaluation;
 using LowRank.Models;
@@ -90,7 +91,7 @@ public static class EvalCommand
             });
             var result = EvalRunner.Run(loaded, modelLocation, request,
                 (what, done, total) => ToolProgress.Progress(what, $"{done}/{total}", done - 1, total), cancellation);
-            var written = parse.GetValue(report) is { } folder ? EvalRunner.WriteReportFolder(result, folder) : [];
+            var written = parse.GetValue(report) is { } folder ? EvalReportFolder.Write(result, folder) : [];
             ToolProgress.Result(result, parse.GetValue(json), () => PrintHuman(result, written));
             return Task.FromResult(result.Perplexity is { Flagged: true } ? ExitCodes.CheckFailed : ExitCodes.Success);
         });

@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Text.Json;
 using LowRank.Data;
 using LowRank.Evaluation;
@@ -24,58 +23,6 @@ public sealed class ReportTests : IDisposable
         0.4 + 0.05 * b,
         [new LinearRank("q_proj", 20 + b, 64), new LinearRank("k_proj", 10 + b, 32), new LinearRank("up_proj", 30 + 2 * b, 64), new LinearRank("down_proj", 28 + 2 * b, 64)],
         1.0 / (b + 1)))];
-
-    /// <summary>Width and height from a PNG's IHDR chunk, after checking the signature.</summary>
-    private static (int Width, int Height) PngSize(string path)
-    {
-        var bytes = File.ReadAllBytes(path);
-        Assert.Equal(new byte[] { 0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A }, bytes[..8]);
-        Assert.Equal("IHDR"u8.ToArray(), bytes[12..16]);
-        Assert.True(bytes.Length > 10_000, $"{path} is only {bytes.Length} bytes: nothing was drawn");
-        return (BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(16)), BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(20)));
-    }
-
-    [Fact]
-    public void Plots_render_headless_to_png()
-    {
-        var files = new[] { "ppl.png", "retention.png", "ranks.png", "importance.png", "windows.png" }.Select(f => Path.Combine(_dir, f)).ToArray();
-        ReportPlots.PerplexityVsRatio(Points, files[0]);
-        ReportPlots.BlockRetention(Profiles, files[1]);
-        ReportPlots.BlockRanks(Profiles, files[2]);
-        ReportPlots.BlockImportance(Profiles, files[3]);
-        ReportPlots.Line([.. Enumerable.Range(0, 300).Select(i => 1.3 + Math.Sin(i / 10.0) * 0.2)], files[4], "NLL per window", "window", "mean NLL");
-        foreach (var file in files) Assert.Equal((ReportPlots.Width, ReportPlots.Height), PngSize(file));
-        Assert.Empty(Directory.EnumerateFiles(_dir, "*.tmp"));
-        if (Environment.GetEnvironmentVariable("LOWRANK_TEST_PLOTS") is { Length: > 0 } keep)
-            foreach (var file in files) File.Copy(file, Path.Combine(keep, Path.GetFileName(file)), overwrite: true);
-    }
-
-    [Theory]
-    [InlineData(4.69, 2400.0, new[] { 5.0, 10, 20, 50, 100, 200, 500, 1000, 2000 })]
-    [InlineData(1.0, 100_000.0, new[] { 1.0, 10, 100, 1000, 10_000, 100_000 })]
-    [InlineData(3.74, 4.69, new[] { 4.0 })]
-    [InlineData(3.9, 9.5, new[] { 4.0, 5, 6, 7, 8, 9 })]
-    public void Log_ticks_are_round_numbers_inside_the_range(double low, double high, double[] expected)
-    {
-        var ticks = ReportPlots.LogTicks(low, high);
-        if (expected.Length == 1)
-        {
-            // too narrow for four round ticks: the round one plus both ends
-            Assert.Equal([low, expected[0], high], ticks);
-        }
-        else
-        {
-            Assert.Equal(expected, ticks);
-        }
-    }
-
-    [Fact]
-    public void Plots_refuse_empty_data()
-    {
-        Assert.Equal(ErrorCodes.BadArgument, Assert.Throws<LrkException>(() => ReportPlots.PerplexityVsRatio([new("SVD", 0.2, double.NaN)], Path.Combine(_dir, "x.png"))).Code);
-        Assert.Equal(ErrorCodes.BadArgument, Assert.Throws<LrkException>(() => ReportPlots.BlockImportance([new BlockProfile(0, 1, [], null)], Path.Combine(_dir, "y.png"))).Code);
-        Assert.False(File.Exists(Path.Combine(_dir, "x.png")));
-    }
 
     [Fact]
     public void Json_report_round_trips_and_keeps_non_finite_numbers()

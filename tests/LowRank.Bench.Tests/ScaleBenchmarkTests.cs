@@ -2,7 +2,7 @@ using LowRank.Compression;
 using LowRank.Models;
 using LowRank.Torch;
 
-namespace LowRank.Tests.Compression;
+namespace LowRank.Bench.Tests;
 
 /// <summary><c>bench gpu</c>'s engine on the CPU-sized "tiny" shape: synthesis, the real pipeline, the fp64 check.</summary>
 public sealed class ScaleBenchmarkTests : IDisposable

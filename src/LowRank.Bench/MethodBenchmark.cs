@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using LowRank.Compression;
 using LowRank.Data;
 using LowRank.Evaluation;
 using LowRank.Evaluation.ZeroShot;
@@ -8,7 +9,7 @@ using LowRank.Models;
 using LowRank.Torch;
 using static TorchSharp.torch;
 
-namespace LowRank.Compression;
+namespace LowRank.Bench;
 
 /// <summary>What <c>dotnet lowrank bench methods</c> measures: every method × ratio on one model, one calibration set,
 /// one evaluation text.</summary>

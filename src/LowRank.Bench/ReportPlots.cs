@@ -1,6 +1,7 @@
+using LowRank.Reports;
 using ScottPlot;
 
-namespace LowRank.Reports;
+namespace LowRank.Bench;
 
 /// <summary>
 /// PNG plots for reports, drawn with ScottPlot (SkiaSharp, headless). Each takes plain records, so the compressor and

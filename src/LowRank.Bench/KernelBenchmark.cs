@@ -1,9 +1,10 @@
 using System.Diagnostics;
+using LowRank.Compression;
 using LowRank.Torch;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace LowRank.Compression;
+namespace LowRank.Bench;
 
 /// <summary>One timed kernel variant: mean seconds per call and its error against an fp64 reference.</summary>
 public sealed record KernelTiming(string Kernel, string Variant, string Shape, double Seconds, double RelativeError);

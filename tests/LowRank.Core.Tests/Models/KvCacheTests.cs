@@ -1,47 +1,20 @@
 using System.Text.Json;
 using LowRank.Models;
-using LowRank.Tests.TestSupport;
 using LowRank.Torch;
-using Xunit.Abstractions;
 using static TorchSharp.torch;
 
 namespace LowRank.Tests.Models;
 
-/// <summary>
-/// Our forward pass against HF transformers' logits: tests/fixtures/parity/&lt;family&gt;/ holds a small randomly
-/// initialised model saved with save_pretrained and transformers' fp32 CPU logits for fixed ids
-/// (tools/device/make_parity_fixtures.py). Tolerance 1e-4 max abs.
-/// </summary>
-public sealed class HfParityTests
+/// <summary>KV-cache decoding against the full pass, on each family's parity fixture (tests/fixtures/parity; the
+/// logits themselves are checked against transformers by LowRank.Bench.Tests' HfParityTests).</summary>
+public sealed class KvCacheTests
 {
-    private const double Tolerance = 1e-4;
-    private readonly ITestOutputHelper output;
-
-    public HfParityTests(ITestOutputHelper output)
+    public KvCacheTests()
     {
-        this.output = output;
         TorchBackend.Initialize(DeviceRequest.Cpu);
     }
 
-    private static string FixturesRoot => Path.Combine(RepoPaths.Root, "tests", "fixtures", "parity");
-
-    public static TheoryData<string> Fixtures()
-    {
-        var data = new TheoryData<string>();
-        if (!Directory.Exists(FixturesRoot)) return data;
-        foreach (var folder in Directory.EnumerateDirectories(FixturesRoot).Order(StringComparer.Ordinal))
-        {
-            if (File.Exists(Path.Combine(folder, "reference.json"))) data.Add(Path.GetFileName(folder));
-        }
-        return data;
-    }
-
-    [Fact]
-    public void Every_supported_family_has_a_fixture()
-    {
-        var names = Directory.EnumerateDirectories(FixturesRoot).Where(f => File.Exists(Path.Combine(f, "reference.json"))).Select(Path.GetFileName).ToHashSet();
-        Assert.Superset(new HashSet<string?> { "llama", "llama3", "mistral", "qwen2", "opt", "gpt2" }, names);
-    }
+    public static TheoryData<string> Fixtures() => ParityFixtures.All();
 
     private sealed record Reference(long[][] InputIds, long[] Shape, float[] Logits);
 
@@ -60,19 +33,9 @@ public sealed class HfParityTests
 
     [Theory]
     [MemberData(nameof(Fixtures))]
-    public void Logits_match_transformers(string name)
-    {
-        // Same check as `dotnet lowrank bench parity` (HfParity), which runs it on CUDA.
-        var result = HfParity.Check(Path.Combine(FixturesRoot, name), DeviceRequest.Cpu);
-        output.WriteLine($"{name}: max |ours - transformers| = {result.MaxAbsDiff:E3}");
-        Assert.True(result.MaxAbsDiff < Tolerance, $"{name}: max |ours - transformers| = {result.MaxAbsDiff:E3} (tolerance {Tolerance:E0})");
-    }
-
-    [Theory]
-    [MemberData(nameof(Fixtures))]
     public void Kv_cache_decoding_gives_the_full_sequence_logits(string name)
     {
-        var folder = Path.Combine(FixturesRoot, name);
+        var folder = ParityFixtures.Folder(name);
         var reference = ReadReference(folder);
         using var loaded = ModelLoader.Load(folder, new ModelLoadOptions { Device = DeviceRequest.Cpu, LoadTokenizer = false });
         using var scope = NewDisposeScope();

@@ -1,8 +1,9 @@
 using System.Text.Json.Nodes;
+using LowRank.Models;
 using LowRank.Torch;
 using static TorchSharp.torch;
 
-namespace LowRank.Models;
+namespace LowRank.Bench;
 
 /// <summary>One fixture's comparison of our logits with the transformers reference (reference.json beside the model).</summary>
 public sealed record ParityResult(string Fixture, string Architecture, long[] Shape, double MaxAbsDiff, double MaxAbsReference);

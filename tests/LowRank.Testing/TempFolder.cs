@@ -1,9 +1,9 @@
-namespace LowRank.Tests;
+namespace LowRank.Testing;
 
 /// <summary>A fresh folder under the system temp folder, deleted (read-only cache files included) on dispose.</summary>
 public sealed class TempFolder : IDisposable
 {
-    public TempFolder(string prefix = "lrk-test")
+    public TempFolder(string prefix = "lowrank-tests")
     {
         Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"{prefix}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(Path);
@@ -11,18 +11,24 @@ public sealed class TempFolder : IDisposable
 
     public string Path { get; }
 
+    /// <summary>A path inside the folder (nothing is created).</summary>
+    public string File(string name) => System.IO.Path.Combine(Path, name);
+
+    /// <summary>A path inside the folder from several parts (nothing is created).</summary>
     public string Combine(params string[] parts) => System.IO.Path.Combine([Path, .. parts]);
 
+    /// <summary>Writes <paramref name="content"/> to a file inside the folder, creating its folders; returns its path.</summary>
     public string Write(string relative, string content)
     {
         var file = Combine(relative);
         Directory.CreateDirectory(System.IO.Path.GetDirectoryName(file)!);
-        File.WriteAllText(file, content);
+        System.IO.File.WriteAllText(file, content);
         return file;
     }
 
     public void Dispose()
     {
+        // A test that failed half-way may leave a mapped file open; the OS cleans the temp folder later.
         try { LowRank.Cache.ModelCache.DeleteTree(Path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 }

@@ -2,11 +2,12 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
+using LowRank.Compression;
 using LowRank.Models;
 using Microsoft.Win32.SafeHandles;
 using static TorchSharp.torch;
 
-namespace LowRank.Compression;
+namespace LowRank.Bench;
 
 /// <summary>
 /// A synthetic sharded safetensors checkpoint, one shard per decoder block, that is larger than the disk it lives on:

@@ -2,12 +2,14 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
+using LowRank.Artifacts;
+using LowRank.Compression;
 using LowRank.Models;
 using LowRank.Torch;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace LowRank.Compression;
+namespace LowRank.Bench;
 
 /// <summary>A LLaMA-2-shaped model size for <see cref="ScaleBenchmark"/>.</summary>
 public sealed record ScaleShape(string Name, int Hidden, int Layers, int Heads, int KvHeads, int Ffn, int Vocab)

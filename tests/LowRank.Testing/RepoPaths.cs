@@ -1,4 +1,4 @@
-namespace LowRank.Tests.TestSupport;
+namespace LowRank.Testing;
 
 /// <summary>Paths tests read: the repository root (found by walking up to LowRank.Build.sln) and ../shared next to it.</summary>
 public static class RepoPaths
@@ -15,6 +15,12 @@ public static class RepoPaths
 
     public static string NpmModules => Path.Combine(NpmData, "node_modules");
 
+    /// <summary>The tool's built-in default model (0.8 M parameters), committed in the repository.</summary>
+    public static string LlamaMoby => Path.Combine(Root, "models", "llama-moby");
+
+    /// <summary>The npm moby-dick corpus eng/setup.sh installs.</summary>
+    public static string MobyDick => Path.Combine(NpmModules, "@stdlib", "datasets-moby-dick", "data", "data.txt");
+
     private static string FindRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
@@ -29,10 +35,11 @@ public static class RepoPaths
 public sealed class RequiresPathFactAttribute : FactAttribute
 {
     /// <param name="relativeToRoot">A path relative to the repository root, e.g. "../shared/models/stories260K".</param>
-    public RequiresPathFactAttribute(string relativeToRoot)
+    /// <param name="hint">How to get it (shown in the skip reason).</param>
+    public RequiresPathFactAttribute(string relativeToRoot, string hint = "this test needs that real data")
     {
         var full = Path.GetFullPath(Path.Combine(RepoPaths.Root, relativeToRoot));
-        if (!Directory.Exists(full) && !File.Exists(full)) Skip = $"{relativeToRoot} is not present ({full}); this test needs that real data";
+        if (!Directory.Exists(full) && !File.Exists(full)) Skip = $"{relativeToRoot} is not present ({full}): {hint}";
     }
 }
 
