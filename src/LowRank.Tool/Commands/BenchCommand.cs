@@ -134,9 +134,9 @@ public static class BenchCommand
             foreach (var kind in new[] { LowRank.Evaluation.ZeroShot.ClozeKind.Sentence, LowRank.Evaluation.ZeroShot.ClozeKind.Word })
             {
                 var taskName = $"{parse.GetValue(name)}_{kind.ToString().ToLowerInvariant()}";
-                var task = LowRank.Evaluation.ZeroShot.PairedCloze.Make(taskName, source.Text, kind, parse.GetValue(pairs), source.Description);
+                var task = PairedCloze.Make(taskName, source.Text, kind, parse.GetValue(pairs), source.Description);
                 var path = Path.Combine(folder, taskName + ".jsonl");
-                LowRank.Evaluation.ZeroShot.PairedCloze.Write(task, path);
+                PairedCloze.Write(task, path);
                 Console.WriteLine($"{path}: {task.Items.Count} items ({kind.ToString().ToLowerInvariant()} cloze from {source.Description})");
             }
             return Task.FromResult(ExitCodes.Success);

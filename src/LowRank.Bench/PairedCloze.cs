@@ -1,8 +1,9 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using LowRank.Evaluation.ZeroShot;
 
-namespace LowRank.Evaluation.ZeroShot;
+namespace LowRank.Bench;
 
 /// <summary>What a <see cref="PairedCloze"/> item asks the model to complete.</summary>
 public enum ClozeKind

@@ -1,6 +1,7 @@
+using LowRank.Bench;
 using LowRank.Evaluation.ZeroShot;
 
-namespace LowRank.Tests.Evaluation;
+namespace LowRank.Bench.Tests;
 
 public sealed class PairedClozeTests
 {

@@ -1,8 +1,9 @@
+using LowRank.Compression;
 using LowRank.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace LowRank.Compression;
+namespace LowRank.Bench;
 
 /// <summary>One measure on the calibration samples the compression fitted and on held-out samples it did not see
 /// (null where no held-out samples were given).</summary>

@@ -1,9 +1,10 @@
 using LowRank.Compression;
 using LowRank.Models;
 using LowRank.Torch;
+using TorchSharp;
 using static TorchSharp.torch;
 
-namespace LowRank.Tests.Compression;
+namespace LowRank.Bench.Tests;
 
 /// <summary>The diagnosis measures what the compression reports, by an independent computation: each test pairs a number a
 /// method reports about its own fit with the number the diagnosis measures on the finished model.</summary>
@@ -14,16 +15,28 @@ public sealed class CompressionDiagnosisTests
         TorchBackend.Initialize(DeviceRequest.Cpu);
     }
 
+    /// <summary>A parity fixture (a small random HF model of the family) on the CPU in fp32.</summary>
+    private static IDecoderModel Load(string family) =>
+        ModelLoader.Load(ParityFixtures.Folder(family), new ModelLoadOptions { Device = DeviceRequest.Cpu, LoadTokenizer = false }).Model;
+
+    /// <summary>Seeded token ids [samples, seq] starting with BOS (1).</summary>
+    private static Tensor RandomIds(long samples, long seq, long vocab, ulong seed)
+    {
+        var ids = randint(3, vocab, [samples, seq], dtype: ScalarType.Int64, generator: new Generator(seed));
+        ids[.., 0] = tensor(1L);
+        return ids;
+    }
+
     private static void AssertClose(double expected, double measured, double tolerance, string what) =>
         Assert.True(Math.Abs(expected - measured) <= tolerance * Math.Max(1e-3, Math.Abs(expected)), $"{what}: reported {expected:E6}, measured {measured:E6}");
 
     [Fact]
     public void A_model_against_itself_has_no_error()
     {
-        using var dense = TestModels.LoadFixture("llama");
-        using var same = TestModels.LoadFixture("llama");
+        using var dense = Load("llama");
+        using var same = Load("llama");
         using var scope = NewDisposeScope();
-        var d = CompressionDiagnosis.Run(dense, same, TestModels.RandomIds(4, 16, dense.Config.VocabSize, 5), TestModels.RandomIds(2, 16, dense.Config.VocabSize, 6));
+        var d = CompressionDiagnosis.Run(dense, same, RandomIds(4, 16, dense.Config.VocabSize, 5), RandomIds(2, 16, dense.Config.VocabSize, 6));
         Assert.Equal(4 * 15, d.CalibrationTokens);
         Assert.Equal(2 * 15, d.HeldOutTokens);
         Assert.All(d.Blocks, b => Assert.Equal((0.0, 0.0), (b.Drift.Calibration, b.Local.HeldOut!.Value)));
@@ -37,10 +50,10 @@ public sealed class CompressionDiagnosisTests
     {
         // With the published pipeline (original propagation) each linear is whitened with the original model's inputs:
         // truncating σ_i costs σ_i² of ‖W X_o‖² = Σσ², so its error there is the reported relative truncation loss squared.
-        using var dense = TestModels.LoadFixture("opt");
-        using var model = TestModels.LoadFixture("opt");
+        using var dense = Load("opt");
+        using var model = Load("opt");
         using var scope = NewDisposeScope();
-        var ids = TestModels.RandomIds(8, 24, dense.Config.VocabSize, 11);
+        var ids = RandomIds(8, 24, dense.Config.VocabSize, 11);
         var report = Compressor.Compress(model, ids, new CompressionOptions { Method = CompressionMethod.SvdLlm, Ratio = 0.5, BatchSize = 4 });
         var d = CompressionDiagnosis.Run(dense, model, ids, null, batchSize: 3);
         Assert.Null(d.HeldOutTokens);
@@ -63,12 +76,12 @@ public sealed class CompressionDiagnosisTests
     [Fact]
     public void Adasvd_errors_on_its_own_inputs_are_its_reported_objectives()
     {
-        using var dense = TestModels.LoadFixture("llama");
-        using var model = TestModels.LoadFixture("llama");
+        using var dense = Load("llama");
+        using var model = Load("llama");
         using var scope = NewDisposeScope();
-        var ids = TestModels.RandomIds(8, 24, dense.Config.VocabSize, 12);
+        var ids = RandomIds(8, 24, dense.Config.VocabSize, 12);
         var report = Compressor.Compress(model, ids, new CompressionOptions { Method = CompressionMethod.AdaSvd, Ratio = 0.4, BatchSize = 4 });
-        var heldOut = TestModels.RandomIds(4, 24, dense.Config.VocabSize, 13);
+        var heldOut = RandomIds(4, 24, dense.Config.VocabSize, 13);
         var d = CompressionDiagnosis.Run(dense, model, ids, heldOut, batchSize: 5);
         foreach (var module in report.Modules.Where(m => !m.Dense))
             AssertClose(module.ObjectiveAfter!.Value, d.Linears.Single(l => l.Name == module.Name).OwnInputs.Calibration, 1e-4, module.Name);
@@ -80,10 +93,10 @@ public sealed class CompressionDiagnosisTests
     [Fact]
     public void Lc_svd_block_output_errors_are_the_measured_drift()
     {
-        using var dense = TestModels.LoadFixture("gpt2");
-        using var model = TestModels.LoadFixture("gpt2");
+        using var dense = Load("gpt2");
+        using var model = Load("gpt2");
         using var scope = NewDisposeScope();
-        var ids = TestModels.RandomIds(8, 24, dense.Config.VocabSize, 14);
+        var ids = RandomIds(8, 24, dense.Config.VocabSize, 14);
         var report = Compressor.Compress(model, ids, new CompressionOptions { Method = CompressionMethod.LcSvd, Ratio = 0.5, BatchSize = 4, LcSvdRankSearch = false });
         var d = CompressionDiagnosis.Run(dense, model, ids, null);
         foreach (var block in report.Blocks)
