@@ -131,7 +131,7 @@ public static class BenchCommand
             var source = LowRank.Data.TextSources.Load(parse.GetValue(text)!, new LowRank.Data.TextSourceOptions { ByteStart = parse.GetValue(textStart), ByteEnd = parse.GetValue(textEnd) });
             var folder = parse.GetValue(output)!;
             Directory.CreateDirectory(folder);
-            foreach (var kind in new[] { LowRank.Evaluation.ZeroShot.ClozeKind.Sentence, LowRank.Evaluation.ZeroShot.ClozeKind.Word })
+            foreach (var kind in new[] { ClozeKind.Sentence, ClozeKind.Word })
             {
                 var taskName = $"{parse.GetValue(name)}_{kind.ToString().ToLowerInvariant()}";
                 var task = PairedCloze.Make(taskName, source.Text, kind, parse.GetValue(pairs), source.Description);
