@@ -13,9 +13,10 @@
 set -uo pipefail
 root=${1:?usage: bench_wide.sh MODELS_ROOT STEP...}; shift
 out=${OUT:-out}; mkdir -p "$out/wide"
-L=${LOWRANK_DLL:-.device/LowRank.Tool/dotnet-lowrank.dll}
+L=${LRK_DLL:-.device/LowRank.Tool/dotnet-lowrank.dll}  # not LOWRANK_*: the tool reads those as configuration
 moby=.devdata/moby-dick.txt
-common=(--calib "$moby" --calib-end 1084497 --eval "$moby" --eval-start 1084497 --samples "${SAMPLES:-256}" --seq-len 256 --window 256
+# SAMPLES, HELD_OUT and EVAL_END exist for a quick CPU smoke test of this script (DEVICE=cpu, a small stand-in model).
+common=(--calib "$moby" --calib-end 1084497 --eval "$moby" --eval-start 1084497 ${EVAL_END:+--eval-end "$EVAL_END"} --samples "${SAMPLES:-256}" --seq-len 256 --window 256
         --held-out "${HELD_OUT:-32}" --device "${DEVICE:-cuda}")
 if [ ! -f "$out/wide/tasks/moby_word.jsonl" ]; then
   dotnet $L bench tasks --text "$moby" --text-start 1084497 --name moby --out "$out/wide/tasks" || exit 1
