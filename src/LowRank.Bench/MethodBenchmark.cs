@@ -269,7 +269,7 @@ public static class MethodBenchmark
         tasks.Select(task => ZeroShotEvaluator.Evaluate(model, tokenizer, task, cancellation: cancellationToken))
             .Select(r => new TaskScore(r.Task, r.Items, r.Acc, r.AccStderr, r.AccNorm)).ToArray();
 
-    private static string MachineDescription()
+    internal static string MachineDescription()
     {
         var cpu = "unknown CPU";
         try

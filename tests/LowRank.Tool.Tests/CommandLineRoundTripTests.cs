@@ -50,6 +50,18 @@ public sealed class CommandLineRoundTripTests : IDisposable
         var dense = JsonNode.Parse(File.ReadAllText(Path.Combine(temp.File("dense"), "config.json")))!.AsObject();
         Assert.False(dense.ContainsKey("lowrank"));
 
+        // ONNX: the factors stay two MatMuls; weights beside the graph on request; GenAI's config for a LLaMA.
+        var onnx = Tool.Run(temp.Path, Env, "export", artifact, "--onnx", "--external-data", "always", "--out", temp.File("onnx"), "--json");
+        Assert.True(onnx.ExitCode == 0, onnx.Describe());
+        var onnxResult = JsonNode.Parse(string.Join('\n', onnx.Stdout))!;
+        Assert.Equal(28, onnxResult["factorizedLinears"]!.GetValue<int>());
+        Assert.True(onnxResult["externalData"]!.GetValue<bool>());
+        foreach (var file in new[] { "model.onnx", "model.onnx.data", "genai_config.json", "tokenizer.json", "config.json" })
+            Assert.True(File.Exists(Path.Combine(temp.File("onnx"), file)), file);
+        var neither = Tool.Run(temp.Path, Env, "export", artifact, "--out", temp.File("onnx2"));
+        Assert.Equal(ExitCodes.Failure, neither.ExitCode);
+        Assert.StartsWith($"error {ErrorCodes.BadArgument}: say which export", Assert.Single(neither.Messages), StringComparison.Ordinal);
+
         var inspect = Tool.Run(temp.Path, Env, "inspect", artifact, "--verify", "--json", "--progress", "none");
         Assert.True(inspect.ExitCode == 0, inspect.Describe());
         Assert.True(JsonNode.Parse(string.Join('\n', inspect.Stdout))!["verification"]!["ok"]!.GetValue<bool>());

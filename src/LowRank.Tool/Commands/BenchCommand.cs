@@ -13,10 +13,12 @@ public static class BenchCommand
     {
         var command = new Command("bench", "Benchmarks that produce the numbers in BENCHMARKS.md.");
         command.Subcommands.Add(Methods());
+        command.Subcommands.Add(Quant());
         command.Subcommands.Add(Gpu());
         command.Subcommands.Add(Parity());
         command.Subcommands.Add(Kernels());
         command.Subcommands.Add(Tasks());
+        command.Subcommands.Add(InferenceBenchCommand.Create());
         return command;
     }
 
@@ -178,7 +180,7 @@ public static class BenchCommand
             var methodText = parse.GetValue(methods)!;
             var methodList = methodText.Trim().ToLowerInvariant() switch
             {
-                "all" => Enum.GetValues<CompressionMethod>(),
+                "all" => CompressionMethods.LowRank.ToArray(),
                 "none" => [],
                 _ => methodText.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(CompressionMethods.Parse).ToArray(),
             };
@@ -221,6 +223,96 @@ public static class BenchCommand
             }
             if (asJson) Output.WriteJson(result);
             else Console.WriteLine(table);
+            return Task.FromResult(ExitCodes.Success);
+        });
+        return command;
+    }
+
+    private static Command Quant()
+    {
+        var model = new Argument<string>("model") { Description = "Model folder (HF layout)" };
+        var methods = new Option<string>("--methods") { Description = "Comma-separated low-rank methods", DefaultValueFactory = _ => "svd-llm,adasvd,lc-svd" };
+        var ratios = new Option<string>("--ratios") { Description = "Comma-separated compression ratios of the low-rank methods", DefaultValueFactory = _ => "0.2,0.4,0.6" };
+        var factorDtypes = new Option<string>("--factor-dtypes") { Description = "Comma-separated factor storages: fp16, int8, int4[-gN][-zp], int3…", DefaultValueFactory = _ => "fp16,int8,int4" };
+        var bits = new Option<string>("--bits") { Description = "Comma-separated bit widths of the rtn and gptq baselines", DefaultValueFactory = _ => "8,4,3" };
+        var targetBits = new Option<string>("--target-bits") { Description = "Comma-separated --target-bits budgets (SVD-LLM allocation)", DefaultValueFactory = _ => "3,4" };
+        var calib = new Option<string>("--calib") { Description = "Calibration text", Required = true };
+        var calibStart = new Option<long?>("--calib-start") { Description = "First byte of the calibration text" };
+        var calibEnd = new Option<long?>("--calib-end") { Description = "Byte after the last calibration byte" };
+        var eval = new Option<string>("--eval") { Description = "Evaluation text", Required = true };
+        var evalStart = new Option<long?>("--eval-start") { Description = "First byte of the evaluation text" };
+        var evalEnd = new Option<long?>("--eval-end") { Description = "Byte after the last evaluation byte" };
+        var protocol = new Option<string>("--protocol") { Description = "Text → token stream protocol for both texts: stream or plain", DefaultValueFactory = _ => "stream" };
+        var window = new Option<int>("--window") { Description = "Perplexity window W (non-overlapping; at most the model's context)", DefaultValueFactory = _ => 512 };
+        var samples = new Option<int>("--samples") { Description = "Calibration samples N", DefaultValueFactory = _ => 128 };
+        var seqLen = new Option<int?>("--seq-len") { Description = "Tokens per calibration sample (default: min(2048, context))" };
+        var seed = new Option<int>("--seed") { Description = "Calibration sampler seed", DefaultValueFactory = _ => 42 };
+        var set = new Option<string[]>("--set") { Description = "Compression option Name=Value for every run, repeatable (e.g. GroupSize=64)" };
+        var report = new Option<string?>("--report") { Description = "Folder for quant-<model>.json, .md and .png (perplexity against bytes)" };
+        var device = CommonOptions.Device();
+        var json = CommonOptions.Json();
+        var command = new Command("quant", "Perplexity against the bytes of the block linears: dense fp16, RTN and GPTQ, the low-rank methods with fp16/int8/int4 factors, --target-bits.")
+        {
+            model, methods, ratios, factorDtypes, bits, targetBits, calib, calibStart, calibEnd, eval, evalStart, evalEnd, protocol, window, samples, seqLen, seed, set, report, device, json,
+        };
+        command.SetAction((parse, token) =>
+        {
+            static string[] List(string text) => text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            static double Number(string text) => double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v
+                : throw new LrkException(ErrorCodes.BadArgument, $"'{text}' is not a number");
+            var ratioList = List(parse.GetValue(ratios)!).Select(Number).ToArray();
+            foreach (var r in ratioList) RatioMath.ValidateRatio(r);
+            var storages = List(parse.GetValue(factorDtypes)!);
+            foreach (var storage in storages)
+            {
+                if (!Artifacts.FactorDtypes.TryParse(storage, out _)) Quantization.QuantFormat.Parse(storage);
+            }
+            var methodList = List(parse.GetValue(methods)!).Select(CompressionMethods.Parse).ToArray();
+            if (methodList.FirstOrDefault(m => m.IsQuantizationOnly()) is var q && q.IsQuantizationOnly())
+                throw new LrkException(ErrorCodes.BadArgument, $"--methods lists the low-rank methods; {q.Name()} is always measured");
+            var result = QuantBenchmark.Run(new QuantBenchmarkOptions
+            {
+                Model = parse.GetValue(model)!,
+                Methods = methodList,
+                Ratios = ratioList,
+                FactorDtypes = storages,
+                Bits = List(parse.GetValue(bits)!).Select(b => (int)Number(b)).ToArray(),
+                TargetBits = List(parse.GetValue(targetBits)!).Select(Number).ToArray(),
+                Calibration = parse.GetValue(calib)!,
+                CalibrationByteStart = parse.GetValue(calibStart),
+                CalibrationByteEnd = parse.GetValue(calibEnd),
+                Evaluation = parse.GetValue(eval)!,
+                EvaluationByteStart = parse.GetValue(evalStart),
+                EvaluationByteEnd = parse.GetValue(evalEnd),
+                Protocol = parse.GetValue(protocol)!,
+                Window = parse.GetValue(window),
+                Samples = parse.GetValue(samples),
+                SeqLen = parse.GetValue(seqLen),
+                Seed = parse.GetValue(seed),
+                Device = TorchBackend.ParseDevice(parse.GetValue(device)),
+                Set = parse.GetValue(set) ?? [],
+            }, line => Console.Error.WriteLine(line), token);
+            var c = result.Calibration;
+            var text = $"""
+                Model: {result.Model} ({result.LinearWeights:N0} block-linear weights)
+                Evaluation: {result.Evaluation}; protocol {result.Protocol}, windows of {result.Window} tokens, {result.ScoredTokens:N0} tokens
+                Calibration: {c.Samples} × {c.SeqLen} tokens from {c.Source} (seed {c.Seed}, {c.TokenProtocol.Name} protocol)
+                Options: {(parse.GetValue(set) is { Length: > 0 } s ? string.Join(" ", s) : "defaults")}
+                Device: {result.Device}; machine: {result.Machine}; {result.DateUtc}
+
+                {result.Markdown()}
+                """;
+            if (parse.GetValue(report) is { } folder)
+            {
+                Directory.CreateDirectory(folder);
+                var name = "quant-" + Path.GetFileName(Path.TrimEndingDirectorySeparator(result.Model));
+                Reports.ReportFiles.WriteText(Path.Combine(folder, name + ".md"), text);
+                Reports.ReportFiles.WriteText(Path.Combine(folder, name + ".json"), System.Text.Json.JsonSerializer.Serialize(result, Output.JsonOptions) + "\n");
+                ReportPlots.PerplexityVsBytes(result.Points.Select(p => (p.Series, (double)p.Bytes, p.Perplexity)), Path.Combine(folder, name + ".png"),
+                    $"{Path.GetFileName(Path.TrimEndingDirectorySeparator(result.Model))}: perplexity vs size of the block linears");
+            }
+            if (parse.GetValue(json)) Output.WriteJson(result);
+            else Console.WriteLine(text);
             return Task.FromResult(ExitCodes.Success);
         });
         return command;

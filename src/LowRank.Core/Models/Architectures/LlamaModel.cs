@@ -149,57 +149,7 @@ public sealed class LlamaModel : DecoderModel
         public RotaryEmbedding(ModelConfig config)
         {
             this.config = config;
-            if (config.HeadDim % 2 != 0) throw new LrkException(ErrorCodes.BadConfig, $"head_dim must be even for rotary embeddings (got {config.HeadDim})");
-            baseInverseFrequencies = InverseFrequencies(config.RopeTheta);
-            if (config.RopeScaling is { } scaling)
-            {
-                switch (scaling.Type)
-                {
-                    case "default":
-                    case "dynamic":
-                        break;
-                    case "linear":
-                        baseInverseFrequencies = baseInverseFrequencies.Select(f => (double)(float)(f / scaling.Factor)).ToArray();
-                        break;
-                    case "llama3":
-                        baseInverseFrequencies = Llama3(baseInverseFrequencies, scaling);
-                        break;
-                    default:
-                        throw new LrkException(ErrorCodes.UnsupportedArchitecture,
-                            $"rope_scaling type '{scaling.Type}' is not supported (supported: linear, dynamic, llama3)");
-                }
-            }
-        }
-
-        /// <summary>inv_freq[i] = 1 / θ^(2i/d), evaluated in fp32 as HF does.</summary>
-        private double[] InverseFrequencies(double theta)
-        {
-            var d = config.HeadDim;
-            return Enumerable.Range(0, d / 2).Select(i => (double)(1.0f / MathF.Pow((float)theta, (float)(2 * i) / d))).ToArray();
-        }
-
-        /// <summary>
-        /// LLaMA 3.1 frequency adjustment (HF _compute_llama3_parameters): wavelengths longer than
-        /// original_max/low_freq_factor are slowed by factor, shorter than original_max/high_freq_factor kept,
-        /// and those between interpolated smoothly.
-        /// </summary>
-        private static double[] Llama3(double[] inverseFrequencies, RopeScaling scaling)
-        {
-            var factor = (float)scaling.Factor;
-            var low = (float)(scaling.LowFreqFactor ?? 1.0);
-            var high = (float)(scaling.HighFreqFactor ?? 4.0);
-            var oldContext = (float)(scaling.OriginalMaxPositions ?? 8192);
-            var lowFreqWavelen = oldContext / low;
-            var highFreqWavelen = oldContext / high;
-            return inverseFrequencies.Select(f =>
-            {
-                var inv = (float)f;
-                var wavelen = 2 * MathF.PI / inv;
-                if (wavelen < highFreqWavelen) return (double)inv;
-                if (wavelen > lowFreqWavelen) return (double)(inv / factor);
-                var smooth = (oldContext / wavelen - low) / (high - low);
-                return (double)((1 - smooth) * inv / factor + smooth * inv);
-            }).ToArray();
+            baseInverseFrequencies = RotaryFrequencies.Base(config);
         }
 
         /// <summary>cos and sin tables [seq, d] for positions start..start+seq-1 (fp32 math, cast to <paramref name="dtype"/>).</summary>
@@ -213,7 +163,7 @@ public sealed class LlamaModel : DecoderModel
                 var seqLen = start + count;
                 var d = config.HeadDim;
                 var theta = config.RopeTheta * Math.Pow(dynamic.Factor * seqLen / config.MaxPositions - (dynamic.Factor - 1), d / (d - 2.0));
-                inverse = InverseFrequencies(theta);
+                inverse = RotaryFrequencies.ForTheta(theta, d);
             }
             var invFreq = tensor(inverse.Select(f => (float)f).ToArray(), dtype: ScalarType.Float32, device: device);
             var positions = arange(start, start + count, dtype: ScalarType.Float32, device: device);
