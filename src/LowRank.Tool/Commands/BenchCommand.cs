@@ -17,6 +17,7 @@ public static class BenchCommand
         command.Subcommands.Add(Gpu());
         command.Subcommands.Add(Parity());
         command.Subcommands.Add(Kernels());
+        command.Subcommands.Add(Tasks());
         command.Subcommands.Add(InferenceBenchCommand.Create());
         return command;
     }
@@ -115,10 +116,44 @@ public static class BenchCommand
         return command;
     }
 
+    private static Command Tasks()
+    {
+        var text = new Option<string>("--text") { Description = "Held-out text the items are made from (a file, FILE[start:end] or npm:NAME)", Required = true };
+        var textStart = new Option<long?>("--text-start") { Description = "First byte of the text" };
+        var textEnd = new Option<long?>("--text-end") { Description = "Byte after the last byte of the text" };
+        var pairs = new Option<int>("--pairs") { Description = "At most this many item pairs per task", DefaultValueFactory = _ => 200 };
+        var name = new Option<string>("--name") { Description = "Task name prefix (files NAME_sentence.jsonl and NAME_word.jsonl)", DefaultValueFactory = _ => "cloze" };
+        var output = new Option<string>("--out") { Description = "Folder to write the task files to", Required = true };
+        var command = new Command("tasks", "Make two paired-cloze zero-shot task files (next sentence, last word; chance exactly 1/2) from a held-out text.")
+        {
+            text, textStart, textEnd, pairs, name, output,
+        };
+        command.SetAction((parse, _) =>
+        {
+            var source = LowRank.Data.TextSources.Load(parse.GetValue(text)!, new LowRank.Data.TextSourceOptions { ByteStart = parse.GetValue(textStart), ByteEnd = parse.GetValue(textEnd) });
+            var folder = parse.GetValue(output)!;
+            Directory.CreateDirectory(folder);
+            foreach (var kind in new[] { ClozeKind.Sentence, ClozeKind.Word })
+            {
+                var taskName = $"{parse.GetValue(name)}_{kind.ToString().ToLowerInvariant()}";
+                var task = PairedCloze.Make(taskName, source.Text, kind, parse.GetValue(pairs), source.Description);
+                var path = Path.Combine(folder, taskName + ".jsonl");
+                PairedCloze.Write(task, path);
+                Console.WriteLine($"{path}: {task.Items.Count} items ({kind.ToString().ToLowerInvariant()} cloze from {source.Description})");
+            }
+            return Task.FromResult(ExitCodes.Success);
+        });
+        return command;
+    }
+
     private static Command Methods()
     {
         var model = new Argument<string>("model") { Description = "Model folder (HF layout)" };
-        var methods = new Option<string>("--methods") { Description = "Comma-separated methods, or 'all'", DefaultValueFactory = _ => "all" };
+        var methods = new Option<string>("--methods") { Description = "Comma-separated methods, 'all', or 'none' (only --variant rows)", DefaultValueFactory = _ => "all" };
+        var variants = new Option<string[]>("--variant") { Description = "Extra row LABEL=METHOD[;Name=Value…] (an ablation), repeatable" };
+        var heldOut = new Option<int>("--held-out") { Description = "Held-out calibration samples (disjoint from the calibration windows) whose perplexity is also reported", DefaultValueFactory = _ => 0 };
+        var tasks = new Option<string[]>("--tasks") { Description = "Zero-shot task files scored for the original and every row", AllowMultipleArgumentsPerToken = true };
+        var diagnose = new Option<bool>("--diagnose") { Description = "Per-block drift and per-linear errors of every row against the original (calibration and held-out samples)" };
         var ratios = new Option<string>("--ratios") { Description = "Comma-separated compression ratios (fraction removed)", DefaultValueFactory = _ => "0.2,0.4,0.6" };
         var calib = new Option<string>("--calib") { Description = "Calibration text", Required = true };
         var calibStart = new Option<long?>("--calib-start") { Description = "First byte of the calibration text" };
@@ -137,14 +172,20 @@ public static class BenchCommand
         var json = CommonOptions.Json();
         var command = new Command("methods", "Compress a model with every method at every ratio and report WikiText-style perplexity.")
         {
-            model, methods, ratios, calib, calibStart, calibEnd, eval, evalStart, evalEnd, protocol, window, samples, seqLen, seed, set, markdown, device, json,
+            model, methods, variants, ratios, calib, calibStart, calibEnd, eval, evalStart, evalEnd, protocol, window, samples, seqLen, seed, set,
+            heldOut, tasks, diagnose, markdown, device, json,
         };
         command.SetAction((parse, token) =>
         {
             var methodText = parse.GetValue(methods)!;
-            var methodList = methodText.Trim().Equals("all", StringComparison.OrdinalIgnoreCase)
-                ? CompressionMethods.LowRank.ToArray()
-                : methodText.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(CompressionMethods.Parse).ToArray();
+            var methodList = methodText.Trim().ToLowerInvariant() switch
+            {
+                "all" => CompressionMethods.LowRank.ToArray(),
+                "none" => [],
+                _ => methodText.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(CompressionMethods.Parse).ToArray(),
+            };
+            var variantList = (parse.GetValue(variants) ?? []).Select(MethodVariant.Parse).ToArray();
+            if (methodList.Length == 0 && variantList.Length == 0) throw new LrkException(ErrorCodes.BadArgument, "no rows: give --methods or --variant");
             var ratioList = parse.GetValue(ratios)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(r => double.TryParse(r, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v
                     : throw new LrkException(ErrorCodes.BadRatio, $"'{r}' is not a number")).ToArray();
@@ -154,6 +195,7 @@ public static class BenchCommand
             {
                 Model = parse.GetValue(model)!,
                 Methods = methodList,
+                Variants = variantList,
                 Ratios = ratioList,
                 Calibration = parse.GetValue(calib)!,
                 CalibrationByteStart = parse.GetValue(calibStart),
@@ -168,6 +210,9 @@ public static class BenchCommand
                 Seed = parse.GetValue(seed),
                 Device = TorchBackend.ParseDevice(parse.GetValue(device)),
                 Set = parse.GetValue(set) ?? [],
+                HeldOut = parse.GetValue(heldOut),
+                Tasks = parse.GetValue(tasks) ?? [],
+                Diagnose = parse.GetValue(diagnose),
             }, line => Console.Error.WriteLine(line), token);
             var table = Describe(result, parse.GetValue(set) ?? []);
             if (parse.GetValue(markdown) is { } path)
@@ -276,7 +321,7 @@ public static class BenchCommand
     private static string Describe(MethodBenchmarkResult result, string[] set)
     {
         var c = result.Calibration;
-        var seconds = result.Rows.GroupBy(r => r.Method)
+        var seconds = result.Rows.GroupBy(r => r.Label)
             .Select(g => $"{g.Key} {string.Join("/", g.Select(r => r.CompressSeconds.ToString("F1", CultureInfo.InvariantCulture)))} s");
         return $"""
             Model: {result.Model}
@@ -286,6 +331,7 @@ public static class BenchCommand
             Device: {result.Device}; machine: {result.Machine}; {result.DateUtc}
 
             {result.Markdown()}
+            {result.DiagnosisMarkdown()}
             Compression time per ratio: {string.Join("; ", seconds)}
 
             """;
