@@ -246,23 +246,23 @@ public static class InferenceBenchmark
     private static InferenceResult? MeasureOnnx(string name, string folder, double? ratio, double achieved, Device device, InferenceBenchmarkOptions options, Action<string>? log)
     {
         var dtype = options.Dtype == ScalarType.Float16 ? OnnxDtype.Float16 : OnnxDtype.Float;
+        using var session = new SessionOptions { IntraOpNumThreads = options.Threads ?? Environment.ProcessorCount };
+        if (device.type == DeviceType.CUDA)
+        {
+            try
+            {
+                session.AppendExecutionProvider_CUDA(device.index < 0 ? 0 : device.index);
+            }
+            catch (OnnxRuntimeException e)
+            {
+                log?.Invoke($"{name} {Label(ratio)}: ONNX Runtime's CUDA provider is not available here ({e.Message.Split('\n')[0]}); skipped");
+                return null;
+            }
+        }
         var onnxFolder = folder.TrimEnd('/') + "-onnx";
         var export = OnnxExporter.Export(folder, onnxFolder, new OnnxExportOptions { Dtype = dtype, Overwrite = true });
         try
         {
-            using var session = new SessionOptions { IntraOpNumThreads = options.Threads ?? Environment.ProcessorCount };
-            if (device.type == DeviceType.CUDA)
-            {
-                try
-                {
-                    session.AppendExecutionProvider_CUDA(device.index < 0 ? 0 : device.index);
-                }
-                catch (OnnxRuntimeException e)
-                {
-                    log?.Invoke($"{name} {Label(ratio)}: ONNX Runtime's CUDA provider is not available here ({e.Message.Split('\n')[0]}); skipped");
-                    return null;
-                }
-            }
             var config = ModelConfigReader.Read(onnxFolder);
             var graph = OnnxExporter.CreateGraph(config, new MemoryExportWeights(), dtype);
             Settle();
