@@ -45,6 +45,58 @@ public static class ReportPlots
         Save(plot, path);
     }
 
+    /// <summary>Perplexity (log scale) against the bytes of the block linears (log scale), one line per series, points
+    /// sorted by size (<c>bench quant</c>).</summary>
+    public static void PerplexityVsBytes(IEnumerable<(string Series, double Bytes, double Perplexity)> points, string path, string? title = null)
+    {
+        var bySeries = points.Where(p => double.IsFinite(p.Perplexity) && p.Perplexity > 0 && p.Bytes > 0)
+            .GroupBy(p => p.Series).ToList();
+        if (bySeries.Count == 0) throw new LrkException(ErrorCodes.BadArgument, "no finite perplexity points to plot");
+        var plot = new Plot();
+        var palette = new ScottPlot.Palettes.Tsitsulin();
+        var markers = new[] { MarkerShape.FilledCircle, MarkerShape.FilledSquare, MarkerShape.FilledTriangleUp, MarkerShape.FilledDiamond, MarkerShape.OpenCircle };
+        var index = 0;
+        foreach (var series in bySeries)
+        {
+            var ordered = series.OrderBy(p => p.Bytes).ToArray();
+            var scatter = plot.Add.Scatter(ordered.Select(p => Math.Log10(p.Bytes)).ToArray(), ordered.Select(p => Math.Log10(p.Perplexity)).ToArray());
+            scatter.LegendText = series.Key;
+            scatter.Color = palette.GetColor(index);
+            scatter.MarkerShape = markers[index % markers.Length];
+            scatter.LineWidth = 2;
+            scatter.MarkerSize = 8;
+            index++;
+        }
+        var all = bySeries.SelectMany(g => g).ToArray();
+        var (low, high) = (all.Min(p => p.Perplexity), all.Max(p => p.Perplexity));
+        var ticks = LogTicks(low, high);
+        plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
+            ticks.Select(Math.Log10).ToArray(), ticks.Select(FormatPerplexity).ToArray());
+        var pad = Math.Max(0.02, (Math.Log10(high) - Math.Log10(low)) * 0.06);
+        plot.Axes.SetLimitsY(Math.Log10(low) - pad, Math.Log10(high) + pad);
+        var (small, large) = (all.Min(p => p.Bytes), all.Max(p => p.Bytes));
+        var byteTicks = LogTicks(small, large);
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
+            byteTicks.Select(Math.Log10).ToArray(), byteTicks.Select(FormatBytes).ToArray());
+        var xPad = Math.Max(0.02, (Math.Log10(large) - Math.Log10(small)) * 0.04);
+        plot.Axes.SetLimitsX(Math.Log10(small) - xPad, Math.Log10(large) + xPad);
+        plot.Grid.MajorLineColor = Colors.Black.WithOpacity(0.15);
+        plot.XLabel("bytes of the block linears (log scale)");
+        plot.YLabel("perplexity (log scale)");
+        plot.Title(title ?? "Perplexity vs size");
+        plot.ShowLegend(Alignment.UpperRight);
+        Save(plot, path);
+    }
+
+    /// <summary>Decimal units, so the log ticks (1, 2, 5 × 10^k) read as round numbers.</summary>
+    private static string FormatBytes(double bytes) => bytes switch
+    {
+        >= 1e9 => $"{bytes / 1e9:0.##} GB",
+        >= 1e6 => $"{bytes / 1e6:0.##} MB",
+        >= 1e3 => $"{bytes / 1e3:0.##} kB",
+        _ => $"{bytes:0} B",
+    };
+
     /// <summary>Bars of the fraction of parameters each block kept.</summary>
     public static void BlockRetention(IEnumerable<BlockProfile> profiles, string path, string? title = null)
     {

@@ -7,7 +7,7 @@ namespace LowRank;
 /// </summary>
 public static class CompressionMethodNames
 {
-    public static readonly IReadOnlyList<string> All = ["svd", "fwsvd", "asvd", "svd-llm", "svd-llm-v2", "adasvd", "lc-svd"];
+    public static readonly IReadOnlyList<string> All = ["svd", "fwsvd", "asvd", "svd-llm", "svd-llm-v2", "adasvd", "lc-svd", "rtn", "gptq"];
 
     /// <summary>The canonical (lower-case) name, or an <see cref="ErrorCodes.UnknownMethod"/> error listing the known ones.</summary>
     public static string Normalize(string? name)

@@ -68,6 +68,28 @@ public sealed partial class BadInputTests : IDisposable
     }
 
     [Theory]
+    [InlineData(ErrorCodes.BadRatio, "--method", "svd-llm")]
+    [InlineData(ErrorCodes.BadMethodOption, "--method", "gptq")]
+    [InlineData(ErrorCodes.BadMethodOption, "--method", "rtn", "--ratio", "0.4")]
+    [InlineData(ErrorCodes.BadArgument, "--method", "svd", "--ratio", "0.4", "--factor-dtype", "int5")]
+    public void Ratio_bits_and_quantized_factor_dtypes_are_checked_while_parsing(string code, params string[] options)
+    {
+        var run = Run(null, ["compress", RepoPaths.LlamaMoby, .. options, "--out", Out]);
+        AssertOneError(run, code, ExitCodes.Usage);
+        Assert.False(Directory.Exists(Out));
+    }
+
+    [Fact]
+    public void Bits_with_a_low_rank_method_and_quantized_factors_with_a_baseline_are_refused()
+    {
+        var bits = Run(null, "compress", RepoPaths.LlamaMoby, "--method", "svd", "--ratio", "0.4", "--bits", "4", "--out", Out);
+        AssertOneError(bits, ErrorCodes.BadMethodOption, ExitCodes.Failure);
+        var factors = Run(null, "compress", RepoPaths.LlamaMoby, "--method", "rtn", "--bits", "4", "--factor-dtype", "int8", "--out", Out);
+        AssertOneError(factors, ErrorCodes.BadArgument, ExitCodes.Failure);
+        Assert.False(Directory.Exists(Out));
+    }
+
+    [Theory]
     [InlineData("1.5")]
     [InlineData("0")]
     [InlineData("-0.2")]

@@ -140,7 +140,7 @@ public sealed class ConfigurationTests : IDisposable
     [InlineData("""{ "compress": { "samples": "many" } }""", "compress:samples")]
     [InlineData("""{ "compress": { "ratio": 1.5 } }""", "compress:ratio")]
     [InlineData("""{ "compress": { "method": "zip" } }""", "compress:method")]
-    [InlineData("""{ "compress": { "factor-dtype": "int4" } }""", "compress:factor-dtype")]
+    [InlineData("""{ "compress": { "factor-dtype": "int5" } }""", "compress:factor-dtype")]
     [InlineData("""{ "progress": "loud" }""", "progress")]
     public void Bad_values_are_LRK6002_with_the_key_path_and_the_file(string json, string key)
     {

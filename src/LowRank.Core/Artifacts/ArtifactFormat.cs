@@ -10,8 +10,12 @@ namespace LowRank.Artifacts;
 /// </summary>
 public static partial class ArtifactFormat
 {
-    /// <summary>Bumped when a reader of the previous version would misread an artifact of the new one.</summary>
-    public const int Version = 1;
+    /// <summary>The newest format this tool reads. Bumped when a reader of the previous version would misread an artifact
+    /// of the new one: version 2 adds quantized tensors (the section's <c>quantization</c> object).</summary>
+    public const int Version = 2;
+
+    /// <summary>The version written for an artifact without quantized tensors, which every reader of version 1 reads.</summary>
+    public const int PlainVersion = 1;
 
     public const string ManifestFileName = "lowrank-manifest.json";
     public const string ConfigFileName = "config.json";
@@ -23,6 +27,10 @@ public static partial class ArtifactFormat
 
     /// <summary>B [k, in].</summary>
     public const string FactorBSuffix = ".lowrank_B.weight";
+
+    /// <summary>Prefixes of quantized factors (+ <c>.qweight</c>, <c>.scales</c>, <c>.qzeros</c>).</summary>
+    public const string FactorAPrefix = ".lowrank_A";
+    public const string FactorBPrefix = ".lowrank_B";
 
     public const string WeightSuffix = ".weight";
 

@@ -35,7 +35,7 @@ public sealed record ManifestMethod(string Name, double RequestedRatio, double A
 public sealed record ArtifactManifest
 {
     public string Format { get; init; } = ArtifactFormat.ManifestFormatName;
-    public int FormatVersion { get; init; } = ArtifactFormat.Version;
+    public int FormatVersion { get; init; } = ArtifactFormat.PlainVersion;
     public required ManifestTool Tool { get; init; }
     public required DateTimeOffset CreatedUtc { get; init; }
     public required ManifestSource Source { get; init; }

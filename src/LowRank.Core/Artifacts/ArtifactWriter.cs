@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using LowRank.Cache;
 using LowRank.Models;
+using LowRank.Quantization;
 using static TorchSharp.torch;
 
 namespace LowRank.Artifacts;
@@ -72,6 +73,9 @@ public sealed record ArtifactRequest
 
     /// <summary>Weight shards written at once (see <see cref="SafeTensorsWriter.WriteModel"/>).</summary>
     public int ParallelShards { get; init; } = 4;
+
+    /// <summary>The quantizer that made the model's quantized linears, if it has any (recorded in the section).</summary>
+    public Quantizer Quantizer { get; init; } = Quantizer.Gptq;
 }
 
 public sealed record ArtifactWriteResult(string Folder, LowRankSection Section, ArtifactManifest Manifest);
@@ -116,7 +120,8 @@ public static class ArtifactWriter
         {
             foreach (var linear in model.BlockLinears(block))
             {
-                if (!linear.IsFactorized || (linear.A!.dtype == storage && linear.B!.dtype == storage)) continue;
+                // Quantized factors hold exactly what is stored already.
+                if (!linear.IsFactorized || linear.IsQuantized || (linear.A!.dtype == storage && linear.B!.dtype == storage)) continue;
                 var computeA = linear.A!.dtype;
                 var computeB = linear.B!.dtype;
                 using var scope = NewDisposeScope();
@@ -136,7 +141,7 @@ public static class ArtifactWriter
         return ArtifactFiles.PublishFolder(request.OutputFolder, request.Overwrite, temp =>
         {
             using var store = Directory.Exists(request.SourcePath) ? TensorStore.Open(request.SourcePath) : null;
-            var plan = new TensorPlan(request.Model, store, factorDtype, request.TargetLinears);
+            var plan = new TensorPlan(request.Model, store, factorDtype, request.TargetLinears, quantizer: request.Quantizer);
             var specs = plan.Specs;
             var reported = specs.Select((spec, i) => spec with
             {
@@ -181,11 +186,12 @@ public static class ArtifactWriter
         timings["write"] = Math.Round(clock.Elapsed.TotalSeconds, 3);
         var manifest = new ArtifactManifest
         {
+            FormatVersion = section.FormatVersion,
             Tool = request.Provenance.Tool,
             CreatedUtc = DateTimeOffset.UtcNow,
             Source = new ManifestSource(request.SourcePath, sourceDigest.Digest, sourceDigest.Files),
             Method = new ManifestMethod(section.Method, section.RequestedRatio, section.AchievedRatio, section.AchievedRatioModel,
-                factorDtype.TorchName(), request.Provenance.MethodOptions),
+                section.Quantization is { } quantization ? quantization.Common?.ToString() ?? "mixed" : factorDtype.TorchName(), request.Provenance.MethodOptions),
             Seed = request.Provenance.Seed,
             Calibration = request.Provenance.Calibration,
             Evaluation = request.Provenance.Evaluation,
@@ -244,12 +250,19 @@ public static class ArtifactWriter
         private readonly long modelBefore;
         private readonly HashSet<string> modified = new(StringComparer.Ordinal);
         private readonly Func<string, bool>? include;
+        private readonly Quantizer quantizer;
+        private readonly Dictionary<string, string> sourceDtypes = new(StringComparer.Ordinal);
+        private readonly HashSet<string> quantizedTensors = new(StringComparer.Ordinal);
 
         /// <param name="include">Only the source tensors it accepts (an <see cref="StreamedArtifact"/> shard); null = all.</param>
+        /// <param name="quantizer">Which quantizer made the model's quantized linears (recorded in the section).</param>
         public TensorPlan(IDecoderModel model, TensorStore? store, FactorDtype factorDtype, IReadOnlyCollection<string>? targetLinears,
-            Func<string, bool>? include = null)
+            Func<string, bool>? include = null, Quantizer quantizer = Quantizer.Gptq)
         {
             this.include = include;
+            this.quantizer = quantizer;
+            if (store is not null)
+                foreach (var entry in store.Entries) sourceDtypes[entry.Name] = entry.Dtype;
             this.model = model;
             this.factorDtype = factorDtype;
             for (var block = 0; block < model.BlockCount; block++)
@@ -274,18 +287,26 @@ public static class ArtifactWriter
 
         public LowRankSection Section(string method, double requestedRatio)
         {
-            long targetBefore = 0, targetAfter = 0;
+            long targetBefore = 0, targetAfter = 0, bytesBefore = 0, bytesAfter = 0;
             var ranks = new SortedDictionary<string, int>(StringComparer.Ordinal);
+            var quantized = new SortedDictionary<string, QuantizedLinear>(StringComparer.Ordinal);
             foreach (var name in targets)
             {
                 var linear = linears[name];
                 targetBefore += linear.OutFeatures * linear.InFeatures;
                 targetAfter += linear.ParameterCount;
+                bytesBefore += linear.OutFeatures * linear.InFeatures * SourceElementBytes(name);
+                bytesAfter += StoredBytes(linear);
             }
             foreach (var linear in linears.Values.Where(l => l.IsFactorized)) ranks[linear.Name] = checked((int)linear.Rank);
-            var modelAfter = Specs.Sum(s => s.Shape.Aggregate(1L, (p, d) => p * d));
+            foreach (var linear in linears.Values.Where(l => l.IsQuantized))
+                quantized[linear.Name] = new QuantizedLinear((linear.QuantizedWeight ?? linear.QuantizedA!).Format, linear.OutFeatures, linear.InFeatures);
+            // Quantized tensors count as the parameters they stand for, not as their bytes.
+            var modelAfter = Specs.Where(s => !quantizedTensors.Contains(s.Name)).Sum(s => s.Shape.Aggregate(1L, (p, d) => p * d))
+                + linears.Values.Where(l => l.IsQuantized).Sum(l => l.ParameterCount);
             return new LowRankSection
             {
+                FormatVersion = quantized.Count > 0 ? ArtifactFormat.Version : ArtifactFormat.PlainVersion,
                 Method = method,
                 RequestedRatio = requestedRatio,
                 AchievedRatio = targetBefore == 0 ? 0 : 1.0 - (double)targetAfter / targetBefore,
@@ -293,7 +314,27 @@ public static class ArtifactWriter
                 FactorDtype = factorDtype,
                 Parameters = new ParameterCounts(targetBefore, targetAfter, modelBefore, modelAfter),
                 TruncationRanks = ranks,
+                Quantization = quantized.Count > 0 ? new ArtifactQuantization { Quantizer = quantizer, Linears = quantized } : null,
+                LinearBytes = targetBefore == 0 ? null : new LinearBytes(bytesBefore, bytesAfter, 8.0 * bytesAfter / targetBefore),
             };
+        }
+
+        /// <summary>Bytes the artifact stores for a linear's weight (bias excluded).</summary>
+        private long StoredBytes(LinearWeight linear)
+        {
+            if (linear.QuantizedWeight is { } w) return w.Bytes;
+            if (linear.QuantizedA is { } a) return a.Bytes + linear.QuantizedB!.Bytes;
+            if (linear.IsFactorized) return linear.ParameterCount * FactorElementBytes;
+            return linear.OutFeatures * linear.InFeatures * SourceElementBytes(linear.Name);
+        }
+
+        private long FactorElementBytes => factorDtype == FactorDtype.Float32 ? 4 : 2;
+
+        /// <summary>Element size of a linear's weight in the source (the config's dtype for a source without safetensors).</summary>
+        private long SourceElementBytes(string linear)
+        {
+            if (sourceDtypes.TryGetValue(linear + ArtifactFormat.WeightSuffix, out var dtype) && SafeTensorsDtypes.TryGetElementSize(dtype, out var size)) return size;
+            return (FactorDtypes.FromTorchDtype(model.Config.TorchDtype) ?? FactorDtype.Float32) == FactorDtype.Float32 ? 4 : 2;
         }
 
         private List<TensorSpec> FromStore(TensorStore store)
@@ -317,7 +358,7 @@ public static class ArtifactWriter
                 {
                     var linear = owner.Linear;
                     if (!emitted.Add(linear.Name)) continue;
-                    if (linear.IsFactorized)
+                    if (linear.IsFactorized || linear.IsQuantized)
                     {
                         specs.AddRange(FactorSpecs(linear));
                     }
@@ -374,7 +415,26 @@ public static class ArtifactWriter
             return !comparable.ne(current).any().item<bool>();
         }
 
+        /// <summary>What a factorised or quantized linear stores in place of its weight: float factors, quantized factors
+        /// (<c>.lowrank_A.qweight</c>, …) or a quantized weight (<c>.qweight</c>, …).</summary>
         private IEnumerable<TensorSpec> FactorSpecs(LinearWeight linear)
+        {
+            if (linear.QuantizedWeight is { } weight)
+                return Quantized(linear.Name, weight);
+            if (linear.QuantizedA is { } a)
+                return Quantized(linear.Name + ArtifactFormat.FactorAPrefix, a).Concat(Quantized(linear.Name + ArtifactFormat.FactorBPrefix, linear.QuantizedB!));
+            return FloatFactorSpecs(linear);
+        }
+
+        private List<TensorSpec> Quantized(string prefix, QuantizedMatrix matrix)
+        {
+            var specs = QuantizedMatrix.Layout(prefix, matrix.Format, matrix.Rows, matrix.Columns).Zip(matrix.Named(prefix),
+                (layout, named) => new TensorSpec(layout.Name, layout.Dtype, layout.Shape, () => named.Tensor)).ToList();
+            foreach (var spec in specs) quantizedTensors.Add(spec.Name);
+            return specs;
+        }
+
+        private IEnumerable<TensorSpec> FloatFactorSpecs(LinearWeight linear)
         {
             var dtype = factorDtype.ToScalarType();
             yield return new TensorSpec(linear.Name + ArtifactFormat.FactorASuffix, dtype, [linear.OutFeatures, linear.Rank], () => linear.A!);
@@ -390,7 +450,7 @@ public static class ArtifactWriter
                 specs.Add(new TensorSpec(name, dense ?? tensor.dtype, tensor.shape, () => tensor));
             foreach (var linear in linears.Values)
             {
-                if (linear.IsFactorized)
+                if (linear.IsFactorized || linear.IsQuantized)
                 {
                     specs.AddRange(FactorSpecs(linear));
                 }

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using LowRank.Models;
+using LowRank.Quantization;
 using static TorchSharp.torch;
 
 namespace LowRank.Artifacts;
@@ -19,7 +20,8 @@ public sealed record DenseExportResult(string Folder, string Dtype, int LinearsM
 /// <summary>
 /// Turns a compressed artifact into an ordinary dense checkpoint for consumers without low-rank support
 /// (<c>dotnet lowrank export --dense</c>): each factor pair becomes <c>&lt;linear&gt;.weight</c> = A·B (multiplied in
-/// fp64, stored in the chosen dtype; GPT-2 Conv1D weights transposed back to [in, out]), every other tensor is copied
+/// fp64, stored in the chosen dtype; GPT-2 Conv1D weights transposed back to [in, out]), quantized factors Â·B̂ and
+/// quantized weights their dequantized values (<see cref="QuantizedMatrix.Dequantize"/>), every other tensor is copied
 /// byte for byte, <c>config.json</c> loses its <c>lowrank</c> section and is otherwise unchanged, and the tokenizer
 /// files are copied. No manifest: the result is a plain HF folder. Written through a temp folder and renamed.
 /// </summary>
@@ -35,7 +37,8 @@ public static class DenseExporter
         var config = ArtifactJson.ReadObject(configPath, ErrorCodes.BadArtifact);
         if (config[ArtifactFormat.LowRankSectionName] is not JsonObject sectionJson)
             throw new LrkException(ErrorCodes.BadArtifact, $"{artifactFolder}: config.json has no '{ArtifactFormat.LowRankSectionName}' section; it is already a dense model");
-        LowRankSection.FromJson(sectionJson, configPath);
+        var section = LowRankSection.FromJson(sectionJson, configPath);
+        var quantized = section.Quantization?.Linears ?? new Dictionary<string, QuantizedLinear>();
         var modelConfig = ModelConfigReader.Read(artifactFolder);
         var dtype = (options.Dtype ?? FactorDtypes.FromTorchDtype(modelConfig.TorchDtype) ?? FactorDtype.Float32);
         config.Remove(ArtifactFormat.LowRankSectionName);
@@ -45,9 +48,61 @@ public static class DenseExporter
             using var store = TensorStore.Open(artifactFolder);
             var specs = new List<TensorSpec>();
             var merged = 0;
-            var total = store.Names.Count(n => n.EndsWith(ArtifactFormat.FactorASuffix, StringComparison.Ordinal));
+            var total = store.Names.Count(n => n.EndsWith(ArtifactFormat.FactorASuffix, StringComparison.Ordinal)) + quantized.Count;
+            var quantizedParts = quantized.Keys
+                .SelectMany(linear => new[] { linear, linear + ArtifactFormat.FactorAPrefix, linear + ArtifactFormat.FactorBPrefix })
+                .SelectMany(prefix => new[] { QuantizedMatrix.CodesSuffix, QuantizedMatrix.ScalesSuffix, QuantizedMatrix.ZerosSuffix }.Select(suffix => prefix + suffix))
+                .Where(store.Contains).ToHashSet(StringComparer.Ordinal);
+            var dequantized = new HashSet<string>(StringComparer.Ordinal);
+
+            // A quantized linear becomes its dequantized weight (or Â·B̂) at the position of its codes (A's for factors).
+            TensorSpec? QuantizedSpec(string name)
+            {
+                if (!name.EndsWith(QuantizedMatrix.CodesSuffix, StringComparison.Ordinal)) return null;
+                var prefix = name[..^QuantizedMatrix.CodesSuffix.Length];
+                if (prefix.EndsWith(ArtifactFormat.FactorBPrefix, StringComparison.Ordinal)) return null;
+                var factored = prefix.EndsWith(ArtifactFormat.FactorAPrefix, StringComparison.Ordinal);
+                var linear = factored ? prefix[..^ArtifactFormat.FactorAPrefix.Length] : prefix;
+                var info = quantized[linear];
+                if (!dequantized.Add(linear)) throw new LrkException(ErrorCodes.BadArtifact, $"{artifactFolder}: '{linear}' is stored both dense and factorised");
+                var conv1D = ArtifactFormat.IsConv1D(modelConfig.Family, linear);
+                long[] shape = conv1D ? [info.InFeatures, info.OutFeatures] : [info.OutFeatures, info.InFeatures];
+                var index = merged++;
+                return new TensorSpec(linear + ArtifactFormat.WeightSuffix, dtype.ToScalarType(), shape, () =>
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    progress?.Report(new ProgressUpdate("export", linear, index, total));
+                    Tensor weight;
+                    if (factored)
+                    {
+                        var rank = section.TruncationRanks.TryGetValue(linear, out var k) ? k
+                            : throw new LrkException(ErrorCodes.BadArtifact, $"{artifactFolder}: '{linear}' is stored as quantized factors but has no truncation rank");
+                        using var b = Matrix(linear + ArtifactFormat.FactorBPrefix, info.Format, rank, info.InFeatures);
+                        using var a = Matrix(prefix, info.Format, info.OutFeatures, rank);
+                        weight = matmul(a.Dequantize(ScalarType.Float64), b.Dequantize(ScalarType.Float64));
+                    }
+                    else
+                    {
+                        using var w = Matrix(prefix, info.Format, info.OutFeatures, info.InFeatures);
+                        weight = w.Dequantize(ScalarType.Float64);
+                    }
+                    return conv1D ? weight.t() : weight;
+                });
+            }
+
+            QuantizedMatrix Matrix(string prefix, QuantFormat format, long rows, long cols)
+            {
+                var zeros = prefix + QuantizedMatrix.ZerosSuffix;
+                return QuantizedMatrix.FromStored(prefix, format, rows, cols, store.Load(prefix + QuantizedMatrix.CodesSuffix),
+                    store.Load(prefix + QuantizedMatrix.ScalesSuffix), store.Contains(zeros) ? store.Load(zeros) : null);
+            }
             foreach (var name in store.Names)
             {
+                if (quantizedParts.Contains(name))
+                {
+                    if (QuantizedSpec(name) is { } spec) specs.Add(spec);
+                    continue;
+                }
                 if (name.EndsWith(ArtifactFormat.FactorBSuffix, StringComparison.Ordinal))
                 {
                     var partner = name[..^ArtifactFormat.FactorBSuffix.Length] + ArtifactFormat.FactorASuffix;
@@ -80,8 +135,12 @@ public static class DenseExporter
                     return conv1D ? product.t() : product;
                 }));
             }
-            if (merged == 0) throw new LrkException(ErrorCodes.BadArtifact, $"{artifactFolder}: holds no factor tensors (*{ArtifactFormat.FactorASuffix})");
+            var missing = quantized.Keys.Where(linear => !dequantized.Contains(linear)).ToList();
+            if (missing.Count > 0)
+                throw new LrkException(ErrorCodes.BadArtifact, $"{artifactFolder}: config.json lists {missing[0]} as quantized but its codes ({missing[0]}{QuantizedMatrix.CodesSuffix} or {missing[0]}{ArtifactFormat.FactorAPrefix}{QuantizedMatrix.CodesSuffix}) are not in the weights");
+            if (merged == 0) throw new LrkException(ErrorCodes.BadArtifact, $"{artifactFolder}: holds no factor or quantized tensors (*{ArtifactFormat.FactorASuffix}, *{QuantizedMatrix.CodesSuffix})");
             var written = SafeTensorsWriter.WriteModel(temp, specs, maxShardBytes: options.MaxShardBytes).Select(Path.GetFileName).ToList();
+
             ArtifactJson.Write(Path.Combine(temp, ArtifactFormat.ConfigFileName), config);
             foreach (var file in Directory.EnumerateFiles(artifactFolder).Order(StringComparer.Ordinal))
             {

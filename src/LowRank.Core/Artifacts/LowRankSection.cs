@@ -6,6 +6,11 @@ namespace LowRank.Artifacts;
 /// <summary>Parameter counts behind the achieved ratios (elements of stored weight tensors; biases count as kept).</summary>
 public sealed record ParameterCounts(long CompressedLinearsBefore, long CompressedLinearsAfter, long ModelBefore, long ModelAfter);
 
+/// <summary>Bytes of the compressed linears' weights (biases excluded): in the source's dtype before, as stored after
+/// (factors, quantized codes with their scales and zero points, linears kept dense), and the bits per original weight
+/// that makes (8 · after / Σ out·in).</summary>
+public sealed record LinearBytes(long Before, long After, double BitsPerWeight);
+
 /// <summary>
 /// The <c>lowrank</c> section of an artifact's <c>config.json</c>: what was done to the model, in a form a reader
 /// can act on without the manifest. Ratios are fractions of parameters REMOVED (SVD-LLM's convention; ASVD and
@@ -15,7 +20,8 @@ public sealed record ParameterCounts(long CompressedLinearsBefore, long Compress
 /// </summary>
 public sealed record LowRankSection
 {
-    public int FormatVersion { get; init; } = ArtifactFormat.Version;
+    /// <summary><see cref="ArtifactFormat.PlainVersion"/>, or 2 when <see cref="Quantization"/> is set.</summary>
+    public int FormatVersion { get; init; } = ArtifactFormat.PlainVersion;
     public required string Method { get; init; }
     public required double RequestedRatio { get; init; }
 
@@ -29,11 +35,17 @@ public sealed record LowRankSection
     public required ParameterCounts Parameters { get; init; }
     public required IReadOnlyDictionary<string, int> TruncationRanks { get; init; }
 
+    /// <summary>The linears stored as integers (format version 2); null when none is.</summary>
+    public ArtifactQuantization? Quantization { get; init; }
+
+    /// <summary>Storage of the compressed linears; null in artifacts written before it was recorded.</summary>
+    public LinearBytes? LinearBytes { get; init; }
+
     public JsonObject ToJson()
     {
         var ranks = new JsonObject();
         foreach (var (name, rank) in TruncationRanks) ranks[name] = rank;
-        return new JsonObject
+        var json = new JsonObject
         {
             ["format_version"] = FormatVersion,
             ["method"] = Method,
@@ -52,6 +64,17 @@ public sealed record LowRankSection
             },
             ["truncation_ranks"] = ranks,
         };
+        if (LinearBytes is { } bytes)
+        {
+            json["linear_bytes"] = new JsonObject
+            {
+                ["before"] = bytes.Before,
+                ["after"] = bytes.After,
+                ["bits_per_weight"] = Math.Round(bytes.BitsPerWeight, 6),
+            };
+        }
+        if (Quantization is not null) json["quantization"] = Quantization.ToJson();
+        return json;
     }
 
     /// <summary>Reads the section; <paramref name="source"/> names the file in errors (<see cref="ErrorCodes.BadArtifact"/>).</summary>
@@ -87,6 +110,18 @@ public sealed record LowRankSection
         }
         var counts = section["parameters"] as JsonObject;
         long Count(string key) => counts?[key] is JsonValue v && v.TryGetValue<long>(out var n) ? n : 0;
+        ArtifactQuantization? quantization = section["quantization"] switch
+        {
+            null => null,
+            JsonObject q when version >= 2 => ArtifactQuantization.FromJson(q, source),
+            JsonObject => throw Bad("quantization", $"needs format_version 2 (found {version})"),
+            _ => throw Bad("quantization", "must be an object"),
+        };
+        var linearBytes = section["linear_bytes"] is JsonObject lb
+            && lb["before"] is JsonValue b0 && b0.TryGetValue<long>(out var before)
+            && lb["after"] is JsonValue b1 && b1.TryGetValue<long>(out var after)
+            && lb["bits_per_weight"] is JsonValue b2 && b2.TryGetValue<double>(out var bits)
+            ? new LinearBytes(before, after, bits) : null;
         return new LowRankSection
         {
             FormatVersion = version,
@@ -97,6 +132,8 @@ public sealed record LowRankSection
             FactorDtype = dtype,
             Parameters = new ParameterCounts(Count("compressed_linears_before"), Count("compressed_linears_after"), Count("model_before"), Count("model_after")),
             TruncationRanks = ranks,
+            Quantization = quantization,
+            LinearBytes = linearBytes,
         };
     }
 

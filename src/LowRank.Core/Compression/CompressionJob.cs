@@ -28,6 +28,9 @@ public sealed record CompressionJobOptions
     public int CalibrationSeed { get; init; } = 42;
     /// <summary>Dtype the factors are stored in; null = the source's torch_dtype.</summary>
     public FactorDtype? FactorDtype { get; init; }
+    /// <summary>Store the factors as integers in this format (<c>--factor-dtype int8|int4|int3</c>, see
+    /// <see cref="CompressionOptions.FactorFormat"/>); null = floating point (<see cref="FactorDtype"/>).</summary>
+    public Quantization.QuantFormat? FactorFormat { get; init; }
     /// <summary>Measure perplexity on this text before and after compressing (recorded in the manifest); null = no evaluation.</summary>
     public TextPerplexitySpec? Evaluation { get; init; }
     public DeviceRequest Device { get; init; } = DeviceRequest.Auto;
@@ -63,9 +66,16 @@ public static class CompressionJob
     {
         job.Compression.Validate();
         ArtifactWriter.CheckOutput(job.Out, job.Model, job.Force);
-        var needsData = job.Compression.Method != CompressionMethod.Svd;
+        if (job.FactorFormat is not null && job.Compression.TargetBits is not null)
+            throw new LrkException(ErrorCodes.BadArgument, $"--target-bits chooses each linear's storage; --factor-dtype {job.FactorFormat} cannot be given too");
+        if (job.FactorFormat is not null && job.Compression.Method.IsQuantizationOnly())
+            throw new LrkException(ErrorCodes.BadArgument, $"{job.Compression.Method.Name()} keeps the weights dense: --factor-dtype {job.FactorFormat} is for the low-rank methods (use --bits)");
+        var needsData = Compressor.NeedsCalibration(job.Compression.Method)
+            || (job.FactorFormat is not null && job.Compression.FactorQuantizer == Quantization.Quantizer.Gptq);
         if (needsData && string.IsNullOrWhiteSpace(job.Calibration))
-            throw new LrkException(ErrorCodes.BadArgument, $"{job.Compression.Method.Name()} needs calibration text: pass --calib FILE (only SVD works without)");
+            throw new LrkException(ErrorCodes.BadArgument, $"{job.Compression.Method.Name()}{(job.FactorFormat is null ? "" : $" with GPTQ-quantized {job.FactorFormat} factors")} needs calibration text: pass --calib FILE (only SVD and RTN work without)");
+        // RTN reports its objective on calibration data when it is given.
+        var usesData = needsData || !string.IsNullOrWhiteSpace(job.Calibration) && job.Compression.Method != CompressionMethod.Svd;
         var seconds = new Dictionary<string, double>(StringComparer.Ordinal);
         var clock = Stopwatch.StartNew();
         // The manifest records the source's digest: hashing a 13 GB checkpoint takes seconds, so it runs beside the load
@@ -73,7 +83,7 @@ public static class CompressionJob
         var sourceDigest = Task.Run(() => LowRank.Cache.ModelDigest.Compute(job.Model), cancellationToken);
 
         // Read the calibration text before loading the model, so a bad --calib fails in a moment, not after the load.
-        var calibrationText = needsData
+        var calibrationText = usesData
             ? TextSources.Load(job.Calibration!, new TextSourceOptions { ByteStart = job.CalibrationByteStart, ByteEnd = job.CalibrationByteEnd })
             : null;
         progress?.Report(new ProgressUpdate("load", $"loading {job.Model}"));
@@ -89,14 +99,14 @@ public static class CompressionJob
             // Streaming only acts on a GPU (on the CPU the model is where it runs).
             StreamBlocks = streamBlocks,
             LazyBlockWeights = streamBlocks && onGpu && !FitsInHostMemory(job.Model, job.ComputeDtype),
-            LoadTokenizer = needsData || job.Evaluation is not null,
+            LoadTokenizer = usesData || job.Evaluation is not null,
         });
         seconds["load"] = Lap(clock);
         var factorDtype = ArtifactWriter.ResolveFactorDtype(job.FactorDtype, loaded.Config);
         CalibrationSet? calibration = null;
         try
         {
-            if (needsData)
+            if (usesData)
             {
                 var tokenizer = Tokenizer(loaded, job.Model);
                 progress?.Report(new ProgressUpdate("calibrate", $"sampling {job.Samples} calibration samples from {job.Calibration}"));
@@ -132,10 +142,32 @@ public static class CompressionJob
                 Overwrite = job.Force,
                 MaxShardBytes = job.MaxShardBytes,
                 SourceDigest = sourceDigest,
+                Quantizer = job.Compression.Method switch
+                {
+                    CompressionMethod.Rtn => Quantization.Quantizer.Rtn,
+                    CompressionMethod.Gptq => Quantization.Quantizer.Gptq,
+                    _ => job.Compression.FactorQuantizer,
+                },
             };
-            using var streamed = StreamedArtifact.TryBegin(target);
+            // Quantized factors are made after the whole model is factorised, so the block shards cannot be written early.
+            using var streamed = job.FactorFormat is null && job.Compression.TargetBits is null ? StreamedArtifact.TryBegin(target) : null;
             var report = Compressor.Compress(loaded.Model, calibration?.Tokens, job.Compression, new CompressorProgress(progress), streamed is null ? null : streamed.BlockCompleted, cancellationToken);
             seconds["compress"] = Lap(clock);
+            Func<LinearWeight, Quantization.QuantFormat?>? formatOf = job.FactorFormat is { } format
+                ? linear => linear.IsFactorized ? format : null
+                : report.Allocation is { } allocation
+                    ? linear => allocation.Formats.GetValueOrDefault(linear.Name) is { } spelling ? Quantization.QuantFormat.Parse(spelling) : null
+                    : null;
+            if (formatOf is not null)
+            {
+                using var source = OriginalWeights.TryOpen(loaded.Folder, loaded.Config);
+                report = report with
+                {
+                    Quantization = Compressor.Quantize(loaded.Model, calibration?.Tokens, job.Compression, formatOf, source is null ? null : source.Load,
+                        new CompressorProgress(progress), cancellationToken),
+                };
+                seconds["quantize"] = Lap(clock);
+            }
             // What is measured after compression is exactly what the artifact stores.
             ArtifactWriter.RoundFactorsToStorage(loaded.Model, factorDtype);
 

@@ -17,6 +17,10 @@ public enum CompressionMethod
     AdaSvd,
     /// <summary>LC-SVD: block-collaborative refit minimising the block output error + error-driven per-block rank search.</summary>
     LcSvd,
+    /// <summary>Quantization-only baseline: every block linear's weight rounded to nearest on its int8/int4/int3 grid.</summary>
+    Rtn,
+    /// <summary>Quantization-only baseline: GPTQ (Frantar et al., 2022) on every block linear's weight.</summary>
+    Gptq,
 }
 
 public static class CompressionMethods
@@ -30,10 +34,19 @@ public static class CompressionMethods
         (CompressionMethod.SvdLlmV2, "SVD-LLM-V2"),
         (CompressionMethod.AdaSvd, "AdaSVD"),
         (CompressionMethod.LcSvd, "LC-SVD"),
+        (CompressionMethod.Rtn, "RTN"),
+        (CompressionMethod.Gptq, "GPTQ"),
     ];
+
+    /// <summary>True for the quantization-only baselines (rtn, gptq): they keep every weight dense, take <c>--bits</c>
+    /// instead of <c>--ratio</c>.</summary>
+    public static bool IsQuantizationOnly(this CompressionMethod method) => method is CompressionMethod.Rtn or CompressionMethod.Gptq;
 
     /// <summary>Every valid name, in the order the docs list them.</summary>
     public static IReadOnlyList<string> ValidNames { get; } = Names.Select(n => n.Name).ToArray();
+
+    /// <summary>The low-rank methods (every method but the quantization-only baselines), in the order the docs list them.</summary>
+    public static IReadOnlyList<CompressionMethod> LowRank { get; } = Names.Select(n => n.Method).Where(m => !m.IsQuantizationOnly()).ToArray();
 
     public static string Name(this CompressionMethod method) => Names.First(n => n.Method == method).Name;
 

@@ -37,8 +37,38 @@ public sealed record CompressionOptions
     [JsonConverter(typeof(JsonStringEnumConverter<CompressionMethod>))]
     public required CompressionMethod Method { get; init; }
 
-    /// <summary>Fraction of the block linears' parameters to REMOVE, in (0, 1). Retention ρ = 1 − Ratio.</summary>
+    /// <summary>Fraction of the block linears' parameters to REMOVE, in (0, 1). Retention ρ = 1 − Ratio. 0 for the
+    /// quantization-only methods (rtn, gptq), which remove none.</summary>
     public required double Ratio { get; init; }
+
+    /// <summary>rtn/gptq: bits per stored weight, 8 (per output channel), 4 or 3 (group-wise, <see cref="GroupSize"/>);
+    /// null for the low-rank methods (their factors' storage is <c>--factor-dtype</c>).</summary>
+    public int? Bits { get; init; }
+
+    /// <summary>Input columns per scale of the 4- and 3-bit formats: the rtn/gptq weights, and quantized factors whose
+    /// <c>--factor-dtype</c> names no group (<c>int4</c>). 32, 64 or 128 (GPTQ's and ONNX Runtime's usual 128).</summary>
+    public int GroupSize { get; init; } = Quantization.QuantFormat.DefaultGroupSize;
+
+    /// <summary>Store a zero point per group (asymmetric grid) for the 4- and 3-bit formats, unless a
+    /// <c>--factor-dtype</c> spelling names <c>-zp</c> itself. On by default: the GPTQ paper's setting for weights, and
+    /// measured better for SVD factors too (BENCHMARKS.md, llama-moby CR 0.2: int4-g32 factors 27.01 → 26.46 PPL).</summary>
+    public bool ZeroPoints { get; init; } = true;
+
+    /// <summary>How quantized factors (<c>--factor-dtype int8|int4|int3</c>) are made: GPTQ with the factor refit
+    /// (<see cref="LowRank.Quantization.FactorQuantizer"/>) or round to nearest.</summary>
+    [JsonConverter(typeof(JsonStringEnumConverter<Quantization.Quantizer>))]
+    public Quantization.Quantizer FactorQuantizer { get; init; } = Quantization.Quantizer.Gptq;
+
+    /// <summary>SVD-LLM: instead of a ratio, a budget in bits per original weight of the block linears (codes, scales and
+    /// zero points counted) within which every linear's rank and storage format are chosen together
+    /// (<see cref="BitAllocation"/>); the factors are then quantized as chosen.</summary>
+    public double? TargetBits { get; init; }
+
+    /// <summary>GPTQ's damping λ/mean(diag H) (the reference's percdamp).</summary>
+    public double GptqDamping { get; init; } = 0.01;
+
+    /// <summary>GPTQ's lazy-batch width B (columns).</summary>
+    public int GptqBlockSize { get; init; } = 128;
 
     /// <summary>Seeds everything random in the compression itself (AdaSVD's stack-of-batch shuffle). The calibration
     /// sampler has its own seed, recorded with the calibration protocol.</summary>
@@ -159,21 +189,60 @@ public sealed record CompressionOptions
     /// <summary>The propagation a method uses unless <see cref="Propagation"/> overrides it.</summary>
     public static Propagation DefaultPropagation(CompressionMethod method) => method switch
     {
-        CompressionMethod.AdaSvd or CompressionMethod.LcSvd => Compression.Propagation.Compressed,
+        CompressionMethod.AdaSvd or CompressionMethod.LcSvd or CompressionMethod.Rtn or CompressionMethod.Gptq => Compression.Propagation.Compressed,
         _ => Compression.Propagation.Original,
     };
 
     [JsonIgnore]
     public Propagation EffectivePropagation => Propagation ?? DefaultPropagation(Method);
 
+    /// <summary>rtn/gptq: the format of the weights (<see cref="Bits"/>, <see cref="GroupSize"/>, <see cref="ZeroPoints"/>,
+    /// by default on).</summary>
+    [JsonIgnore]
+    public Quantization.QuantFormat WeightFormat => Quantization.QuantFormat.ForBits(
+        Bits ?? throw new InvalidOperationException($"{Method.Name()} has no --bits"), GroupSize, ZeroPoints);
+
+    /// <summary>The format of quantized factors from a <c>--factor-dtype</c> spelling: what the spelling names is taken
+    /// as it is; a group size it does not name is <see cref="GroupSize"/>, and zero points are on when it says <c>-zp</c>
+    /// or <see cref="ZeroPoints"/> is (int8 has neither).</summary>
+    public Quantization.QuantFormat FactorFormat(string spelling)
+    {
+        var parsed = Quantization.QuantFormat.Parse(spelling);
+        if (parsed.PerChannel) return parsed;
+        var namesGroup = spelling.Contains("-g", StringComparison.OrdinalIgnoreCase);
+        return Quantization.QuantFormat.ForBits(parsed.Bits, namesGroup ? parsed.GroupSize : GroupSize, parsed.ZeroPoints || ZeroPoints);
+    }
+
+    /// <summary>GPTQ's knobs as the quantizer takes them.</summary>
+    [JsonIgnore]
+    public Quantization.GptqOptions Gptq => new() { Damping = GptqDamping, BlockSize = GptqBlockSize };
+
     /// <summary>Throws <see cref="ErrorCodes.BadRatio"/> / <see cref="ErrorCodes.BadMethodOption"/> for values no run can use.</summary>
     public void Validate()
     {
-        RatioMath.ValidateRatio(Ratio);
         static void Require(bool ok, string message)
         {
             if (!ok) throw new LrkException(ErrorCodes.BadMethodOption, message);
         }
+        if (TargetBits is { } target)
+        {
+            Require(Method == CompressionMethod.SvdLlm, $"--target-bits allocates ranks and bit widths for SVD-LLM; {Method.Name()} is not supported");
+            Require(target >= 1 && target <= 16, $"--target-bits must be in [1, 16] bits per weight (got {target})");
+            if (Ratio != 0) throw new LrkException(ErrorCodes.BadRatio, $"--target-bits sets the size; a ratio cannot be given too (got {Ratio})");
+        }
+        else if (Method.IsQuantizationOnly())
+        {
+            Require(Bits is 8 or 4 or 3, $"{Method.Name()} needs --bits 8, 4 or 3 (got {(Bits is { } b ? b.ToString(System.Globalization.CultureInfo.InvariantCulture) : "none")})");
+            if (Ratio != 0) throw new LrkException(ErrorCodes.BadRatio, $"{Method.Name()} removes no parameters: its size is set by --bits, not a ratio (got {Ratio})");
+        }
+        else
+        {
+            RatioMath.ValidateRatio(Ratio);
+            Require(Bits is null, $"--bits is for the quantization-only methods (rtn, gptq); {Method.Name()}'s factors are stored as --factor-dtype says (e.g. int8, int4)");
+        }
+        Require(Quantization.QuantFormat.GroupSizes.Contains(GroupSize), $"group size must be 32, 64 or 128 (got {GroupSize})");
+        Require(GptqDamping > 0 && GptqDamping < 1, $"GPTQ damping must be in (0, 1) (got {GptqDamping})");
+        Require(GptqBlockSize is >= 1 and <= 4096, $"GPTQ block size must be in [1, 4096] (got {GptqBlockSize})");
         Require(BatchSize >= 1, $"batch size must be at least 1 (got {BatchSize})");
         Require(RankMultiple is >= 1 and <= 1024, $"rank multiple must be in [1, 1024] (got {RankMultiple})");
         Require(FisherBatchSize >= 1, $"FWSVD Fisher batch size must be at least 1 (got {FisherBatchSize})");

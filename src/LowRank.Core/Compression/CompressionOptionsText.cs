@@ -22,7 +22,7 @@ public static class CompressionOptionsText
             var key = node.Select(p => p.Key).FirstOrDefault(k => string.Equals(k, name, StringComparison.OrdinalIgnoreCase))
                 ?? throw new LrkException(ErrorCodes.UnknownConfigKey,
                     $"unknown compression option '{name}'; options: {string.Join(", ", node.Select(p => char.ToUpperInvariant(p.Key[0]) + p.Key[1..]))}");
-            if (key is "method" or "ratio") throw new LrkException(ErrorCodes.BadArgument, $"set the {key} with --{key}, not --set");
+            if (key is "method" or "ratio" or "bits" or "targetBits") throw new LrkException(ErrorCodes.BadArgument, $"set {key} with --{(key == "targetBits" ? "target-bits" : key)}, not --set");
             JsonNode? value;
             try
             {

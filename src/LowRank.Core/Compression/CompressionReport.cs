@@ -64,6 +64,51 @@ public sealed record CompressionReport
     public string? DecompositionOverlap { get; init; }
     /// <summary>AdaSVD: how the original model was profiled (<see cref="CompressionOptions.AdaSvdOriginalPass"/>) and why.</summary>
     public string? OriginalPass { get; init; }
+    /// <summary>The quantization of the weights (rtn, gptq) or of the factors (<c>--factor-dtype int8|int4|int3</c>).</summary>
+    public QuantizationReport? Quantization { get; init; }
+
+    /// <summary><c>--target-bits</c>: each linear's rank and format as chosen under the budget.</summary>
+    public BitAllocationReport? Allocation { get; init; }
+
     /// <summary>Wall-clock seconds per stage (fisher, profile, compress) and in total.</summary>
     public required IReadOnlyDictionary<string, double> Seconds { get; init; }
+}
+
+/// <summary>What quantizing one linear did. Objectives are <c>‖(T − Q)X‖² / ‖T X‖²</c> on the calibration inputs X
+/// the linear saw in the pass, T its target (the original weight).</summary>
+public sealed record QuantizedModuleReport
+{
+    public required string Name { get; init; }
+    public required string Format { get; init; }
+    /// <summary>Factors Â·B̂ (true) or a dense weight (false).</summary>
+    public required bool Factorized { get; init; }
+    public long? Rank { get; init; }
+    /// <summary>Bytes stored for the weight: codes, scales, zero points.</summary>
+    public required long Bytes { get; init; }
+    /// <summary>The objective before quantization (the float factors' truncation error; 0 for a dense weight).</summary>
+    public double? FloatObjective { get; init; }
+    /// <summary>The objective of what was stored.</summary>
+    public double? Objective { get; init; }
+    /// <summary>GPTQ runs: the objective round to nearest would have given.</summary>
+    public double? RtnObjective { get; init; }
+    /// <summary>"gptq" or "rtn": the quantizer whose result was stored (GPTQ's result is replaced by RTN's in the rare
+    /// case RTN's objective is lower, so GPTQ is never worse than RTN on the calibration data).</summary>
+    public required string Chosen { get; init; }
+}
+
+/// <summary>The quantization of a run: per linear, and the bytes it stores.</summary>
+public sealed record QuantizationReport
+{
+    /// <summary>"gptq" or "rtn".</summary>
+    public required string Quantizer { get; init; }
+    /// <summary>The format every quantized linear shares, or "mixed".</summary>
+    public required string Format { get; init; }
+    public required IReadOnlyList<QuantizedModuleReport> Modules { get; init; }
+    /// <summary>Σ bytes of the quantized linears' weights.</summary>
+    public required long Bytes { get; init; }
+    /// <summary>8·<see cref="Bytes"/> / Σ out·in over the quantized linears.</summary>
+    public required double BitsPerWeight { get; init; }
+    /// <summary>How many linears kept RTN's result because GPTQ's was worse (see <see cref="QuantizedModuleReport.Chosen"/>).</summary>
+    public int RtnFallbacks { get; init; }
+    public required double Seconds { get; init; }
 }

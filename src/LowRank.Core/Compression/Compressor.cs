@@ -33,9 +33,9 @@ public static class Compressor
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        if (options.Method != CompressionMethod.Svd) CheckCalibration(calibrationIds, model, options);
+        if (NeedsCalibration(options.Method)) CheckCalibration(calibrationIds, model, options);
         var total = Stopwatch.StartNew();
-        using var run = new CompressionRun(model, options, options.Method == CompressionMethod.Svd ? null : calibrationIds, progress, cancellationToken)
+        using var run = new CompressionRun(model, options, NeedsCalibration(options.Method) || calibrationIds is not null ? calibrationIds : null, progress, cancellationToken)
         {
             BlockCompleted = blockCompleted,
         };
@@ -44,20 +44,50 @@ public static class Compressor
             case CompressionMethod.Svd: Svd.Run(run); break;
             case CompressionMethod.Fwsvd: Fwsvd.Run(run); break;
             case CompressionMethod.Asvd: Asvd.Run(run); break;
+            case CompressionMethod.SvdLlm when options.TargetBits is { } bits:
+                BitAllocation.Run(run, bits);
+                SvdLlm.Run(run);
+                break;
             case CompressionMethod.SvdLlm: SvdLlm.Run(run); break;
             case CompressionMethod.SvdLlmV2: SvdLlmV2.Run(run); break;
             case CompressionMethod.AdaSvd: AdaSvd.Run(run); break;
             case CompressionMethod.LcSvd: LcSvd.Run(run); break;
+            case CompressionMethod.Rtn or CompressionMethod.Gptq: QuantizationPass.RunBaseline(run); break;
             default: throw new LrkException(ErrorCodes.UnknownMethod, $"method {options.Method} has no pipeline");
         }
         lock (run.Seconds) run.Seconds["total"] = total.Elapsed.TotalSeconds;
         return run.BuildReport();
     }
 
+    /// <summary>
+    /// Quantizes the factors of a model a low-rank method has compressed (<c>--factor-dtype int8|int4|int3</c>), block by
+    /// block on the calibration data through the model as it is being quantized (<see cref="QuantizationPass"/>).
+    /// <paramref name="original"/> gives a linear's original dense weight [out, in] (the target the factors are fitted to;
+    /// null, or a null result, fits them to A·B); the caller owns what it returns.
+    /// </summary>
+    public static QuantizationReport QuantizeFactors(IDecoderModel model, Tensor? calibrationIds, CompressionOptions options, Quantization.QuantFormat format,
+        Func<LinearWeight, Tensor?>? original, IProgress<CompressionProgress>? progress = null, CancellationToken cancellationToken = default) =>
+        Quantize(model, calibrationIds, options, linear => linear.IsFactorized ? format : null, original, progress, cancellationToken);
+
+    /// <summary>As <see cref="QuantizeFactors"/> with a format per linear (null leaves a linear as it is): factorised linears
+    /// get quantized factors, dense ones a quantized weight (<c>--target-bits</c>'s choices).</summary>
+    public static QuantizationReport Quantize(IDecoderModel model, Tensor? calibrationIds, CompressionOptions options, Func<LinearWeight, Quantization.QuantFormat?> formatOf,
+        Func<LinearWeight, Tensor?>? original, IProgress<CompressionProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.FactorQuantizer == Quantization.Quantizer.Gptq) CheckCalibration(calibrationIds, model, options);
+        using var run = new CompressionRun(model, options, calibrationIds, progress, cancellationToken);
+        return QuantizationPass.Run(run, formatOf, options.FactorQuantizer, original);
+    }
+
+    /// <summary>Every method but SVD and RTN needs calibration data (RTN uses it only to report its objective).</summary>
+    public static bool NeedsCalibration(CompressionMethod method) => method is not (CompressionMethod.Svd or CompressionMethod.Rtn);
+
     private static void CheckCalibration(Tensor? ids, IDecoderModel model, CompressionOptions options)
     {
         if (ids is null)
-            throw new LrkException(ErrorCodes.DataTooShort, $"{options.Method.Name()} needs calibration data (only SVD works without)");
+            throw new LrkException(ErrorCodes.DataTooShort, $"{options.Method.Name()} needs calibration data (only SVD and RTN work without)");
         if (ids.dim() != 2 || ids.dtype != ScalarType.Int64 || ids.shape[0] < 1 || ids.shape[1] < 2)
             throw new LrkException(ErrorCodes.DataTooShort,
                 $"calibration ids must be a [samples, seq] int64 tensor with seq ≥ 2; got [{string.Join(", ", ids.shape)}] {ids.dtype}");
@@ -88,7 +118,7 @@ internal sealed class CompressionRun : IDisposable
         ids = calibrationIds?.to(ScalarType.Int64, CPU).DetachFromDisposeScope();
         Shapes = Enumerable.Range(0, model.BlockCount)
             .SelectMany(b => model.BlockLinears(b).Select(l => LinearShape.Of(l, b))).ToArray();
-        Plan = RankPlan.Uniform(Shapes, options.Ratio, options.RankMultiple);
+        Plan = options.Method.IsQuantizationOnly() || options.TargetBits is not null ? RankPlan.Dense(Shapes) : RankPlan.Uniform(Shapes, options.Ratio, options.RankMultiple);
     }
 
     public IDecoderModel Model { get; }
@@ -252,6 +282,12 @@ internal sealed class CompressionRun : IDisposable
         lock (Seconds) Seconds[stage] = Seconds.GetValueOrDefault(stage) + clock.Elapsed.TotalSeconds;
     }
 
+    /// <summary>rtn/gptq: what the quantization did (for the report).</summary>
+    public QuantizationReport? Quantization { get; set; }
+
+    /// <summary><c>--target-bits</c>: the allocation (for the report, and the formats the quantization pass uses).</summary>
+    public BitAllocationReport? Allocation { get; set; }
+
     /// <summary>AdaSVD: how the original model was profiled (for the report).</summary>
     public string? OriginalPass { get; set; }
 
@@ -310,7 +346,7 @@ internal sealed class CompressionRun : IDisposable
         lock (modules) modules[name] = report;
     }
 
-    private void RecordDense(LinearWeight linear, ModuleRank rank)
+    public void RecordDense(LinearWeight linear, ModuleRank rank)
     {
         var report = new ModuleReport
         {
@@ -352,6 +388,8 @@ internal sealed class CompressionRun : IDisposable
             DecompositionOverlap = Overlap,
             OriginalPass = OriginalPass,
             GramPath = LinearStatistics.Resolve(Options.GramPrecision, Model is DecoderModel decoder ? decoder.ComputeDtype : ScalarType.Float32, Device).ToString(),
+            Quantization = Quantization,
+            Allocation = Allocation,
             Seconds = Seconds,
         };
     }

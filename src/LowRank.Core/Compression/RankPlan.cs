@@ -54,7 +54,8 @@ public sealed class RankPlan
 
     public RankPlan(double requestedRatio, IEnumerable<ModuleRank> modules)
     {
-        RatioMath.ValidateRatio(requestedRatio);
+        // 0: the quantization-only methods, which keep every linear dense (Dense).
+        if (requestedRatio != 0) RatioMath.ValidateRatio(requestedRatio);
         RequestedRatio = requestedRatio;
         Modules = modules.ToArray();
         byName = Modules.ToDictionary(m => m.Name, StringComparer.Ordinal);
@@ -75,6 +76,10 @@ public sealed class RankPlan
         var retention = RatioMath.Retention(ratio);
         return new RankPlan(ratio, linears.Select(l => ModuleRank.At(l, retention, rankMultiple)));
     }
+
+    /// <summary>Every linear kept dense (the quantization-only methods): requested ratio 0.</summary>
+    public static RankPlan Dense(IEnumerable<LinearShape> linears) =>
+        new(0, linears.Select(l => new ModuleRank(l.Name, l.Kind, l.Block, l.OutFeatures, l.InFeatures, 1, Math.Min(l.OutFeatures, l.InFeatures), true)));
 
     /// <summary>A plan from per-linear retentions (values ≥ the break-even retention give dense layers).</summary>
     public static RankPlan FromRetentions(IEnumerable<LinearShape> linears, IReadOnlyDictionary<string, double> retentions, double ratio, int rankMultiple = 1) =>

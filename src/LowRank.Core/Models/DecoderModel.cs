@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using LowRank.Quantization;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -366,6 +367,13 @@ public abstract class DecoderModel : IStagedDecoder
 
     private LinearWeight LoadLinearWeight(string name, string kind, long outFeatures, long inFeatures, bool conv1D, Device home, Tensor? biasTensor)
     {
+        if (QuantizedLinears.TryGetValue(name, out var quantized))
+        {
+            if (quantized.OutFeatures != outFeatures || quantized.InFeatures != inFeatures)
+                throw new LrkException(ErrorCodes.BadArtifact,
+                    $"config.json: lowrank.quantization.linears.{name} is [{quantized.OutFeatures}, {quantized.InFeatures}] but the config implies [{outFeatures}, {inFeatures}]");
+            return LoadQuantized(name, kind, quantized.Format, outFeatures, inFeatures, home, biasTensor);
+        }
         if (lazy && weights.Contains(name + ".weight") && weights.ShapeOf(name + ".weight") is { } storedShape)
         {
             var weightName = name + ".weight";
@@ -377,7 +385,7 @@ public abstract class DecoderModel : IStagedDecoder
                 using var scope = NewDisposeScope();
                 var loaded = LoadTensor(weightName, expected, CPU);
                 return (conv1D ? loaded.t().contiguous() : loaded).MoveToOuterDisposeScope();
-            }, biasTensor);
+            }, biasTensor, ComputeDtype);
         }
         if (weights.Contains(name + ".weight"))
         {
@@ -409,6 +417,61 @@ public abstract class DecoderModel : IStagedDecoder
         }
         throw new LrkException(ErrorCodes.MissingTensor,
             $"the checkpoint has neither '{name}.weight' nor the factors '{name}{FactorASuffix}' and '{name}{FactorBSuffix}'");
+    }
+
+    /// <summary>The quantized linears of a compressed artifact and their formats (its config's <c>lowrank.quantization</c>).</summary>
+    private IReadOnlyDictionary<string, LowRank.Artifacts.QuantizedLinear> QuantizedLinears => quantizedLinears ??=
+        LowRank.Artifacts.ArtifactQuantization.Of(Config.Raw, "config.json");
+
+    private IReadOnlyDictionary<string, LowRank.Artifacts.QuantizedLinear>? quantizedLinears;
+
+    /// <summary>
+    /// A linear stored as integers: <c>name.qweight</c>/<c>.scales</c>/<c>.qzeros</c> [out, in] (a quantized dense weight,
+    /// in the nn.Linear layout for every family, GPT-2 included), or the same under <c>name.lowrank_A</c> [out, k] and
+    /// <c>name.lowrank_B</c> [k, in]. Kept packed; the forward pass dequantizes.
+    /// </summary>
+    private LinearWeight LoadQuantized(string name, string kind, QuantFormat format, long outFeatures, long inFeatures, Device home, Tensor? biasTensor)
+    {
+        var prefixA = name + FactorASuffix[..^".weight".Length];
+        var prefixB = name + FactorBSuffix[..^".weight".Length];
+        if (weights.Contains(name + QuantizedMatrix.CodesSuffix))
+        {
+            var weight = LoadMatrix(name, format, outFeatures, inFeatures, home);
+            return LinearWeight.Quantized(name, kind, outFeatures, inFeatures, weight, null, null, biasTensor, ComputeDtype);
+        }
+        if (weights.Contains(prefixA + QuantizedMatrix.CodesSuffix) && weights.Contains(prefixB + QuantizedMatrix.CodesSuffix))
+        {
+            var rank = weights.ShapeOf(prefixB + QuantizedMatrix.CodesSuffix)?[0] ?? -1;
+            var b = LoadMatrix(prefixB, format, rank, inFeatures, home);
+            try
+            {
+                var a = LoadMatrix(prefixA, format, outFeatures, b.Rows, home);
+                return LinearWeight.Quantized(name, kind, outFeatures, inFeatures, null, a, b, biasTensor, ComputeDtype);
+            }
+            catch
+            {
+                b.Dispose();
+                throw;
+            }
+        }
+        throw new LrkException(ErrorCodes.MissingTensor,
+            $"config.json lists '{name}' as quantized ({format}) but the checkpoint has neither '{name}{QuantizedMatrix.CodesSuffix}' nor '{prefixA}{QuantizedMatrix.CodesSuffix}' and '{prefixB}{QuantizedMatrix.CodesSuffix}'");
+    }
+
+    /// <summary>Reads one quantized matrix (rows = -1: as stored) and checks it against its format.</summary>
+    private QuantizedMatrix LoadMatrix(string prefix, QuantFormat format, long rows, long cols, Device device)
+    {
+        using var scope = NewDisposeScope();
+        Tensor Raw(string name)
+        {
+            consumed.Add(name);
+            return weights.Load(name).to(device);
+        }
+        var codes = Raw(prefix + QuantizedMatrix.CodesSuffix);
+        var scales = Raw(prefix + QuantizedMatrix.ScalesSuffix);
+        var zeros = weights.Contains(prefix + QuantizedMatrix.ZerosSuffix) ? Raw(prefix + QuantizedMatrix.ZerosSuffix) : null;
+        var matrix = QuantizedMatrix.FromStored(prefix, format, rows < 0 ? codes.shape[0] : rows, cols, codes, scales, zeros);
+        return matrix;
     }
 
     /// <summary>Loads a tensor, checks its shape (-1 = any), converts it to the compute dtype on <paramref name="device"/>.</summary>

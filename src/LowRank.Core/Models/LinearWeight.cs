@@ -1,3 +1,4 @@
+using LowRank.Quantization;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -8,6 +9,9 @@ namespace LowRank.Models;
 /// GPT-2's Conv1D weights are transposed on load). A compressor replaces the dense weight by two factors,
 /// <c>y ≈ A (B x) + b</c> with <c>A</c> [out, k] and <c>B</c> [k, in]. <see cref="Name"/> is the checkpoint prefix
 /// (e.g. <c>model.layers.0.self_attn.q_proj</c>); <see cref="Kind"/> the type shared across blocks (<c>q_proj</c>).
+/// Either form may be stored quantized (<see cref="QuantizedWeight"/>, <see cref="QuantizedA"/>/<see cref="QuantizedB"/>):
+/// the forward pass then dequantizes on the fly, into the activations' dtype, for each call (TorchSharp exposes no
+/// integer GEMM), so memory holds only the packed form.
 /// The object owns its tensors: they are disposed when replaced or when the layer is disposed.
 /// </summary>
 public sealed class LinearWeight : IDisposable
@@ -17,6 +21,9 @@ public sealed class LinearWeight : IDisposable
     private Tensor? weight;
     private bool evicted;
     private bool modified;
+    private QuantizedMatrix? quantizedWeight;
+    private QuantizedMatrix? quantizedA;
+    private QuantizedMatrix? quantizedB;
 
     public LinearWeight(string name, string kind, Tensor weight, Tensor? bias)
     {
@@ -26,6 +33,7 @@ public sealed class LinearWeight : IDisposable
         Bias = bias;
         OutFeatures = weight.shape[0];
         InFeatures = weight.shape[1];
+        Dtype = weight.dtype;
     }
 
     /// <summary>
@@ -33,10 +41,11 @@ public sealed class LinearWeight : IDisposable
     /// loaded ([out, in], compute dtype, on the host). Block streaming of models larger than host memory uses this: a
     /// block's unchanged weights are dropped (<see cref="Evict"/>) when it leaves the device and read again if it returns.
     /// </summary>
-    public static LinearWeight Lazy(string name, string kind, long outFeatures, long inFeatures, Func<Tensor> reload, Tensor? bias)
+    public static LinearWeight Lazy(string name, string kind, long outFeatures, long inFeatures, Func<Tensor> reload, Tensor? bias,
+        ScalarType dtype = ScalarType.Float32)
     {
         ArgumentNullException.ThrowIfNull(reload);
-        return new LinearWeight(name, kind, outFeatures, inFeatures, bias, reload) { evicted = true };
+        return new LinearWeight(name, kind, outFeatures, inFeatures, bias, reload) { evicted = true, Dtype = dtype };
     }
 
     /// <summary>A layer already stored as factors (a compressed artifact's <c>lowrank_A</c>/<c>lowrank_B</c>):
@@ -47,7 +56,25 @@ public sealed class LinearWeight : IDisposable
         ArgumentNullException.ThrowIfNull(b);
         if (a.shape.Length != 2 || b.shape.Length != 2 || a.shape[1] != b.shape[0])
             throw new ArgumentException($"{name}: factors [{string.Join(",", a.shape)}]·[{string.Join(",", b.shape)}] do not chain");
-        return new LinearWeight(name, kind, a.shape[0], b.shape[1], bias) { A = a, B = b };
+        return new LinearWeight(name, kind, a.shape[0], b.shape[1], bias) { A = a, B = b, Dtype = a.dtype };
+    }
+
+    /// <summary>A layer stored quantized (an artifact's <c>.qweight</c>/<c>.scales</c>/<c>.qzeros</c>): either a dense
+    /// <paramref name="weight"/> [out, in], or factors <paramref name="a"/> [out, k] and <paramref name="b"/> [k, in];
+    /// <paramref name="dtype"/> is the compute dtype it is dequantized to. Takes ownership.</summary>
+    public static LinearWeight Quantized(string name, string kind, long outFeatures, long inFeatures, QuantizedMatrix? weight,
+        QuantizedMatrix? a, QuantizedMatrix? b, Tensor? bias, ScalarType dtype)
+    {
+        if ((weight is null) == (a is null || b is null) || (a is null) != (b is null))
+            throw new ArgumentException($"{name}: give either a quantized weight or both quantized factors");
+        if (weight is not null && (weight.Rows != outFeatures || weight.Columns != inFeatures))
+            throw new ArgumentException($"{name}: quantized weight [{weight.Rows},{weight.Columns}] is not [{outFeatures},{inFeatures}]");
+        if (a is not null && (a.Rows != outFeatures || b!.Columns != inFeatures || a.Columns != b.Rows))
+            throw new ArgumentException($"{name}: quantized factors [{a.Rows},{a.Columns}]·[{b!.Rows},{b.Columns}] do not make [{outFeatures},{inFeatures}]");
+        return new LinearWeight(name, kind, outFeatures, inFeatures, bias)
+        {
+            quantizedWeight = weight, quantizedA = a, quantizedB = b, Dtype = dtype,
+        };
     }
 
     private LinearWeight(string name, string kind, long outFeatures, long inFeatures, Tensor? bias, Func<Tensor>? reload = null)
@@ -62,6 +89,9 @@ public sealed class LinearWeight : IDisposable
 
     public string Name { get; }
     public string Kind { get; }
+
+    /// <summary>The compute dtype: of the weights as loaded, and what quantized storage is dequantized to.</summary>
+    public ScalarType Dtype { get; private set; } = ScalarType.Float32;
     public long OutFeatures { get; }
     public long InFeatures { get; }
     /// <summary>The dense weight [out, in] (null once factorised). An evicted lazy weight is read again on access.</summary>
@@ -85,11 +115,21 @@ public sealed class LinearWeight : IDisposable
             lock (gate) return evicted;
         }
     }
+    /// <summary>The factors in floating point (null when dense or when stored quantized).</summary>
     public Tensor? A { get; private set; }
     public Tensor? B { get; private set; }
     public Tensor? Bias { get; private set; }
-    public bool IsFactorized => A is not null;
-    public long Rank => A?.shape[1] ?? Math.Min(OutFeatures, InFeatures);
+
+    /// <summary>The dense weight stored as integers (null otherwise).</summary>
+    public QuantizedMatrix? QuantizedWeight => quantizedWeight;
+
+    /// <summary>The factors stored as integers (null otherwise).</summary>
+    public QuantizedMatrix? QuantizedA => quantizedA;
+    public QuantizedMatrix? QuantizedB => quantizedB;
+
+    public bool IsFactorized => A is not null || quantizedA is not null;
+    public bool IsQuantized => quantizedWeight is not null || quantizedA is not null;
+    public long Rank => A?.shape[1] ?? quantizedA?.Columns ?? Math.Min(OutFeatures, InFeatures);
 
     /// <summary>Parameters stored for the weight (bias excluded): m·n dense, k·(m+n) factorised.</summary>
     public long ParameterCount => IsFactorized ? Rank * (OutFeatures + InFeatures) : OutFeatures * InFeatures;
@@ -100,10 +140,12 @@ public sealed class LinearWeight : IDisposable
         Tensor y;
         if (IsFactorized)
         {
-            var (a, b) = AlignedFactors(A!, B!, x.NumberOfElements / Math.Max(1, x.shape[^1]));
+            var storedA = A ?? quantizedA!.Dequantize(x.dtype);
+            var storedB = B ?? quantizedB!.Dequantize(x.dtype);
+            var (a, b) = AlignedFactors(storedA, storedB, x.NumberOfElements / Math.Max(1, x.shape[^1]));
             y = nn.functional.linear(nn.functional.linear(x, b), a, Bias);
         }
-        else y = nn.functional.linear(x, Weight!, Bias);
+        else y = nn.functional.linear(x, quantizedWeight?.Dequantize(x.dtype) ?? Weight!, Bias);
         return y.MoveToOuterDisposeScope();
     }
 
@@ -131,8 +173,61 @@ public sealed class LinearWeight : IDisposable
         return (nn.functional.pad(a, [0, pad]), nn.functional.pad(b, [0, 0, 0, pad]));
     }
 
-    /// <summary>The dense weight [out, in]: the stored one, or A·B for a factorised layer (a new tensor).</summary>
-    public Tensor DenseWeight() => IsFactorized ? matmul(A!, B!) : Weight!.alias();
+    /// <summary>The dense weight [out, in]: the stored one, or A·B for a factorised layer (a new tensor); quantized storage
+    /// dequantized to <see cref="Dtype"/>.</summary>
+    public Tensor DenseWeight()
+    {
+        if (quantizedWeight is not null) return quantizedWeight.Dequantize(Dtype);
+        if (quantizedA is not null)
+        {
+            using var scope = NewDisposeScope();
+            return matmul(quantizedA.Dequantize(Dtype), quantizedB!.Dequantize(Dtype)).MoveToOuterDisposeScope();
+        }
+        return IsFactorized ? matmul(A!, B!) : Weight!.alias();
+    }
+
+    /// <summary>Replaces the factors by quantized ones (<paramref name="a"/> [out, k], <paramref name="b"/> [k, in]); takes
+    /// ownership.</summary>
+    public void Quantize(QuantizedMatrix a, QuantizedMatrix b)
+    {
+        if (a.Rows != OutFeatures || b.Columns != InFeatures || a.Columns != b.Rows)
+            throw new ArgumentException($"{Name}: quantized factors [{a.Rows},{a.Columns}]·[{b.Rows},{b.Columns}] do not make [{OutFeatures},{InFeatures}]");
+        lock (gate)
+        {
+            DropAll();
+            quantizedA = a;
+            quantizedB = b;
+        }
+    }
+
+    /// <summary>Replaces the dense weight by a quantized one [out, in]; takes ownership.</summary>
+    public void Quantize(QuantizedMatrix weight)
+    {
+        if (weight.Rows != OutFeatures || weight.Columns != InFeatures)
+            throw new ArgumentException($"{Name}: quantized weight [{weight.Rows},{weight.Columns}] is not [{OutFeatures},{InFeatures}]");
+        lock (gate)
+        {
+            DropAll();
+            quantizedWeight = weight;
+        }
+    }
+
+    /// <summary>Frees every stored form of the weight (not the bias); the caller installs the new one. Under the gate.</summary>
+    private void DropAll()
+    {
+        Dtype = weight?.dtype ?? A?.dtype ?? Dtype;
+        weight?.Dispose();
+        A?.Dispose();
+        B?.Dispose();
+        quantizedWeight?.Dispose();
+        quantizedA?.Dispose();
+        quantizedB?.Dispose();
+        weight = null;
+        A = B = null;
+        quantizedWeight = quantizedA = quantizedB = null;
+        evicted = false;
+        modified = true;
+    }
 
     /// <summary>Replaces the weight by factors A [out, k] and B [k, in]; takes ownership of both.</summary>
     public void Factorize(Tensor a, Tensor b)
@@ -141,12 +236,7 @@ public sealed class LinearWeight : IDisposable
             throw new ArgumentException($"{Name}: factors [{string.Join(",", a.shape)}]·[{string.Join(",", b.shape)}] do not make [{OutFeatures},{InFeatures}]");
         lock (gate)
         {
-            weight?.Dispose();
-            A?.Dispose();
-            B?.Dispose();
-            weight = null;
-            evicted = false;
-            modified = true;
+            DropAll();
             A = a.DetachFromDisposeScope();
             B = b.DetachFromDisposeScope();
         }
@@ -159,12 +249,7 @@ public sealed class LinearWeight : IDisposable
             throw new ArgumentException($"{Name}: weight [{string.Join(",", weight.shape)}] is not [{OutFeatures},{InFeatures}]");
         lock (gate)
         {
-            this.weight?.Dispose();
-            A?.Dispose();
-            B?.Dispose();
-            A = B = null;
-            evicted = false;
-            modified = true;
+            DropAll();
             this.weight = weight.DetachFromDisposeScope();
         }
     }
@@ -180,6 +265,9 @@ public sealed class LinearWeight : IDisposable
             A = Move(A, device);
             B = Move(B, device);
             Bias = Move(Bias, device);
+            quantizedWeight?.MoveTo(device);
+            quantizedA?.MoveTo(device);
+            quantizedB?.MoveTo(device);
         }
     }
 
@@ -236,12 +324,9 @@ public sealed class LinearWeight : IDisposable
     {
         lock (gate)
         {
-            weight?.Dispose();
-            A?.Dispose();
-            B?.Dispose();
+            DropAll();
             Bias?.Dispose();
-            weight = A = B = Bias = null;
-            evicted = false;
+            Bias = null;
         }
     }
 }

@@ -13,9 +13,11 @@ public static class BenchCommand
     {
         var command = new Command("bench", "Benchmarks that produce the numbers in BENCHMARKS.md.");
         command.Subcommands.Add(Methods());
+        command.Subcommands.Add(Quant());
         command.Subcommands.Add(Gpu());
         command.Subcommands.Add(Parity());
         command.Subcommands.Add(Kernels());
+        command.Subcommands.Add(Tasks());
         command.Subcommands.Add(InferenceBenchCommand.Create());
         return command;
     }
@@ -114,10 +116,44 @@ public static class BenchCommand
         return command;
     }
 
+    private static Command Tasks()
+    {
+        var text = new Option<string>("--text") { Description = "Held-out text the items are made from (a file, FILE[start:end] or npm:NAME)", Required = true };
+        var textStart = new Option<long?>("--text-start") { Description = "First byte of the text" };
+        var textEnd = new Option<long?>("--text-end") { Description = "Byte after the last byte of the text" };
+        var pairs = new Option<int>("--pairs") { Description = "At most this many item pairs per task", DefaultValueFactory = _ => 200 };
+        var name = new Option<string>("--name") { Description = "Task name prefix (files NAME_sentence.jsonl and NAME_word.jsonl)", DefaultValueFactory = _ => "cloze" };
+        var output = new Option<string>("--out") { Description = "Folder to write the task files to", Required = true };
+        var command = new Command("tasks", "Make two paired-cloze zero-shot task files (next sentence, last word; chance exactly 1/2) from a held-out text.")
+        {
+            text, textStart, textEnd, pairs, name, output,
+        };
+        command.SetAction((parse, _) =>
+        {
+            var source = LowRank.Data.TextSources.Load(parse.GetValue(text)!, new LowRank.Data.TextSourceOptions { ByteStart = parse.GetValue(textStart), ByteEnd = parse.GetValue(textEnd) });
+            var folder = parse.GetValue(output)!;
+            Directory.CreateDirectory(folder);
+            foreach (var kind in new[] { ClozeKind.Sentence, ClozeKind.Word })
+            {
+                var taskName = $"{parse.GetValue(name)}_{kind.ToString().ToLowerInvariant()}";
+                var task = PairedCloze.Make(taskName, source.Text, kind, parse.GetValue(pairs), source.Description);
+                var path = Path.Combine(folder, taskName + ".jsonl");
+                PairedCloze.Write(task, path);
+                Console.WriteLine($"{path}: {task.Items.Count} items ({kind.ToString().ToLowerInvariant()} cloze from {source.Description})");
+            }
+            return Task.FromResult(ExitCodes.Success);
+        });
+        return command;
+    }
+
     private static Command Methods()
     {
         var model = new Argument<string>("model") { Description = "Model folder (HF layout)" };
-        var methods = new Option<string>("--methods") { Description = "Comma-separated methods, or 'all'", DefaultValueFactory = _ => "all" };
+        var methods = new Option<string>("--methods") { Description = "Comma-separated methods, 'all', or 'none' (only --variant rows)", DefaultValueFactory = _ => "all" };
+        var variants = new Option<string[]>("--variant") { Description = "Extra row LABEL=METHOD[;Name=Value…] (an ablation), repeatable" };
+        var heldOut = new Option<int>("--held-out") { Description = "Held-out calibration samples (disjoint from the calibration windows) whose perplexity is also reported", DefaultValueFactory = _ => 0 };
+        var tasks = new Option<string[]>("--tasks") { Description = "Zero-shot task files scored for the original and every row", AllowMultipleArgumentsPerToken = true };
+        var diagnose = new Option<bool>("--diagnose") { Description = "Per-block drift and per-linear errors of every row against the original (calibration and held-out samples)" };
         var ratios = new Option<string>("--ratios") { Description = "Comma-separated compression ratios (fraction removed)", DefaultValueFactory = _ => "0.2,0.4,0.6" };
         var calib = new Option<string>("--calib") { Description = "Calibration text", Required = true };
         var calibStart = new Option<long?>("--calib-start") { Description = "First byte of the calibration text" };
@@ -136,14 +172,20 @@ public static class BenchCommand
         var json = CommonOptions.Json();
         var command = new Command("methods", "Compress a model with every method at every ratio and report WikiText-style perplexity.")
         {
-            model, methods, ratios, calib, calibStart, calibEnd, eval, evalStart, evalEnd, protocol, window, samples, seqLen, seed, set, markdown, device, json,
+            model, methods, variants, ratios, calib, calibStart, calibEnd, eval, evalStart, evalEnd, protocol, window, samples, seqLen, seed, set,
+            heldOut, tasks, diagnose, markdown, device, json,
         };
         command.SetAction((parse, token) =>
         {
             var methodText = parse.GetValue(methods)!;
-            var methodList = methodText.Trim().Equals("all", StringComparison.OrdinalIgnoreCase)
-                ? Enum.GetValues<CompressionMethod>()
-                : methodText.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(CompressionMethods.Parse).ToArray();
+            var methodList = methodText.Trim().ToLowerInvariant() switch
+            {
+                "all" => CompressionMethods.LowRank.ToArray(),
+                "none" => [],
+                _ => methodText.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(CompressionMethods.Parse).ToArray(),
+            };
+            var variantList = (parse.GetValue(variants) ?? []).Select(MethodVariant.Parse).ToArray();
+            if (methodList.Length == 0 && variantList.Length == 0) throw new LrkException(ErrorCodes.BadArgument, "no rows: give --methods or --variant");
             var ratioList = parse.GetValue(ratios)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(r => double.TryParse(r, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v
                     : throw new LrkException(ErrorCodes.BadRatio, $"'{r}' is not a number")).ToArray();
@@ -153,6 +195,7 @@ public static class BenchCommand
             {
                 Model = parse.GetValue(model)!,
                 Methods = methodList,
+                Variants = variantList,
                 Ratios = ratioList,
                 Calibration = parse.GetValue(calib)!,
                 CalibrationByteStart = parse.GetValue(calibStart),
@@ -167,6 +210,9 @@ public static class BenchCommand
                 Seed = parse.GetValue(seed),
                 Device = TorchBackend.ParseDevice(parse.GetValue(device)),
                 Set = parse.GetValue(set) ?? [],
+                HeldOut = parse.GetValue(heldOut),
+                Tasks = parse.GetValue(tasks) ?? [],
+                Diagnose = parse.GetValue(diagnose),
             }, line => Console.Error.WriteLine(line), token);
             var table = Describe(result, parse.GetValue(set) ?? []);
             if (parse.GetValue(markdown) is { } path)
@@ -182,10 +228,100 @@ public static class BenchCommand
         return command;
     }
 
+    private static Command Quant()
+    {
+        var model = new Argument<string>("model") { Description = "Model folder (HF layout)" };
+        var methods = new Option<string>("--methods") { Description = "Comma-separated low-rank methods", DefaultValueFactory = _ => "svd-llm,adasvd,lc-svd" };
+        var ratios = new Option<string>("--ratios") { Description = "Comma-separated compression ratios of the low-rank methods", DefaultValueFactory = _ => "0.2,0.4,0.6" };
+        var factorDtypes = new Option<string>("--factor-dtypes") { Description = "Comma-separated factor storages: fp16, int8, int4[-gN][-zp], int3…", DefaultValueFactory = _ => "fp16,int8,int4" };
+        var bits = new Option<string>("--bits") { Description = "Comma-separated bit widths of the rtn and gptq baselines", DefaultValueFactory = _ => "8,4,3" };
+        var targetBits = new Option<string>("--target-bits") { Description = "Comma-separated --target-bits budgets (SVD-LLM allocation)", DefaultValueFactory = _ => "3,4" };
+        var calib = new Option<string>("--calib") { Description = "Calibration text", Required = true };
+        var calibStart = new Option<long?>("--calib-start") { Description = "First byte of the calibration text" };
+        var calibEnd = new Option<long?>("--calib-end") { Description = "Byte after the last calibration byte" };
+        var eval = new Option<string>("--eval") { Description = "Evaluation text", Required = true };
+        var evalStart = new Option<long?>("--eval-start") { Description = "First byte of the evaluation text" };
+        var evalEnd = new Option<long?>("--eval-end") { Description = "Byte after the last evaluation byte" };
+        var protocol = new Option<string>("--protocol") { Description = "Text → token stream protocol for both texts: stream or plain", DefaultValueFactory = _ => "stream" };
+        var window = new Option<int>("--window") { Description = "Perplexity window W (non-overlapping; at most the model's context)", DefaultValueFactory = _ => 512 };
+        var samples = new Option<int>("--samples") { Description = "Calibration samples N", DefaultValueFactory = _ => 128 };
+        var seqLen = new Option<int?>("--seq-len") { Description = "Tokens per calibration sample (default: min(2048, context))" };
+        var seed = new Option<int>("--seed") { Description = "Calibration sampler seed", DefaultValueFactory = _ => 42 };
+        var set = new Option<string[]>("--set") { Description = "Compression option Name=Value for every run, repeatable (e.g. GroupSize=64)" };
+        var report = new Option<string?>("--report") { Description = "Folder for quant-<model>.json, .md and .png (perplexity against bytes)" };
+        var device = CommonOptions.Device();
+        var json = CommonOptions.Json();
+        var command = new Command("quant", "Perplexity against the bytes of the block linears: dense fp16, RTN and GPTQ, the low-rank methods with fp16/int8/int4 factors, --target-bits.")
+        {
+            model, methods, ratios, factorDtypes, bits, targetBits, calib, calibStart, calibEnd, eval, evalStart, evalEnd, protocol, window, samples, seqLen, seed, set, report, device, json,
+        };
+        command.SetAction((parse, token) =>
+        {
+            static string[] List(string text) => text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            static double Number(string text) => double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v
+                : throw new LrkException(ErrorCodes.BadArgument, $"'{text}' is not a number");
+            var ratioList = List(parse.GetValue(ratios)!).Select(Number).ToArray();
+            foreach (var r in ratioList) RatioMath.ValidateRatio(r);
+            var storages = List(parse.GetValue(factorDtypes)!);
+            foreach (var storage in storages)
+            {
+                if (!Artifacts.FactorDtypes.TryParse(storage, out _)) Quantization.QuantFormat.Parse(storage);
+            }
+            var methodList = List(parse.GetValue(methods)!).Select(CompressionMethods.Parse).ToArray();
+            if (methodList.FirstOrDefault(m => m.IsQuantizationOnly()) is var q && q.IsQuantizationOnly())
+                throw new LrkException(ErrorCodes.BadArgument, $"--methods lists the low-rank methods; {q.Name()} is always measured");
+            var result = QuantBenchmark.Run(new QuantBenchmarkOptions
+            {
+                Model = parse.GetValue(model)!,
+                Methods = methodList,
+                Ratios = ratioList,
+                FactorDtypes = storages,
+                Bits = List(parse.GetValue(bits)!).Select(b => (int)Number(b)).ToArray(),
+                TargetBits = List(parse.GetValue(targetBits)!).Select(Number).ToArray(),
+                Calibration = parse.GetValue(calib)!,
+                CalibrationByteStart = parse.GetValue(calibStart),
+                CalibrationByteEnd = parse.GetValue(calibEnd),
+                Evaluation = parse.GetValue(eval)!,
+                EvaluationByteStart = parse.GetValue(evalStart),
+                EvaluationByteEnd = parse.GetValue(evalEnd),
+                Protocol = parse.GetValue(protocol)!,
+                Window = parse.GetValue(window),
+                Samples = parse.GetValue(samples),
+                SeqLen = parse.GetValue(seqLen),
+                Seed = parse.GetValue(seed),
+                Device = TorchBackend.ParseDevice(parse.GetValue(device)),
+                Set = parse.GetValue(set) ?? [],
+            }, line => Console.Error.WriteLine(line), token);
+            var c = result.Calibration;
+            var text = $"""
+                Model: {result.Model} ({result.LinearWeights:N0} block-linear weights)
+                Evaluation: {result.Evaluation}; protocol {result.Protocol}, windows of {result.Window} tokens, {result.ScoredTokens:N0} tokens
+                Calibration: {c.Samples} × {c.SeqLen} tokens from {c.Source} (seed {c.Seed}, {c.TokenProtocol.Name} protocol)
+                Options: {(parse.GetValue(set) is { Length: > 0 } s ? string.Join(" ", s) : "defaults")}
+                Device: {result.Device}; machine: {result.Machine}; {result.DateUtc}
+
+                {result.Markdown()}
+                """;
+            if (parse.GetValue(report) is { } folder)
+            {
+                Directory.CreateDirectory(folder);
+                var name = "quant-" + Path.GetFileName(Path.TrimEndingDirectorySeparator(result.Model));
+                Reports.ReportFiles.WriteText(Path.Combine(folder, name + ".md"), text);
+                Reports.ReportFiles.WriteText(Path.Combine(folder, name + ".json"), System.Text.Json.JsonSerializer.Serialize(result, Output.JsonOptions) + "\n");
+                ReportPlots.PerplexityVsBytes(result.Points.Select(p => (p.Series, (double)p.Bytes, p.Perplexity)), Path.Combine(folder, name + ".png"),
+                    $"{Path.GetFileName(Path.TrimEndingDirectorySeparator(result.Model))}: perplexity vs size of the block linears");
+            }
+            if (parse.GetValue(json)) Output.WriteJson(result);
+            else Console.WriteLine(text);
+            return Task.FromResult(ExitCodes.Success);
+        });
+        return command;
+    }
+
     private static string Describe(MethodBenchmarkResult result, string[] set)
     {
         var c = result.Calibration;
-        var seconds = result.Rows.GroupBy(r => r.Method)
+        var seconds = result.Rows.GroupBy(r => r.Label)
             .Select(g => $"{g.Key} {string.Join("/", g.Select(r => r.CompressSeconds.ToString("F1", CultureInfo.InvariantCulture)))} s");
         return $"""
             Model: {result.Model}
@@ -195,6 +331,7 @@ public static class BenchCommand
             Device: {result.Device}; machine: {result.Machine}; {result.DateUtc}
 
             {result.Markdown()}
+            {result.DiagnosisMarkdown()}
             Compression time per ratio: {string.Join("; ", seconds)}
 
             """;

@@ -2,6 +2,7 @@ using System.CommandLine;
 using LowRank.Artifacts;
 using LowRank.Compression;
 using LowRank.Evaluation;
+using LowRank.Quantization;
 using LowRank.Torch;
 
 namespace LowRank.Tool.Commands;
@@ -14,8 +15,11 @@ public static class CompressCommand
         var model = new Argument<string>("model") { Description = "Model folder (HF layout: config.json, *.safetensors, tokenizer)" };
         var method = new Option<string>("--method") { Description = $"Compression method: {string.Join(", ", CompressionMethods.ValidNames)}", Required = true }
             .Checked(value => CompressionMethods.Parse(value as string));
-        var ratio = new Option<double>("--ratio") { Description = "Fraction of the block linears' parameters to REMOVE, in (0, 1) (0.2 keeps 80%)", Required = true }
+        var ratio = new Option<double?>("--ratio") { Description = "Fraction of the block linears' parameters to REMOVE, in (0, 1) (0.2 keeps 80%); required by the low-rank methods, ignored by rtn/gptq" }
             .Checked(value => RatioMath.ValidateRatio((double)value!));
+        var bits = new Option<int?>("--bits") { Description = "rtn/gptq: bits per weight, 8 (per output channel), 4 or 3 (group-wise, --group-size)" };
+        var targetBits = new Option<double?>("--target-bits") { Description = "SVD-LLM: instead of --ratio, a budget in bits per original weight of the block linears; every linear's rank and storage (int8/int4 factors, or dense GPTQ 8/4/3-bit or fp16) are chosen under it" };
+        var groupSize = new Option<int?>("--group-size") { Description = "Input columns per scale of 4- and 3-bit storage: 32, 64 or 128 (default 128)" };
         var calib = new Option<string?>("--calib") { Description = "Calibration text: a file, folder or npm:<corpus> (needed by every method but SVD)" };
         var calibStart = new Option<long?>("--calib-start") { Description = "First byte of the calibration text to use" };
         var calibEnd = new Option<long?>("--calib-end") { Description = "Byte after the last one to use" };
@@ -25,8 +29,8 @@ public static class CompressCommand
         var seed = new Option<int>("--seed") { Description = "Seed of the calibration sampler (and of AdaSVD's shuffle)", DefaultValueFactory = _ => 42 };
         var batch = new Option<int>("--batch-size") { Description = "Calibration samples per forward pass (memory only; the result does not depend on it)", DefaultValueFactory = _ => 8 };
         var set = new Option<string[]>("--set") { Description = "Any compression option as Name=Value, repeatable (e.g. AdaSvdIterations=3, Propagation=Compressed)", AllowMultipleArgumentsPerToken = false };
-        var factorDtype = new Option<string?>("--factor-dtype") { Description = "Dtype of the stored factors: fp32, fp16 or bf16 (default: the model's torch_dtype)" }
-            .Checked(value => FactorDtypes.Parse((string)value!));
+        var factorDtype = new Option<string?>("--factor-dtype") { Description = $"Dtype of the stored factors: fp32, fp16, bf16 (default: the model's torch_dtype), or quantized: {QuantFormat.Spellings}" }
+            .Checked(value => ParseFactorDtype((string)value!));
         var evalText = new Option<string?>("--eval") { Description = "Measure perplexity on this text (file, folder or npm:<corpus>) before and after compressing; recorded in the manifest" };
         var evalStart = new Option<long?>("--eval-start") { Description = "First byte of the evaluation text to use" };
         var evalEnd = new Option<long?>("--eval-end") { Description = "Byte after the last one to use" };
@@ -41,20 +45,42 @@ public static class CompressCommand
         var libTorch = CommonOptions.LibTorch();
         var command = new Command("compress", "Compress a model's block linears with a low-rank method and write the compressed artifact.")
         {
-            model, method, ratio, calib, calibStart, calibEnd, protocol, samples, seqLen, seed, batch, set, factorDtype,
+            model, method, ratio, bits, targetBits, groupSize, calib, calibStart, calibEnd, protocol, samples, seqLen, seed, batch, set, factorDtype,
             evalText, evalStart, evalEnd, evalWindow, output, force, computeDtype, streamBlocks, device, json, libTorch,
         };
+        command.Validators.Add(result =>
+        {
+            // --ratio is required by the low-rank methods; rtn/gptq take --bits instead (a ratio given to them, such as
+            // MSBuild's default Ratio metadata, is ignored).
+            if (result.GetValue(method) is not { } name || !TryParseMethod(name, out var parsed)) return;
+            if (parsed.IsQuantizationOnly())
+            {
+                if (result.GetValue(bits) is null) result.AddError($"{ErrorCodes.BadMethodOption}: {parsed.Name()} needs --bits 8, 4 or 3");
+            }
+            else if (result.GetValue(targetBits) is not null)
+            {
+                if (result.GetValue(ratio) is not null) result.AddError($"{ErrorCodes.BadRatio}: --target-bits sets the size; drop --ratio");
+            }
+            else if (result.GetValue(ratio) is null) result.AddError($"{ErrorCodes.BadRatio}: {parsed.Name()} needs --ratio (the fraction of the block linears' parameters to remove) or --target-bits");
+        });
         command.SetAction((parse, token) =>
         {
+            var parsedMethod = CompressionMethods.Parse(parse.GetValue(method));
             var options = new CompressionOptions
             {
-                Method = CompressionMethods.Parse(parse.GetValue(method)),
-                Ratio = parse.GetValue(ratio),
+                Method = parsedMethod,
+                Ratio = parsedMethod.IsQuantizationOnly() ? 0 : parse.GetValue(ratio) ?? 0,
+                Bits = parse.GetValue(bits),
+                TargetBits = parse.GetValue(targetBits),
                 BatchSize = parse.GetValue(batch),
                 Seed = parse.GetValue(seed),
             };
+            if (parse.GetValue(groupSize) is { } group) options = options with { GroupSize = group };
             options = CompressionOptionsText.Apply(options, parse.GetValue(set) ?? []);
             options.Validate();
+            var factorSpelling = parse.GetValue(factorDtype);
+            FactorDtype? floatFactors = factorSpelling is not null && FactorDtypes.TryParse(factorSpelling, out var dtype) ? dtype : null;
+            var quantizedFactors = factorSpelling is not null && floatFactors is null ? options.FactorFormat(factorSpelling) : (QuantFormat?)null;
             var result = CompressionJob.Run(new CompressionJobOptions
             {
                 Model = parse.GetValue(model)!,
@@ -67,7 +93,8 @@ public static class CompressCommand
                 Samples = parse.GetValue(samples),
                 SeqLen = parse.GetValue(seqLen),
                 CalibrationSeed = parse.GetValue(seed),
-                FactorDtype = parse.GetValue(factorDtype) is { } dtype ? FactorDtypes.Parse(dtype) : null,
+                FactorDtype = floatFactors,
+                FactorFormat = quantizedFactors,
                 Evaluation = parse.GetValue(evalText) is { } text
                     ? new TextPerplexitySpec { Text = text, ByteStart = parse.GetValue(evalStart), ByteEnd = parse.GetValue(evalEnd), WindowLength = parse.GetValue(evalWindow) }
                     : null,
@@ -89,6 +116,27 @@ public static class CompressCommand
         return command;
     }
 
+    /// <summary>A <c>--factor-dtype</c> value: a float dtype or a quantized format (else <see cref="ErrorCodes.BadArgument"/>).</summary>
+    private static void ParseFactorDtype(string text)
+    {
+        if (FactorDtypes.TryParse(text, out _) || QuantFormat.TryParse(text, out _)) return;
+        throw new LrkException(ErrorCodes.BadArgument, $"unknown factor dtype '{text}': use fp32, fp16, bf16 or {QuantFormat.Spellings}");
+    }
+
+    private static bool TryParseMethod(string name, out CompressionMethod method)
+    {
+        try
+        {
+            method = CompressionMethods.Parse(name);
+            return true;
+        }
+        catch (LrkException)
+        {
+            method = default;
+            return false;
+        }
+    }
+
     /// <summary>The machine-readable result (<c>--json</c>, and the <c>result</c> line under <c>--progress jsonl</c>).</summary>
     public static object Summary(CompressionJobResult result) => new
     {
@@ -100,6 +148,9 @@ public static class CompressCommand
         achievedRatioModel = result.Artifact.Section.AchievedRatioModel,
         factorDtype = result.Artifact.Section.FactorDtype.ShortName(),
         parameters = result.Artifact.Section.Parameters,
+        linearBytes = result.Artifact.Section.LinearBytes,
+        quantization = result.Report.Quantization is { } q ? new { q.Quantizer, q.Format, q.Bytes, q.BitsPerWeight, q.RtnFallbacks } : null,
+        allocation = result.Report.Allocation is { } a ? new { a.TargetBits, a.PlannedBits, a.EstimatedObjective } : null,
         perplexityBefore = result.Evaluation?.Before.Perplexity.Perplexity,
         perplexityAfter = result.Evaluation?.After.Perplexity.Perplexity,
         evaluatedTokens = result.Evaluation?.After.Perplexity.ScoredTokens,
@@ -115,8 +166,20 @@ public static class CompressCommand
         Console.WriteLine($"{result.Report.Method} → {result.Out}");
         Console.WriteLine($"ratio (removed)   requested {section.RequestedRatio:F4}   achieved {section.AchievedRatio:F4} of the block linears, {section.AchievedRatioModel:F4} of the model");
         Console.WriteLine($"parameters        linears {p.CompressedLinearsBefore:N0} → {p.CompressedLinearsAfter:N0}   model {p.ModelBefore:N0} → {p.ModelAfter:N0}" +
-            (result.Report.Ratio.DenseFallbacks > 0 ? $"   ({result.Report.Ratio.DenseFallbacks} linear(s) left dense)" : ""));
-        Console.WriteLine($"factors           {section.FactorDtype.ShortName()}, {section.TruncationRanks.Count} linears factorised");
+            (result.Report.Ratio.DenseFallbacks > 0 && section.RequestedRatio > 0 ? $"   ({result.Report.Ratio.DenseFallbacks} linear(s) left dense)" : ""));
+        if (result.Report.Quantization is { } q)
+            Console.WriteLine($"quantized         {q.Format} ({q.Quantizer}), {q.Modules.Count} linears{(q.Modules.Count > 0 && q.Modules[0].Factorized ? " factorised" : "")}" +
+                (q.RtnFallbacks > 0 ? $", {q.RtnFallbacks} kept RTN's result (lower objective than GPTQ's)" : ""));
+        else Console.WriteLine($"factors           {section.FactorDtype.ShortName()}, {section.TruncationRanks.Count} linears factorised");
+        if (section.LinearBytes is { } bytes)
+            Console.WriteLine($"storage           block linears {bytes.Before:N0} → {bytes.After:N0} bytes ({bytes.BitsPerWeight:F3} bits per original weight" +
+                (result.Report.Allocation is { } a ? $"; --target-bits {a.TargetBits:G}, planned {a.PlannedBits:F3})" : ")"));
+        if (result.Report.Allocation is { } allocation)
+        {
+            var kinds = allocation.Choices.Values.Select(c => c.StartsWith("rank", StringComparison.Ordinal) ? "factors " + c.Split(' ')[^1] : c)
+                .GroupBy(c => c).OrderByDescending(g => g.Count()).Select(g => $"{g.Count()} × {g.Key}");
+            Console.WriteLine($"allocation        {string.Join(", ", kinds)}");
+        }
         if (result.Calibration is { } c) Console.WriteLine($"calibration       {c.Samples} × {c.SeqLen} tokens from {c.Source} ({c.TokenProtocol.Name} protocol, seed {c.Seed})");
         if (result.Evaluation is { } e)
             Console.WriteLine($"perplexity        {e.Before.Perplexity.Perplexity:F4} → {e.After.Perplexity.Perplexity:F4}   ({e.After.Perplexity.ScoredTokens:N0} tokens of {e.After.Text.Location}, windows of {e.After.Perplexity.WindowLength})");
