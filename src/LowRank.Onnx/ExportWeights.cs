@@ -9,6 +9,11 @@ public interface IExportWeights
 
     /// <summary>The tensor's values, converted to fp32 (exact for fp16/bf16 sources), row-major.</summary>
     float[] Read(string name);
+
+    /// <summary>The tensor's stored bytes (row-major, little-endian) and safetensors dtype (U8, I8, F16, …): quantized
+    /// codes go into the graph as they are.</summary>
+    (byte[] Bytes, string Dtype) ReadRaw(string name) =>
+        throw new NotSupportedException($"{GetType().Name} cannot read '{name}' as raw bytes");
 }
 
 /// <summary>The tensors of a safetensors model folder (dense checkpoint or compressed artifact), read without libtorch.</summary>
@@ -20,12 +25,18 @@ public sealed class SafeTensorsExportWeights(Models.TensorStore store) : IExport
 
     public float[] Read(string name)
     {
+        var (bytes, dtype) = ReadRaw(name);
+        return OnnxDtypes.DecodeSafetensors(bytes, dtype);
+    }
+
+    public (byte[] Bytes, string Dtype) ReadRaw(string name)
+    {
         var entry = store.Info(name);
         if (entry.ByteLength > Array.MaxLength)
             throw new LrkException(ErrorCodes.BadArgument, $"tensor '{name}' is {entry.ByteLength:N0} bytes, more than the exporter reads in one piece");
         var bytes = new byte[entry.ByteLength];
         store.ReadBytes(name, bytes);
-        return OnnxDtypes.DecodeSafetensors(bytes, entry.Dtype);
+        return (bytes, entry.Dtype);
     }
 }
 

@@ -6,6 +6,8 @@ namespace LowRank.Onnx;
 public enum OnnxDtype
 {
     Float = 1,
+    UInt8 = 2,
+    Int8 = 3,
     Int32 = 6,
     Int64 = 7,
     Bool = 9,
@@ -19,7 +21,7 @@ public static class OnnxDtypes
     {
         OnnxDtype.Float or OnnxDtype.Int32 => 4,
         OnnxDtype.Int64 => 8,
-        OnnxDtype.Bool => 1,
+        OnnxDtype.Bool or OnnxDtype.UInt8 or OnnxDtype.Int8 => 1,
         OnnxDtype.Float16 or OnnxDtype.BFloat16 => 2,
         _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, null),
     };

@@ -101,6 +101,9 @@ public static class OnnxExporter
             ["lowrank.dtype"] = graph.Dtype.ShortName(),
             ["lowrank.truncation_ranks"] = ranks.ToJsonString(),
         };
+        var quantized = new JsonObject();
+        foreach (var linear in graph.Linears.Where(l => l.Format is not null)) quantized[linear.Name] = linear.Format;
+        if (quantized.Count > 0) metadata["lowrank.quantized_linears"] = quantized.ToJsonString();
         if (section is not null)
         {
             metadata["lowrank.method"] = section.Method;

@@ -34,6 +34,9 @@ public sealed class OnnxGraph
     /// <summary>The opset of the default domain the graph's nodes are written against (LayerNormalization needs 17).</summary>
     public const int Opset = 17;
 
+    /// <summary>The domain of ONNX Runtime's contrib operators (MatMulNBits).</summary>
+    public const string MicrosoftDomain = "com.microsoft";
+
     /// <summary>Prefixes the names of the nodes made until the result is disposed (<c>/model/layers.0/attn</c>).</summary>
     public IDisposable Scope(string name)
     {

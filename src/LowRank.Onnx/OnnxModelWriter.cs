@@ -53,6 +53,9 @@ public static class OnnxModelWriter
             Graph = graph.Proto,
         };
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = OnnxGraph.Opset });
+        // ONNX Runtime's contrib operators (MatMulNBits for int4 weights) live in their own domain, version 1.
+        if (graph.Proto.Node.Any(n => n.Domain == OnnxGraph.MicrosoftDomain))
+            model.OpsetImport.Add(new OperatorSetIdProto { Domain = OnnxGraph.MicrosoftDomain, Version = 1 });
         foreach (var (key, value) in metadata ?? new Dictionary<string, string>())
             model.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
 

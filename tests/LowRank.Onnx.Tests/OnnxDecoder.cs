@@ -13,9 +13,12 @@ public sealed class OnnxDecoder : IDisposable
     private DenseTensor<float>[] keys;
     private DenseTensor<float>[] values;
 
-    public OnnxDecoder(string modelPath, int layers, int kvHeads, int headDim, int batch)
+    /// <param name="configEntries">Session configuration entries (e.g. session.qdq_matmulnbits_accuracy_level).</param>
+    public OnnxDecoder(string modelPath, int layers, int kvHeads, int headDim, int batch, IReadOnlyDictionary<string, string>? configEntries = null)
     {
-        session = new InferenceSession(modelPath, new SessionOptions { IntraOpNumThreads = 1 });
+        using var options = new SessionOptions { IntraOpNumThreads = 1 };
+        foreach (var (key, value) in configEntries ?? new Dictionary<string, string>()) options.AddSessionConfigEntry(key, value);
+        session = new InferenceSession(modelPath, options);
         this.layers = layers;
         keys = Enumerable.Range(0, layers).Select(_ => new DenseTensor<float>([batch, kvHeads, 0, headDim])).ToArray();
         values = Enumerable.Range(0, layers).Select(_ => new DenseTensor<float>([batch, kvHeads, 0, headDim])).ToArray();

@@ -2,8 +2,9 @@ using LowRank.Models;
 
 namespace LowRank.Onnx.Graphs;
 
-/// <summary>One exported linear: factorised into two MatMuls of inner dimension <see cref="Rank"/>, or dense.</summary>
-public sealed record ExportedLinear(string Name, long OutFeatures, long InFeatures, long? Rank)
+/// <summary>One exported linear: factorised into two MatMuls of inner dimension <see cref="Rank"/>, or dense; stored as
+/// integers in <see cref="Format"/> (int8, int4-g128, …) when the artifact quantized it.</summary>
+public sealed record ExportedLinear(string Name, long OutFeatures, long InFeatures, long? Rank, string? Format = null)
 {
     public bool IsFactorized => Rank is not null;
 }
@@ -27,7 +28,7 @@ public sealed record ExportedLinear(string Name, long OutFeatures, long InFeatur
 /// <c>&lt;linear&gt;.weight.T</c> [in, out]; GPT-2's Conv1D <c>&lt;linear&gt;.weight</c> is [in, out] already).
 /// </para>
 /// </summary>
-public abstract class DecoderGraph
+public abstract partial class DecoderGraph
 {
     public const string InputIds = "input_ids";
     public const string AttentionMask = "attention_mask";
@@ -128,7 +129,11 @@ public abstract class DecoderGraph
         string y;
         var a = name + DecoderModel.FactorASuffix;
         var b = name + DecoderModel.FactorBSuffix;
-        if (Weights.Contains(name + ".weight"))
+        if (QuantizedLinears.TryGetValue(name, out var quantized))
+        {
+            y = QuantizedLinear(x, name, quantized, outFeatures, inFeatures);
+        }
+        else if (Weights.Contains(name + ".weight"))
         {
             string weight;
             if (conv1D)
