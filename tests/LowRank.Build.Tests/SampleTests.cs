@@ -64,6 +64,28 @@ public class SampleTests(PackedFeed feed, ITestOutputHelper output)
         // The same greedy continuation as the tool gives for the shipped folder, and not the uncompressed model's.
         Assert.Equal(ToolGenerate(fixture, shipped), text);
         Assert.NotEqual(ToolGenerate(fixture, TestModels.SourceModel!), text);
+
+        // Published with LowRankPublishLibTorch=true, the app carries the CPU libtorch and runs where there is no NuGet
+        // packages folder (nor LOWRANK_LIBTORCH); without libtorch it stops with the coded line and exit code 1.
+        var publish = fixture.PathOf("GenerateText", "publish");
+        fixture.Run("GenerateText", "publish", "-nologo", RepoRoot, "-r", "linux-x64", "--self-contained", "false",
+            "-p:LowRankPublishLibTorch=true", "-o", publish).ShouldSucceed();
+        Assert.True(File.Exists(Path.Combine(publish, "libtorch_cpu.so")), "libtorch_cpu.so was not published");
+        Directory.CreateDirectory(fixture.PathOf("empty-home"));
+        Directory.CreateDirectory(fixture.PathOf("empty-packages"));
+        var bare = new Dictionary<string, string>(fixture.Environment)
+        {
+            ["HOME"] = fixture.PathOf("empty-home"),
+            ["NUGET_PACKAGES"] = fixture.PathOf("empty-packages"),
+            ["LOWRANK_LIBTORCH"] = "",
+        };
+        var published = Dotnet.Run(publish, bare, Path.Combine(publish, "GenerateText.dll")).ShouldSucceed();
+        Assert.Equal(text, published.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)[2]);
+        foreach (var library in Directory.EnumerateFiles(publish, "libtorch*.so")) File.Delete(library);
+        var withoutLibTorch = Dotnet.Run(publish, bare, Path.Combine(publish, "GenerateText.dll"));
+        Assert.Equal(1, withoutLibTorch.ExitCode);
+        Assert.Contains($"error {ErrorCodes.LibTorchNotFound}: no libtorch found", withoutLibTorch.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unhandled exception", withoutLibTorch.Output, StringComparison.Ordinal);
     }
 
     [RequiresCompressFact]

@@ -100,11 +100,19 @@ public sealed record InferenceBenchmarkReport(string Machine, string CreatedUtc,
 /// </summary>
 public static class InferenceBenchmark
 {
-    public static InferenceBenchmarkReport Run(InferenceBenchmarkOptions options, Action<string>? log = null, CancellationToken cancellationToken = default)
+    /// <param name="onResult">Called with the report so far after each measurement (a long run keeps what it measured).</param>
+    public static InferenceBenchmarkReport Run(InferenceBenchmarkOptions options, Action<string>? log = null,
+        Action<InferenceBenchmarkReport>? onResult = null, CancellationToken cancellationToken = default)
     {
         Directory.CreateDirectory(options.Work);
         var device = TorchBackend.Device(options.Device);
         var results = new List<InferenceResult>();
+        var created = DateTime.UtcNow.ToString("O", CultureInfo.InvariantCulture);
+        void Add(IEnumerable<InferenceResult> measured)
+        {
+            results.AddRange(measured);
+            onResult?.Invoke(new InferenceBenchmarkReport(Machine(), created, options, results.ToList()));
+        }
         if (options.Shape is { } shape)
         {
             var layers = options.Layers ?? shape.Layers;
@@ -117,7 +125,7 @@ public static class InferenceBenchmark
                 var achieved = SyntheticModel.Write(folder, shape, layers, ratio, options.RankMultiple, options.Dtype);
                 try
                 {
-                    results.AddRange(MeasureVariant(name, folder, ratio, achieved, device, options, log, cancellationToken));
+                    Add(MeasureVariant(name, folder, ratio, achieved, device, options, log, cancellationToken));
                 }
                 finally
                 {
@@ -128,7 +136,7 @@ public static class InferenceBenchmark
         foreach (var model in options.Models)
         {
             var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(model)));
-            results.AddRange(MeasureVariant(name, model, null, 0, device, options, log, cancellationToken));
+            Add(MeasureVariant(name, model, null, 0, device, options, log, cancellationToken));
             foreach (var ratio in options.Ratios)
             {
                 cancellationToken.ThrowIfCancellationRequested();
@@ -144,7 +152,7 @@ public static class InferenceBenchmark
                 }, cancellationToken: cancellationToken);
                 try
                 {
-                    results.AddRange(MeasureVariant(name, folder, ratio, job.Report.Ratio.AchievedLinearRatio, device, options, log, cancellationToken));
+                    Add(MeasureVariant(name, folder, ratio, job.Report.Ratio.AchievedLinearRatio, device, options, log, cancellationToken));
                 }
                 finally
                 {
@@ -152,7 +160,7 @@ public static class InferenceBenchmark
                 }
             }
         }
-        return new InferenceBenchmarkReport(Machine(), DateTime.UtcNow.ToString("O", CultureInfo.InvariantCulture), options, results);
+        return new InferenceBenchmarkReport(Machine(), created, options, results);
     }
 
     private static string Label(double? ratio) => ratio is { } r ? $"ratio {r.ToString("0.##", CultureInfo.InvariantCulture)}" : "dense";
@@ -246,23 +254,23 @@ public static class InferenceBenchmark
     private static InferenceResult? MeasureOnnx(string name, string folder, double? ratio, double achieved, Device device, InferenceBenchmarkOptions options, Action<string>? log)
     {
         var dtype = options.Dtype == ScalarType.Float16 ? OnnxDtype.Float16 : OnnxDtype.Float;
+        using var session = new SessionOptions { IntraOpNumThreads = options.Threads ?? Environment.ProcessorCount };
+        if (device.type == DeviceType.CUDA)
+        {
+            try
+            {
+                session.AppendExecutionProvider_CUDA(device.index < 0 ? 0 : device.index);
+            }
+            catch (OnnxRuntimeException e)
+            {
+                log?.Invoke($"{name} {Label(ratio)}: ONNX Runtime's CUDA provider is not available here ({e.Message.Split('\n')[0]}); skipped");
+                return null;
+            }
+        }
         var onnxFolder = folder.TrimEnd('/') + "-onnx";
         var export = OnnxExporter.Export(folder, onnxFolder, new OnnxExportOptions { Dtype = dtype, Overwrite = true });
         try
         {
-            using var session = new SessionOptions { IntraOpNumThreads = options.Threads ?? Environment.ProcessorCount };
-            if (device.type == DeviceType.CUDA)
-            {
-                try
-                {
-                    session.AppendExecutionProvider_CUDA(device.index < 0 ? 0 : device.index);
-                }
-                catch (OnnxRuntimeException e)
-                {
-                    log?.Invoke($"{name} {Label(ratio)}: ONNX Runtime's CUDA provider is not available here ({e.Message.Split('\n')[0]}); skipped");
-                    return null;
-                }
-            }
             var config = ModelConfigReader.Read(onnxFolder);
             var graph = OnnxExporter.CreateGraph(config, new MemoryExportWeights(), dtype);
             Settle();

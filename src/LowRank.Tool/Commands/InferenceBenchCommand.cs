@@ -50,9 +50,14 @@ public static class InferenceBenchCommand
                 Work = parse.GetValue(work)!,
             };
             var asJson = parse.GetValue(json);
-            var report = InferenceBenchmark.Run(options, asJson ? null : Console.WriteLine, token);
+            var file = parse.GetValue(outputFile);
+            void Save(InferenceBenchmarkReport partial)
+            {
+                if (file is not null) File.WriteAllText(file, InferenceBenchmark.ToJson(partial).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
+            }
+            var report = InferenceBenchmark.Run(options, asJson ? null : Console.WriteLine, Save, token);
             var document = InferenceBenchmark.ToJson(report);
-            if (parse.GetValue(outputFile) is { } file) File.WriteAllText(file, document.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
+            Save(report);
             if (asJson) Output.WriteJson(document);
             return Task.FromResult(ExitCodes.Success);
         });
