@@ -7,7 +7,7 @@ namespace LowRank.Tool;
 /// Runs a command line and turns every outcome into one of the documented exit codes (<see cref="ExitCodes"/>).
 /// An <see cref="LrkException"/> becomes one line on stderr with its code; Ctrl+C or SIGTERM cancels the token
 /// the command runs with; anything else is a bug and is reported as such, without a stack trace unless
-/// LOWRANK_DEBUG=1. Every command accepts <c>--progress none|text|jsonl</c> (<see cref="ToolProgress"/>); under jsonl
+/// LOWRANK_DEBUG=1 or -v detailed. Every command accepts <c>--progress none|text|jsonl</c> (<see cref="ToolProgress"/>); under jsonl
 /// a failure is also written to stdout as an error event.
 /// </summary>
 public static partial class CommandRunner
@@ -32,6 +32,9 @@ public static partial class CommandRunner
         root.Options.Add(configFile);
         var noConfig = ToolConfiguration.NoConfigOption();
         root.Options.Add(noConfig);
+        var verbosity = ToolVerbosity.CreateOption();
+        root.Options.Add(verbosity);
+        CommandExamples.AddToHelp(root);
 
         var parse = root.Parse(args);
         if (parse.Errors.Count == 0) ToolProgress.Mode = parse.GetValue(progress);
@@ -41,8 +44,11 @@ public static partial class CommandRunner
             // Configuration fills in what the command line left out (ToolConfiguration: files < environment < --config < command line).
             var layers = ToolConfiguration.LoadLayers(Environment.CurrentDirectory, ValueOrDefault(parse, configFile), ValueOrDefault(parse, noConfig));
             ToolConfiguration.Validate(root, layers);
-            var configured = ToolConfiguration.Apply(root, args, ToolConfiguration.ValuesFor(parse, layers));
+            var values = ToolConfiguration.ValuesFor(parse, layers);
+            var configured = ToolConfiguration.Apply(root, args, values);
             if (configured.Length != args.Length) parse = root.Parse(configured);
+            if (parse.Errors.Count == 0 && ToolVerbosity.Parse(parse.GetValue(verbosity)) == Verbosity.Diagnostic)
+                foreach (var value in values) await Console.Error.WriteLineAsync($"configured {value.Option} = {value.Value} ({value.Key} from {value.Source})");
         }
         catch (LrkException e)
         {
@@ -50,7 +56,7 @@ public static partial class CommandRunner
             ToolProgress.Error(e.Code, e.Message);
             return ExitCodes.Failure;
         }
-        if (parse.Errors.Count > 0)
+        if (parse.Errors.Count > 0 && !CommandExamples.IsHelp(parse))
         {
             foreach (var error in parse.Errors)
             {
@@ -62,7 +68,12 @@ public static partial class CommandRunner
             }
             return ExitCodes.Usage;
         }
-        ToolProgress.Mode = parse.GetValue(progress);
+        ToolVerbosity.Level = ToolVerbosity.Parse(parse.GetValue(verbosity));
+        // -v quiet/minimal turn progress off unless --progress itself was given (on the command line or by configuration).
+        ToolProgress.Mode = ToolVerbosity.Level <= Verbosity.Minimal && parse.GetResult(progress) is null or { Implicit: true }
+            ? ProgressMode.None
+            : parse.GetValue(progress);
+        Output.CommandPath = CommandExamples.PathOf(parse.CommandResult.Command, root);
         try
         {
             return await parse.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false }, cancellation.Token);
@@ -86,7 +97,7 @@ public static partial class CommandRunner
             ToolProgress.Finish();
             ToolProgress.Error(ErrorCodes.Internal, $"internal error ({e.GetType().Name}: {e.Message})");
             await Console.Error.WriteLineAsync($"error {ErrorCodes.Internal}: internal error ({e.GetType().Name}: {e.Message}); please report it" +
-                (Environment.GetEnvironmentVariable("LOWRANK_DEBUG") == "1" ? Environment.NewLine + e : " (LOWRANK_DEBUG=1 shows the stack trace)"));
+                (Environment.GetEnvironmentVariable("LOWRANK_DEBUG") == "1" || ToolVerbosity.Level >= Verbosity.Detailed ? Environment.NewLine + e : " (-v detailed or LOWRANK_DEBUG=1 shows the stack trace)"));
             return ExitCodes.Internal;
         }
         finally

@@ -1,10 +1,40 @@
 using System.CommandLine;
+using LowRank.Data;
 
 namespace LowRank.Tool;
 
-/// <summary>Options that several commands share, defined once so their names and help read the same everywhere.</summary>
+/// <summary>
+/// Options that several commands share, defined once so their names and help read the same everywhere, with the
+/// spellings a dotnet user expects: <c>-o|--output</c> (<c>--out</c> kept as an alias), <c>--batch-size</c>
+/// (<c>--batch</c> kept), <c>--protocol</c> (compress's old <c>--calib-protocol</c> kept), and <c>-v|--verbosity</c>
+/// on every command (<see cref="ToolVerbosity"/>). CommandConventionsTests walks the command tree and holds every
+/// command to these names.
+/// </summary>
 public static class CommonOptions
 {
+    /// <summary>Where a command writes its result (a folder, or for bench gpu/inference the JSON file).</summary>
+    public static Option<T> Output<T>(string description, bool required = false) => new("--output", "-o", "--out")
+    {
+        Description = description,
+        Required = required,
+    };
+
+    /// <summary>Samples, windows or requests per forward pass.</summary>
+    public static Option<T> BatchSize<T>(string description, Func<T>? defaultValue = null)
+    {
+        var option = new Option<T>("--batch-size", "--batch") { Description = description };
+        if (defaultValue is not null) option.DefaultValueFactory = _ => defaultValue();
+        return option;
+    }
+
+    /// <summary>How a text becomes a token stream (<see cref="TokenProtocol"/>): stream or plain.</summary>
+    public static Option<string> Protocol(string description, params string[] aliases)
+    {
+        var option = new Option<string>("--protocol", aliases) { Description = description, DefaultValueFactory = _ => TokenProtocol.StreamName };
+        option.AcceptOnlyFromAmong(TokenProtocol.StreamName, TokenProtocol.PlainName);
+        return option;
+    }
+
     public static Option<string> Device() => new("--device")
     {
         Description = "auto (CUDA when a CUDA libtorch and GPU are present), cpu or cuda",

@@ -62,7 +62,7 @@ public sealed class ConfigurationTests : IDisposable
         var parse = Parse(Compress(), env, config);
         Assert.Empty(parse.Errors);
         Assert.Equal(3, parse.GetValue<int>("--batch-size"));           // user file only
-        Assert.Equal("plain", parse.GetValue<string>("--calib-protocol")); // project root file
+        Assert.Equal("plain", parse.GetValue<string>("--protocol")); // project root file (under the old name, an alias)
         Assert.Equal(20, parse.GetValue<int>("--samples"));              // nearer project file beats the outer one and the user file
         Assert.Equal(3, parse.GetValue<int>("--seed"));                  // environment beats the files
         Assert.Equal(64, parse.GetValue<int?>("--seq-len"));             // --config beats the environment
@@ -100,7 +100,7 @@ public sealed class ConfigurationTests : IDisposable
         var parse = Parse(["compress", "model", "--method", "svd", "--ratio", "0.4"]);
         Assert.Empty(parse.Errors);
         Assert.Equal(Path.Combine(repo, "data", "calib.txt"), parse.GetValue<string?>("--calib"));
-        Assert.Equal("plain-relative", parse.GetValue<string>("--out"));
+        Assert.Equal("plain-relative", parse.GetValue<string>("--output"));
     }
 
     [Fact]

@@ -63,13 +63,13 @@ public static class BenchCommand
         var ratio = new Option<double>("--ratio") { Description = "Compression ratio (fraction removed)", DefaultValueFactory = _ => 0.5 };
         var samples = new Option<int>("--samples") { Description = "Calibration samples", DefaultValueFactory = _ => 256 };
         var seqLen = new Option<int>("--seq-len") { Description = "Tokens per calibration sample", DefaultValueFactory = _ => 2048 };
-        var batch = new Option<int>("--batch") { Description = "Calibration samples per block forward", DefaultValueFactory = _ => 16 };
+        var batch = CommonOptions.BatchSize<int>("Calibration samples per block forward", () => 16);
         var work = new Option<string>("--work") { Description = "Folder for the synthetic checkpoint and the compressed output", Required = true };
         var seed = new Option<int>("--seed") { Description = "Seed of the weights and the calibration ids", DefaultValueFactory = _ => 1234 };
         var noWrite = new Option<bool>("--no-write") { Description = "Skip writing the compressed artifact" };
         var writeAtEnd = new Option<bool>("--write-at-end") { Description = "Write the whole artifact after compressing (default: block shards while compressing, as compress does)" };
         var set = new Option<string[]>("--set") { Description = "Compression option Name=Value, repeatable" };
-        var output = new Option<string?>("--output") { Description = "Also write the JSON result to this file" };
+        var output = CommonOptions.Output<string?>("Also write the JSON result to this file");
         var staging = new Option<string>("--checkpoint") { Description = "whole (synthesise the checkpoint on disk first), staged (write each block when first read, for checkpoints larger than the disk) or auto", DefaultValueFactory = _ => "auto" };
         var accuracy = new Option<string>("--accuracy") { Description = "Comma-separated block-0 linear kinds to check against fp64 (none = skip)", DefaultValueFactory = _ => "q_proj,gate_proj,down_proj" };
         var device = CommonOptions.Device();
@@ -123,7 +123,7 @@ public static class BenchCommand
         var textEnd = new Option<long?>("--text-end") { Description = "Byte after the last byte of the text" };
         var pairs = new Option<int>("--pairs") { Description = "At most this many item pairs per task", DefaultValueFactory = _ => 200 };
         var name = new Option<string>("--name") { Description = "Task name prefix (files NAME_sentence.jsonl and NAME_word.jsonl)", DefaultValueFactory = _ => "cloze" };
-        var output = new Option<string>("--out") { Description = "Folder to write the task files to", Required = true };
+        var output = CommonOptions.Output<string>("Folder to write the task files to", required: true);
         var command = new Command("tasks", "Make two paired-cloze zero-shot task files (next sentence, last word; chance exactly 1/2) from a held-out text.")
         {
             text, textStart, textEnd, pairs, name, output,
@@ -161,7 +161,7 @@ public static class BenchCommand
         var eval = new Option<string>("--eval") { Description = "Evaluation text", Required = true };
         var evalStart = new Option<long?>("--eval-start") { Description = "First byte of the evaluation text" };
         var evalEnd = new Option<long?>("--eval-end") { Description = "Byte after the last evaluation byte" };
-        var protocol = new Option<string>("--protocol") { Description = "Text → token stream protocol for both texts: stream or plain", DefaultValueFactory = _ => "stream" };
+        var protocol = CommonOptions.Protocol("Text → token protocol of both texts: stream or plain");
         var window = new Option<int>("--window") { Description = "Perplexity window W (non-overlapping)", DefaultValueFactory = _ => 512 };
         var samples = new Option<int>("--samples") { Description = "Calibration samples N", DefaultValueFactory = _ => 256 };
         var seqLen = new Option<int?>("--seq-len") { Description = "Tokens per calibration sample (default: min(2048, context))" };
@@ -242,7 +242,7 @@ public static class BenchCommand
         var eval = new Option<string>("--eval") { Description = "Evaluation text", Required = true };
         var evalStart = new Option<long?>("--eval-start") { Description = "First byte of the evaluation text" };
         var evalEnd = new Option<long?>("--eval-end") { Description = "Byte after the last evaluation byte" };
-        var protocol = new Option<string>("--protocol") { Description = "Text → token stream protocol for both texts: stream or plain", DefaultValueFactory = _ => "stream" };
+        var protocol = CommonOptions.Protocol("Text → token protocol of both texts: stream or plain");
         var window = new Option<int>("--window") { Description = "Perplexity window W (non-overlapping; at most the model's context)", DefaultValueFactory = _ => 512 };
         var samples = new Option<int>("--samples") { Description = "Calibration samples N", DefaultValueFactory = _ => 128 };
         var seqLen = new Option<int?>("--seq-len") { Description = "Tokens per calibration sample (default: min(2048, context))" };

@@ -23,11 +23,11 @@ public static class CompressCommand
         var calib = new Option<string?>("--calib") { Description = "Calibration text: a file, folder or npm:<corpus> (needed by every method but SVD)" };
         var calibStart = new Option<long?>("--calib-start") { Description = "First byte of the calibration text to use" };
         var calibEnd = new Option<long?>("--calib-end") { Description = "Byte after the last one to use" };
-        var protocol = new Option<string>("--calib-protocol") { Description = "stream (paragraphs joined by one newline token) or plain", DefaultValueFactory = _ => "stream" };
+        var protocol = CommonOptions.Protocol("Text → token protocol of the calibration text: stream (paragraphs joined by one newline token) or plain", "--calib-protocol");
         var samples = new Option<int>("--samples") { Description = "Calibration samples N", DefaultValueFactory = _ => 256 };
         var seqLen = new Option<int?>("--seq-len") { Description = "Tokens per calibration sample L (default: 2048 or the model's context if shorter)" };
         var seed = new Option<int>("--seed") { Description = "Seed of the calibration sampler (and of AdaSVD's shuffle)", DefaultValueFactory = _ => 42 };
-        var batch = new Option<int>("--batch-size") { Description = "Calibration samples per forward pass (memory only; the result does not depend on it)", DefaultValueFactory = _ => 8 };
+        var batch = CommonOptions.BatchSize<int>("Calibration samples per forward pass (memory only; the result does not depend on it)", () => 8);
         var set = new Option<string[]>("--set") { Description = "Any compression option as Name=Value, repeatable (e.g. AdaSvdIterations=3, Propagation=Compressed)", AllowMultipleArgumentsPerToken = false };
         var factorDtype = new Option<string?>("--factor-dtype") { Description = $"Dtype of the stored factors: fp32, fp16, bf16 (default: the model's torch_dtype), or quantized: {QuantFormat.Spellings}" }
             .Checked(value => ParseFactorDtype((string)value!));
@@ -35,8 +35,8 @@ public static class CompressCommand
         var evalStart = new Option<long?>("--eval-start") { Description = "First byte of the evaluation text to use" };
         var evalEnd = new Option<long?>("--eval-end") { Description = "Byte after the last one to use" };
         var evalWindow = new Option<int?>("--eval-window") { Description = "Perplexity window in tokens (default: the model's context, at most 2048)" };
-        var output = new Option<string>("--out") { Description = "Output folder (written atomically: nothing appears there until the artifact is complete)", Required = true };
-        var force = new Option<bool>("--force") { Description = "Replace --out if it exists" };
+        var output = CommonOptions.Output<string>("Output folder (written atomically: nothing appears there until the artifact is complete)", required: true);
+        var force = new Option<bool>("--force") { Description = "Replace --output if it exists" };
         var computeDtype = new Option<string>("--dtype") { Description = "Compute dtype while compressing: fp32, fp16 or bf16 (fp16/bf16 are faster on GPUs and change the result a little)", DefaultValueFactory = _ => "fp32" }
             .Checked(value => GenerateCommand.ParseDtype((string)value!));
         var streamBlocks = new Option<string>("--stream-blocks") { Description = "auto, on or off: keep only the block being compressed on the GPU, reading weights as needed (auto: on for GPUs, except FWSVD)", DefaultValueFactory = _ => "auto" };

@@ -28,8 +28,8 @@ public static class DemoCommand
             .Checked(value => RatioMath.ValidateRatio((double)value!));
         var samples = new Option<int>("--samples") { Description = "Calibration samples", DefaultValueFactory = _ => 256 };
         var seed = new Option<int>("--seed") { Description = "Seed of the calibration sampler", DefaultValueFactory = _ => 42 };
-        var output = new Option<string?>("--out") { Description = "Output folder (default: artifacts/demo/<model>-<method>-<ratio>, replaced on every run)" };
-        var force = new Option<bool>("--force") { Description = "Replace --out if it exists" };
+        var output = CommonOptions.Output<string?>("Output folder (default: artifacts/demo/<model>-<method>-<ratio>, replaced on every run)");
+        var force = new Option<bool>("--force") { Description = "Replace --output if it exists" };
         var device = CommonOptions.Device();
         var json = CommonOptions.Json();
         var libTorch = CommonOptions.LibTorch();
@@ -67,7 +67,7 @@ public static class DemoCommand
                 CompressCommand.PrintSummary(result);
                 Console.WriteLine();
                 Console.WriteLine($"next: dotnet lowrank verify {result.Out}");
-                Console.WriteLine($"      dotnet lowrank export {result.Out} --dense --out {result.Out}-dense");
+                Console.WriteLine($"      dotnet lowrank export {result.Out} --dense -o {result.Out}-dense");
             });
             return Task.FromResult(ExitCodes.Success);
         });

@@ -31,16 +31,11 @@ public static class EvalCommand
             DefaultValueFactory = _ => "papers",
         };
         wikitext.AcceptOnlyFromAmong("papers", "detokenized");
-        var protocol = new Option<string>("--protocol")
-        {
-            Description = "stream (paragraphs joined by the newline token, BOS first) or plain (BOS + the whole text)",
-            DefaultValueFactory = _ => TokenProtocol.StreamName,
-        };
-        protocol.AcceptOnlyFromAmong(TokenProtocol.StreamName, TokenProtocol.PlainName);
+        var protocol = CommonOptions.Protocol("Text → token protocol: stream (paragraphs joined by the newline token, BOS first) or plain (BOS + the whole text)");
         var noBos = new Option<bool>("--no-bos") { Description = "Do not put BOS first (text) or before each request (tasks)" };
         var seqLen = new Option<int?>("--seq-len") { Description = "Perplexity window length (default: the model's context, at most 2048)" };
         var stride = new Option<int?>("--stride") { Description = "Window stride (default: the window length, i.e. non-overlapping windows)" };
-        var batch = new Option<int?>("--batch") { Description = "Windows or requests per forward pass (default: fit the logits in ~256 MiB)" };
+        var batch = CommonOptions.BatchSize<int?>("Windows or requests per forward pass (default: fit the logits in ~256 MiB)");
         var tasks = new Option<string[]>("--tasks")
         {
             Description = "Zero-shot task files (JSON Lines in ARC, PIQA, HellaSwag or WinoGrande layout; arc:FILE forces a layout)",

@@ -5,7 +5,7 @@ using LowRank.Onnx;
 namespace LowRank.Tool.Commands;
 
 /// <summary>
-/// <c>dotnet lowrank export &lt;model|artifact&gt; --dense|--onnx --out DIR</c>: an ordinary dense HF checkpoint (W = A·B)
+/// <c>dotnet lowrank export &lt;model|artifact&gt; --dense|--onnx -o DIR</c>: an ordinary dense HF checkpoint (W = A·B)
 /// for consumers without low-rank support, or an ONNX model (factorised linears kept as two MatMuls) for ONNX Runtime.
 /// </summary>
 public static class ExportCommand
@@ -15,12 +15,12 @@ public static class ExportCommand
         var model = new Argument<string>("model") { Description = "A compressed artifact folder (--dense, --onnx) or a dense model folder / cached HF id (--onnx)" };
         var dense = new Option<bool>("--dense") { Description = "Multiply the factors back into dense weights: an HF checkpoint transformers loads" };
         var onnx = new Option<bool>("--onnx") { Description = "An ONNX model with KV cache (model.onnx, genai_config.json for LLaMA/Mistral/Qwen2); factorised linears stay two MatMuls" };
-        var output = new Option<string>("--out") { Description = "Output folder (written atomically)", Required = true };
+        var output = CommonOptions.Output<string>("Output folder (written atomically)", required: true);
         var dtype = new Option<string?>("--dtype") { Description = "--dense: dtype of the merged weights, fp32, fp16 or bf16 (default: the config's torch_dtype); --onnx: graph dtype, fp32 (default; runs on every provider) or fp16 (GPU providers)" }
             .Checked(value => FactorDtypes.Parse((string)value!));
         var externalData = new Option<string>("--external-data") { Description = "--onnx: keep the weights in model.onnx.data beside the graph: auto (above 1 GiB), always or never", DefaultValueFactory = _ => "auto" }
             .Checked(value => ParseExternalData((string?)value));
-        var force = new Option<bool>("--force") { Description = "Replace --out if it exists" };
+        var force = new Option<bool>("--force") { Description = "Replace --output if it exists" };
         var json = CommonOptions.Json();
         var command = new Command("export", "Write a model as an ordinary dense Hugging Face checkpoint (--dense, from an artifact) or as an ONNX model for ONNX Runtime and ONNX Runtime GenAI (--onnx).")
         {

@@ -17,8 +17,8 @@ public static class ImportCommand
     {
         var checkpoint = new Argument<string>("model.bin") { Description = "A llama2.c checkpoint (legacy v0 format, as export.py --version 0 writes)" };
         var tokenizer = new Option<string>("--tokenizer") { Description = "The llama2.c tokenizer.bin that goes with it", Required = true };
-        var output = new Option<string>("--out") { Description = "The folder to create (config.json, model.safetensors, tokenizer)", Required = true };
-        var force = new Option<bool>("--force") { Description = "Replace --out when it exists and is not empty" };
+        var output = CommonOptions.Output<string>("The folder to create (config.json, model.safetensors, tokenizer)", required: true);
+        var force = new Option<bool>("--force") { Description = "Replace --output when it exists and is not empty" };
         var json = CommonOptions.Json();
         var command = new Command("llama2c", "Import a llama2.c checkpoint and tokenizer as an HF LlamaForCausalLM folder (q/k rows permuted to HF's rotate-half RoPE layout).")
         {

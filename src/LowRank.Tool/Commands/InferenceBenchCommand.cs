@@ -23,7 +23,7 @@ public static class InferenceBenchCommand
         var threads = new Option<int?>("--threads") { Description = "Threads per runtime (default: one per core)" };
         var dtype = new Option<string>("--dtype") { Description = "fp32 (default; CPU) or fp16 (GPU)", DefaultValueFactory = _ => "fp32" };
         var work = new Option<string>("--work") { Description = "Folder for the checkpoints and exports (each deleted after it was measured)", DefaultValueFactory = _ => Path.Combine(Path.GetTempPath(), "lowrank-bench-inference") };
-        var outputFile = new Option<string?>("--output") { Description = "Also write the JSON report to this file" };
+        var outputFile = CommonOptions.Output<string?>("Also write the JSON report to this file");
         var device = CommonOptions.Device();
         var json = CommonOptions.Json();
         var command = new Command("inference", "Dense versus compressed at inference time: bytes on disk, resident and peak memory, prefill and decode tokens/s, with ONNX Runtime and TorchSharp.")
