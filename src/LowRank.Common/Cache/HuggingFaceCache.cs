@@ -3,7 +3,7 @@ using System.Text.RegularExpressions;
 namespace LowRank.Cache;
 
 /// <summary>
-/// Finds a model in the local Hugging Face hub cache (what <c>huggingface-cli download</c> or transformers leave
+/// Finds a model in the local Hugging Face hub cache (what <c>hf download</c> or transformers leave
 /// behind): <c>$HF_HUB_CACHE</c>, else <c>$HF_HOME/hub</c>, else <c>~/.cache/huggingface/hub</c>, holding
 /// <c>models--org--name/{refs/&lt;ref&gt;, snapshots/&lt;commit&gt;/, blobs/}</c>. Nothing is downloaded: a model
 /// that is not in the cache is an error that says where it looked.
@@ -31,7 +31,7 @@ public static partial class HuggingFaceCache
         var hub = hubFolder ?? HubFolder;
         var repo = Path.Combine(hub, "models--" + id.Replace("/", "--", StringComparison.Ordinal));
         if (!Directory.Exists(repo))
-            throw new LrkException(ErrorCodes.ModelNotFound, $"'{id}' is neither a folder nor a model in the Hugging Face cache ({repo} does not exist); download it first, e.g. huggingface-cli download {id}");
+            throw new LrkException(ErrorCodes.ModelNotFound, $"'{id}' is neither a folder nor a model in the Hugging Face cache ({repo} does not exist); download it first, e.g. hf download {id}");
         var rev = string.IsNullOrWhiteSpace(revision) ? "main" : revision.Trim();
         string commit;
         if (CommitHash().IsMatch(rev))

@@ -36,7 +36,8 @@ public static partial class ArtifactFormat
 
     /// <summary>
     /// Files copied unchanged from the source model: tokenizers of every supported kind and the generation defaults.
-    /// Weights, <c>config.json</c> and anything else (READMEs, licences, pickled checkpoints) are not copied.
+    /// Licence and notice files come along too (<see cref="SourceNotices"/>); weights, <c>config.json</c> and anything
+    /// else (pickled checkpoints, other code) are not copied.
     /// </summary>
     public static readonly IReadOnlyList<string> CopiedFileNames =
     [
@@ -49,6 +50,11 @@ public static partial class ArtifactFormat
     /// llama2.c tokenizers (<c>tok512.bin</c>, <c>tokenizer.bin</c>) included.</summary>
     public static bool IsCopiedFile(string fileName) =>
         CopiedFileNames.Contains(fileName, StringComparer.Ordinal) || Llama2cTokenizerName().IsMatch(fileName);
+
+    /// <summary>True for a file the writer makes itself (config, manifest, weights, the model card and the transformers
+    /// classes), which neither a copied file nor extra content may replace.</summary>
+    public static bool IsWrittenByWriter(string fileName) =>
+        fileName is ConfigFileName or ManifestFileName or ModelCard.FileName or HuggingFaceRemoteCode.ModelingFileName || IsWeightFile(fileName);
 
     /// <summary>True for the files that hold a model's weights in HF layout (single file, shards, shard index).</summary>
     public static bool IsWeightFile(string fileName) =>

@@ -84,7 +84,9 @@ public sealed record ArtifactWriteResult(string Folder, LowRankSection Section, 
 /// Writes a compressed artifact (README, "The compressed artifact"): an HF model folder whose factorised linears are
 /// stored as <c>&lt;linear&gt;.lowrank_A.weight</c> [out, k] and <c>&lt;linear&gt;.lowrank_B.weight</c> [k, in] in the
 /// position of <c>&lt;linear&gt;.weight</c>, every other tensor byte-identical to the source, <c>config.json</c> = the
-/// source's plus a <c>lowrank</c> section, the tokenizer files copied, and <c>lowrank-manifest.json</c> written last.
+/// source's plus a <c>lowrank</c> section and the artifact's own transformers names (<see cref="HuggingFaceRemoteCode"/>,
+/// with <c>modeling_lowrank.py</c>), the tokenizer files and the source's licence and notice files copied
+/// (<see cref="SourceNotices"/>), a model card (<see cref="ModelCard"/>), and <c>lowrank-manifest.json</c> written last.
 /// The folder is assembled under a hidden temp name next to the target and renamed at the end, so a cancelled or
 /// failed write leaves nothing behind.
 /// </summary>
@@ -168,16 +170,34 @@ public static class ArtifactWriter
         cancellationToken.ThrowIfCancellationRequested();
         var sourceFolder = Directory.Exists(request.SourcePath) ? Path.GetFullPath(request.SourcePath) : Path.GetDirectoryName(Path.GetFullPath(request.SourcePath))!;
         var config = SourceConfig(request);
+        var sourceConfig = (JsonObject)config.DeepClone();
         var factorDtype = ResolveFactorDtype(request.FactorDtype, request.Model.Config);
         config[ArtifactFormat.LowRankSectionName] = section.ToJson();
+        HuggingFaceRemoteCode.Apply(config, request.Model.Config.Family);
         ArtifactJson.Write(Path.Combine(temp, ArtifactFormat.ConfigFileName), config);
+        File.WriteAllText(Path.Combine(temp, HuggingFaceRemoteCode.ModelingFileName), HuggingFaceRemoteCode.ModelingSource);
+        var notices = SourceNotices.Copy(Directory.Exists(request.SourcePath) ? sourceFolder : null, temp, cancellationToken);
         CopyFiles(sourceFolder, request.ExtraFiles, temp, cancellationToken);
         foreach (var (name, text) in request.ExtraContent)
         {
-            if (name != Path.GetFileName(name) || name == ArtifactFormat.ConfigFileName || name == ArtifactFormat.ManifestFileName || ArtifactFormat.IsWeightFile(name))
+            if (name != Path.GetFileName(name) || ArtifactFormat.IsWrittenByWriter(name))
                 throw new ArgumentException($"'{name}' cannot be written as extra artifact content", nameof(request));
             File.WriteAllText(Path.Combine(temp, name), text);
         }
+        File.WriteAllText(Path.Combine(temp, ModelCard.FileName), ModelCard.Render(new ModelCardFacts
+        {
+            Name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(request.OutputFolder))),
+            SourcePath = request.SourcePath,
+            Family = request.Model.Config.Family,
+            Section = section,
+            Tool = request.Provenance.Tool,
+            Notices = notices,
+            BaseModel = ModelCard.BaseModelId(request.SourcePath, sourceConfig),
+            Calibration = request.Provenance.Calibration,
+            Seed = request.Provenance.Seed,
+            Metrics = request.Provenance.Metrics,
+            Evaluation = request.Provenance.Evaluation,
+        }));
 
         progress?.Report(new ProgressUpdate("manifest", "hashing the artifact's files"));
         var files = ArtifactFiles.Describe(temp, [ArtifactFormat.ManifestFileName], weightHashes, cancellationToken);
@@ -230,7 +250,7 @@ public static class ArtifactWriter
         {
             if (!File.Exists(file)) throw new LrkException(ErrorCodes.ModelNotFound, $"{file}: not found (a file to copy into the artifact)");
             var name = Path.GetFileName(file);
-            if (name == ArtifactFormat.ConfigFileName || name == ArtifactFormat.ManifestFileName || ArtifactFormat.IsWeightFile(name))
+            if (ArtifactFormat.IsWrittenByWriter(name))
                 throw new LrkException(ErrorCodes.BadArgument, $"{file}: '{name}' is written by the artifact writer and cannot be copied in");
             File.Copy(file, Path.Combine(temp, name), overwrite: true);
         }

@@ -22,8 +22,10 @@ public sealed record DenseExportResult(string Folder, string Dtype, int LinearsM
 /// (<c>dotnet lowrank export --dense</c>): each factor pair becomes <c>&lt;linear&gt;.weight</c> = A·B (multiplied in
 /// fp64, stored in the chosen dtype; GPT-2 Conv1D weights transposed back to [in, out]), quantized factors Â·B̂ and
 /// quantized weights their dequantized values (<see cref="QuantizedMatrix.Dequantize"/>), every other tensor is copied
-/// byte for byte, <c>config.json</c> loses its <c>lowrank</c> section and is otherwise unchanged, and the tokenizer
-/// files are copied. No manifest: the result is a plain HF folder. Written through a temp folder and renamed.
+/// byte for byte, <c>config.json</c> loses its <c>lowrank</c> section and gets the stock model_type and architectures
+/// back (no <c>auto_map</c>: <see cref="HuggingFaceRemoteCode.Revert"/>), and the tokenizer files and the source's licence
+/// and notice files are copied. No manifest, no model card, no modeling code: the result is a plain HF folder that stock
+/// transformers loads. Written through a temp folder and renamed.
 /// </summary>
 public static class DenseExporter
 {
@@ -41,6 +43,7 @@ public static class DenseExporter
         var quantized = section.Quantization?.Linears ?? new Dictionary<string, QuantizedLinear>();
         var modelConfig = ModelConfigReader.Read(artifactFolder);
         var dtype = (options.Dtype ?? FactorDtypes.FromTorchDtype(modelConfig.TorchDtype) ?? FactorDtype.Float32);
+        HuggingFaceRemoteCode.Revert(config, modelConfig.Family);
         config.Remove(ArtifactFormat.LowRankSectionName);
 
         return ArtifactFiles.PublishFolder(outputFolder, options.Overwrite, temp =>
@@ -145,7 +148,7 @@ public static class DenseExporter
             foreach (var file in Directory.EnumerateFiles(artifactFolder).Order(StringComparer.Ordinal))
             {
                 var fileName = Path.GetFileName(file);
-                if (!ArtifactFormat.IsCopiedFile(fileName)) continue;
+                if (!ArtifactFormat.IsCopiedFile(fileName) && !SourceNotices.IsNoticeFile(fileName)) continue;
                 File.Copy(file, Path.Combine(temp, fileName));
                 written.Add(fileName);
             }

@@ -23,27 +23,17 @@ public static class ModelConfigReader
 {
     public const string FileName = "config.json";
 
-    private static readonly Dictionary<string, ModelFamily> Architectures = new(StringComparer.Ordinal)
-    {
-        ["LlamaForCausalLM"] = ModelFamily.Llama,
-        ["MistralForCausalLM"] = ModelFamily.Mistral,
-        ["Qwen2ForCausalLM"] = ModelFamily.Qwen2,
-        ["OPTForCausalLM"] = ModelFamily.Opt,
-        ["GPT2LMHeadModel"] = ModelFamily.Gpt2,
-    };
+    /// <summary>Architecture names (HF <c>architectures[0]</c>) → the stock one: a compressed artifact's own name
+    /// (<c>LowRankLlamaForCausalLM</c>, see <see cref="HuggingFaceClasses"/>) reads as its family's.</summary>
+    private static readonly Dictionary<string, HuggingFaceClasses> Architectures =
+        HuggingFaceClasses.All.SelectMany(c => new[] { (c.Architecture, c), (c.LowRankArchitecture, c) }).ToDictionary(p => p.Item1, p => p.c, StringComparer.Ordinal);
 
-    /// <summary>HF model_type values, used only when a config lacks <c>architectures</c>.</summary>
-    private static readonly Dictionary<string, string> ModelTypes = new(StringComparer.Ordinal)
-    {
-        ["llama"] = "LlamaForCausalLM",
-        ["mistral"] = "MistralForCausalLM",
-        ["qwen2"] = "Qwen2ForCausalLM",
-        ["opt"] = "OPTForCausalLM",
-        ["gpt2"] = "GPT2LMHeadModel",
-    };
+    /// <summary>HF model_type values (stock and <c>lowrank_*</c>), used only when a config lacks <c>architectures</c>.</summary>
+    private static readonly Dictionary<string, HuggingFaceClasses> ModelTypes =
+        HuggingFaceClasses.All.SelectMany(c => new[] { (c.ModelType, c), (c.LowRankModelType, c) }).ToDictionary(p => p.Item1, p => p.c, StringComparer.Ordinal);
 
     /// <summary>The architectures (HF <c>architectures[0]</c>) that can be read.</summary>
-    public static IReadOnlyCollection<string> SupportedArchitectures => Architectures.Keys;
+    public static IReadOnlyCollection<string> SupportedArchitectures { get; } = HuggingFaceClasses.All.Select(c => c.Architecture).ToArray();
 
     /// <summary>Reads <c>config.json</c> of a model folder, or the JSON file given.</summary>
     public static ModelConfig Read(string folderOrConfigJson)
@@ -83,8 +73,9 @@ public static class ModelConfigReader
         if (node is not JsonObject root)
             throw new LrkException(ErrorCodes.BadConfig, $"{source}: must be a JSON object");
         var config = new ConfigJson(root, source);
-        var architecture = Architecture(root, config);
-        var family = Architectures[architecture];
+        var classes = Architecture(root, config);
+        var architecture = classes.Architecture;
+        var family = classes.Family;
         var parsed = family switch
         {
             ModelFamily.Llama or ModelFamily.Mistral or ModelFamily.Qwen2 => ReadLlamaLike(config, family),
@@ -115,7 +106,7 @@ public static class ModelConfigReader
         }
     }
 
-    private static string Architecture(JsonObject root, ConfigJson config)
+    private static HuggingFaceClasses Architecture(JsonObject root, ConfigJson config)
     {
         var supported = string.Join(", ", SupportedArchitectures);
         if (root["architectures"] is JsonArray { Count: > 0 } list)
@@ -123,8 +114,8 @@ public static class ModelConfigReader
             if (list[0] is not { } first || first.GetValueKind() != JsonValueKind.String)
                 throw config.Bad("architectures[0]", "must be a string");
             var name = first.GetValue<string>();
-            return Architectures.ContainsKey(name)
-                ? name
+            return Architectures.TryGetValue(name, out var classes)
+                ? classes
                 : throw new LrkException(ErrorCodes.UnsupportedArchitecture, $"{config.Source}: architecture '{name}' is not supported (supported: {supported})");
         }
         if (root.ContainsKey("architectures") && root["architectures"] is not null and not JsonArray)

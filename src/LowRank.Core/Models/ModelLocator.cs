@@ -53,7 +53,7 @@ public static partial class ModelLocator
         }
         throw new LrkException(ErrorCodes.ModelNotFound,
             $"model '{pathOrId}' not found; looked at: {string.Join("; ", looked)}. Models are never downloaded: " +
-            "pass a folder, or fetch it once with `huggingface-cli download` (HF_HUB_CACHE/HF_HOME move the cache)");
+            "pass a folder, or fetch it once with `hf download ORG/NAME` (huggingface_hub's CLI; HF_HUB_CACHE/HF_HOME move the cache)");
     }
 
     private static string? FindSnapshot(string repo, string? revision, List<string> looked)
