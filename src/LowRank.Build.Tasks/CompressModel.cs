@@ -126,6 +126,8 @@ public sealed partial class CompressModel : ToolTask
         AppendIfSet(args, "--seed ", model.GetMetadata(MetadataNames.Seed));
         AppendIfSet(args, "--device ", model.GetMetadata(MetadataNames.Device));
         AppendIfSet(args, "--factor-dtype ", model.GetMetadata(MetadataNames.FactorDtype));
+        if (ModelFormats.Parse(model.GetMetadata(MetadataNames.Formats)) is { } formats && formats != ModelFormats.Default)
+            args.AppendSwitchIfNotNull("--format ", formats.Canonical);
         foreach (var extra in ResolveCompressedModels.SplitArguments(model.GetMetadata(MetadataNames.ToolArguments))) args.AppendTextUnquoted(" " + extra);
         args.AppendSwitchIfNotNull("--out ", outputFolder);
         args.AppendSwitch("--progress jsonl");

@@ -124,6 +124,16 @@ public sealed partial class EmitCompressedModelOutputs : LowRankTask, IIncrement
         code.AppendLine("        /// <summary>The model folder relative to the application's base directory.</summary>");
         code.AppendLine($"        public const string RelativeDirectory = {Literal(prefix.TrimEnd('/'))};");
         code.AppendLine("        public static string Directory => global::System.IO.Path.Combine(global::System.AppContext.BaseDirectory, RelativeDirectory);");
+        var formats = ModelFormats.Parse(model.GetMetadata(MetadataNames.Formats));
+        code.AppendLine($"        /// <summary>What the folder holds: safetensors (the artifact), onnx, or safetensors;onnx.</summary>");
+        code.AppendLine($"        public const string Formats = {Literal(formats.Canonical)};");
+        if (formats.OnnxRelativeFolder is { } onnx)
+        {
+            code.AppendLine("        /// <summary>The ONNX folder (model.onnx, genai_config.json, tokenizer files) for ONNX Runtime and ONNX Runtime GenAI.</summary>");
+            code.AppendLine(onnx.Length == 0
+                ? "        public static string OnnxDirectory => Directory;"
+                : $"        public static string OnnxDirectory => global::System.IO.Path.Combine(Directory, {Literal(onnx)});");
+        }
         code.AppendLine("        /// <summary>Every file of the model: path relative to <see cref=\"Directory\"/>, size in bytes, SHA-256.</summary>");
         code.AppendLine("        public static readonly (string Path, long Size, string Sha256)[] Files =");
         code.AppendLine("        {");

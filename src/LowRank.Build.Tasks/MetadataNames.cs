@@ -18,6 +18,9 @@ internal static class MetadataNames
     public const string OutputName = "OutputName";
     public const string Revision = "Revision";
     public const string GenerateClass = "GenerateClass";
+    /// <summary>safetensors (default), onnx, or both ("safetensors;onnx"); <see cref="Formats"/> is the same metadata's plural spelling.</summary>
+    public const string Format = "Format";
+    public const string Formats = "Formats";
 
     // What ResolveCompressedModels adds for the later tasks.
     public const string Key = "Key";

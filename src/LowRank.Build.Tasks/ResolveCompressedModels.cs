@@ -51,6 +51,7 @@ public sealed partial class ResolveCompressedModels : LowRankTask
                 var seed = ParseOptionalLong(item, MetadataNames.Seed);
                 var factorDtype = item.GetMetadata(MetadataNames.FactorDtype).Trim();
                 var extra = SplitArguments(item.GetMetadata(MetadataNames.ToolArguments));
+                var formats = ParseFormats(item);
 
                 var source = ModelSource.Resolve(item.ItemSpec, ProjectDirectory, item.GetMetadata(MetadataNames.Revision));
                 var outputName = item.GetMetadata(MetadataNames.OutputName) is { Length: > 0 } name ? name.Trim() : DefaultOutputName(source);
@@ -70,13 +71,14 @@ public sealed partial class ResolveCompressedModels : LowRankTask
 
                 tool ??= ToolLocator.Resolve(ToolPath, PackagedToolPath);
                 toolVersion ??= ToolLocator.Version(tool, StateDirectory);
-                var key = CacheKey.Create(method, ratio, digest.Digest, calibration?.KeyText, samples, seqLen, seed, factorDtype, toolVersion, extra);
+                var key = CacheKey.Create(method, ratio, digest.Digest, calibration?.KeyText, samples, seqLen, seed, factorDtype, toolVersion, extra, formats);
                 var hit = cache.TryGet(key.Hash) is not null;
 
                 var output = new TaskItem(item);
                 output.SetMetadata(MetadataNames.Method, method);
                 output.SetMetadata(MetadataNames.Ratio, ratio.ToString("R", CultureInfo.InvariantCulture));
                 output.SetMetadata(MetadataNames.OutputName, outputName);
+                output.SetMetadata(MetadataNames.Formats, formats.Canonical);
                 output.SetMetadata(MetadataNames.Key, key.Hash);
                 output.SetMetadata(MetadataNames.KeyText, key.CanonicalText);
                 output.SetMetadata(MetadataNames.CacheHit, hit ? "true" : "false");
@@ -89,7 +91,7 @@ public sealed partial class ResolveCompressedModels : LowRankTask
                 output.SetMetadata(MetadataNames.ItemColumn, at.Column.ToString(CultureInfo.InvariantCulture));
                 output.SetMetadata("CacheRoot", cache.Root);
                 resolved.Add(output);
-                Log.LogMessage(MessageImportance.Normal, $"LowRank: {item.ItemSpec} ({method}, ratio {ratio.ToString(CultureInfo.InvariantCulture)}) -> key {key.Hash[..12]}, {(hit ? "cached" : "not cached")}");
+                Log.LogMessage(MessageImportance.Normal, $"LowRank: {item.ItemSpec} ({method}, ratio {ratio.ToString(CultureInfo.InvariantCulture)}, {formats}) -> key {key.Hash[..12]}, {(hit ? "cached" : "not cached")}");
             }
             catch (LrkException e)
             {
@@ -105,6 +107,25 @@ public sealed partial class ResolveCompressedModels : LowRankTask
         if (!double.TryParse(text.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out var ratio) || !(ratio > 0 && ratio < 1))
             throw new LrkException(ErrorCodes.BadRatio, $"Ratio='{text}' must be the fraction of parameters to remove, a number between 0 and 1 (e.g. 0.4)");
         return ratio;
+    }
+
+    /// <summary>Format="onnx" or Formats="safetensors;onnx" (either spelling; both set must agree).</summary>
+    private static ModelFormats ParseFormats(ITaskItem item)
+    {
+        var format = item.GetMetadata(MetadataNames.Format).Trim();
+        var formats = item.GetMetadata(MetadataNames.Formats).Trim();
+        try
+        {
+            var one = ModelFormats.Parse(format);
+            var many = ModelFormats.Parse(formats);
+            if (format.Length > 0 && formats.Length > 0 && one != many)
+                throw new LrkException(ErrorCodes.BadItem, $"Format='{format}' and Formats='{formats}' disagree; set one of them");
+            return format.Length > 0 ? one : many;
+        }
+        catch (LrkException e) when (e.Code == ErrorCodes.BadArgument)
+        {
+            throw new LrkException(ErrorCodes.BadItem, (format.Length > 0 ? "Format" : "Formats") + ": " + e.Message);
+        }
     }
 
     private static int? ParseOptionalInt(ITaskItem item, string name)

@@ -33,7 +33,7 @@ public sealed record OnnxExportResult(
 
 /// <summary>
 /// <c>dotnet lowrank export MODEL --onnx --out DIR</c>: a dense model or a compressed artifact as <c>model.onnx</c>
-/// (+ <c>model.onnx.data</c> for large weights), with the source's <c>config.json</c> and tokenizer files, and for the
+/// (+ <c>model.onnx.data</c> for large weights), with the source's <c>config.json</c>, tokenizer files and licence/notice files, and for the
 /// LLaMA, Mistral and Qwen2 families <c>genai_config.json</c> so ONNX Runtime GenAI loads the folder as it is.
 /// Factorised linears stay two MatMuls (<see cref="DecoderGraph"/>). Reads the safetensors directly: no libtorch.
 /// The folder is assembled under a temporary name and renamed into place.
@@ -63,7 +63,7 @@ public static class OnnxExporter
             foreach (var file in Directory.EnumerateFiles(folder).Order(StringComparer.Ordinal))
             {
                 var name = Path.GetFileName(file);
-                if (name != ArtifactFormat.ConfigFileName && !ArtifactFormat.IsCopiedFile(name)) continue;
+                if (name != ArtifactFormat.ConfigFileName && !ArtifactFormat.IsCopiedFile(name) && !SourceNotices.IsNoticeFile(name)) continue;
                 File.Copy(file, Path.Combine(temp, name));
                 files.Add(name);
             }

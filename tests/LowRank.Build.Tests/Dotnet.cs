@@ -21,9 +21,20 @@ public static class Dotnet
 
     /// <param name="onLine">Called for each output line with the running process (e.g. to kill it at a given point).</param>
     public static DotnetResult Run(string workingDirectory, IReadOnlyDictionary<string, string> environment, string[] args,
-        Action<string, Process>? onLine, TimeSpan timeout)
+        Action<string, Process>? onLine, TimeSpan timeout) =>
+        RunProgram("dotnet", workingDirectory, environment, args, onLine, timeout);
+
+    /// <summary>
+    /// Runs <paramref name="program"/> (e.g. a published app's executable) with exactly <paramref name="environment"/>:
+    /// nothing of this process's environment is inherited, as on a machine that has none of it.
+    /// </summary>
+    public static DotnetResult RunIsolated(string program, string workingDirectory, IReadOnlyDictionary<string, string> environment, params string[] args) =>
+        RunProgram(program, workingDirectory, environment, args, onLine: null, TimeSpan.FromMinutes(8), inherit: false);
+
+    private static DotnetResult RunProgram(string program, string workingDirectory, IReadOnlyDictionary<string, string> environment, string[] args,
+        Action<string, Process>? onLine, TimeSpan timeout, bool inherit = true)
     {
-        var start = new ProcessStartInfo("dotnet")
+        var start = new ProcessStartInfo(program)
         {
             WorkingDirectory = workingDirectory,
             RedirectStandardOutput = true,
@@ -31,6 +42,7 @@ public static class Dotnet
             UseShellExecute = false,
         };
         foreach (var arg in args) start.ArgumentList.Add(arg);
+        if (!inherit) start.Environment.Clear();
         foreach (var (name, value) in environment) start.Environment[name] = value;
         var output = new StringBuilder();
         var clock = Stopwatch.StartNew();
@@ -50,7 +62,7 @@ public static class Dotnet
         {
             process.Kill(entireProcessTree: true);
             process.WaitForExit();
-            throw new TimeoutException($"dotnet {string.Join(' ', args)} ran over {timeout}:\n{output}");
+            throw new TimeoutException($"{program} {string.Join(' ', args)} ran over {timeout}:\n{output}");
         }
         process.WaitForExit();
         lock (output) return new DotnetResult(process.ExitCode, output.ToString(), clock.Elapsed);

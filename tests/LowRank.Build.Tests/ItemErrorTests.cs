@@ -13,7 +13,7 @@ public class ItemErrorTests(PackedFeed feed)
     }
 
     [Fact]
-    public void Unknown_method_bad_ratio_and_missing_model_each_point_at_their_line()
+    public void Unknown_method_bad_ratio_bad_format_and_missing_model_each_point_at_their_line()
     {
         using var fixture = new FixtureProject(feed, "errors");
         fixture.WriteSourceModel("model");
@@ -21,12 +21,15 @@ public class ItemErrorTests(PackedFeed feed)
                 <CompressedModel Include="../model" Method="magic" OutputName="A" />
                 <CompressedModel Include="../model" Ratio="1.5" OutputName="B" />
                 <CompressedModel Include="../no-such-model" OutputName="C" />
+                <CompressedModel Include="../model" Format="gguf" OutputName="D" />
             """);
         var result = fixture.Run("app", "build", "-nologo");
         Assert.NotEqual(0, result.ExitCode);
         AssertErrorAt(result.Output, project, FixtureProject.Locate(project, "Method=\"magic\""), "LRK4001");
         AssertErrorAt(result.Output, project, FixtureProject.Locate(project, "Ratio=\"1.5\""), "LRK4002");
         AssertErrorAt(result.Output, project, FixtureProject.Locate(project, "no-such-model"), "LRK2001");
+        AssertErrorAt(result.Output, project, FixtureProject.Locate(project, "Format=\"gguf\""), "LRK7001");
+        Assert.Contains("Format: unknown model format 'gguf'", result.Output, StringComparison.Ordinal);
         Assert.DoesNotContain("compressing", result.Output, StringComparison.Ordinal);
     }
 

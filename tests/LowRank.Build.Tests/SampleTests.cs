@@ -88,6 +88,64 @@ public class SampleTests(PackedFeed feed, ITestOutputHelper output)
         Assert.DoesNotContain("Unhandled exception", withoutLibTorch.Output, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// Cost: one compression and ONNX export of llama-moby (about 25 s), one trimmed self-contained publish (about a
+    /// minute on 2 cores; ILLink is most of it) and two one-second runs of the published app.
+    /// </summary>
+    [RequiresCompressFact]
+    public void GenerateTextOnnx_publishes_a_self_contained_app_that_runs_the_onnx_model_with_no_sdk_packages_folder_or_libtorch()
+    {
+        using var fixture = new FixtureProject(feed, "gentextonnx");
+        fixture.UseMachinePackagesAsFallback(); // ONNX Runtime (GenAI), the linux-x64 runtime pack and ILLink, restored by eng/setup.sh
+        CopySample(fixture, "GenerateTextOnnx");
+        var publish = fixture.PathOf("GenerateTextOnnx", "publish");
+        var published = fixture.Run("GenerateTextOnnx", "publish", "-nologo", RepoRoot, "-c", "Release", "-r", "linux-x64", "-o", publish).ShouldSucceed();
+        Assert.Contains("LowRank: compressing", published.Output, StringComparison.Ordinal);
+        Assert.Contains("[export] writing model.onnx", published.Output, StringComparison.Ordinal);
+
+        // Format="onnx" ships the export alone, under its own cache key.
+        var entry = Assert.Single(new ModelCache(fixture.Cache).List());
+        Assert.Equal("onnx", entry.Record.KeyFields["formats"]?.GetValue<string>());
+        var shipped = Path.Combine(publish, "models", "Moby");
+        foreach (var name in new[] { "model.onnx", "genai_config.json", "tokenizer.json" })
+            Assert.True(File.Exists(Path.Combine(shipped, name)), $"{name} was not published");
+        Assert.False(File.Exists(Path.Combine(shipped, "model.safetensors")), "Format=onnx should not ship the safetensors artifact");
+
+        // No TorchSharp, no libtorch, no Windows natives; the size without the model is what the README reports.
+        var files = Directory.EnumerateFiles(publish, "*", SearchOption.AllDirectories).Where(f => !f.StartsWith(shipped, StringComparison.Ordinal)).ToList();
+        Assert.DoesNotContain(files, f => Path.GetFileName(f).Contains("torch", StringComparison.OrdinalIgnoreCase));
+        Assert.DoesNotContain(files, f => Path.GetFileName(f).StartsWith("onnxruntime", StringComparison.Ordinal) && f.EndsWith(".dll", StringComparison.Ordinal));
+        var bytes = files.Sum(f => new FileInfo(f).Length);
+        output.WriteLine($"published GenerateTextOnnx: {bytes:N0} bytes in {files.Count} files without the model ({Directory.EnumerateFiles(shipped).Sum(f => new FileInfo(f).Length):N0} bytes of model)");
+        Assert.True(bytes < 90_000_000, $"the published app grew to {bytes:N0} bytes (73.6 MB when this test was written)");
+
+        // A machine with no .NET SDK on PATH, no NuGet packages folder, an empty HOME: nothing but the folder.
+        var bare = new Dictionary<string, string>
+        {
+            ["HOME"] = fixture.PathOf("empty-home"),
+            ["NUGET_PACKAGES"] = fixture.PathOf("empty-packages"),
+            ["PATH"] = fixture.PathOf("empty-bin"),
+        };
+        foreach (var folder in new[] { "empty-home", "empty-packages", "empty-bin" }) Directory.CreateDirectory(fixture.PathOf(folder));
+        var run = Dotnet.RunIsolated(Path.Combine(publish, "GenerateTextOnnx"), publish, bare).ShouldSucceed();
+        output.WriteLine(run.Output);
+        var lines = run.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.StartsWith("Moby: svd at ratio 0.3 as onnx, ", lines[0], StringComparison.Ordinal);
+        Assert.Equal("ONNX Runtime GenAI, 48 new tokens:", lines[1]);
+        Assert.StartsWith(Prompt + " ", lines[2], StringComparison.Ordinal);
+        Assert.True(lines[2].Length > Prompt.Length + 40, $"too little text generated: {lines[2]}");
+
+        // A model file changed after the build is refused with its code, not run.
+        // (Deleted and rewritten, not appended to: the published file is a hard link to the read-only cache file.)
+        var config = Path.Combine(shipped, "genai_config.json");
+        var text = File.ReadAllText(config);
+        File.Delete(config);
+        File.WriteAllText(config, text + " ");
+        var tampered = Dotnet.RunIsolated(Path.Combine(publish, "GenerateTextOnnx"), publish, bare);
+        Assert.Equal(3, tampered.ExitCode);
+        Assert.Contains($"error {ErrorCodes.HashMismatch}:", tampered.Output, StringComparison.Ordinal);
+    }
+
     [RequiresCompressFact]
     public void ModelPackage_packs_a_package_with_the_files_and_over_the_size_limit_a_pointer_package_both_consumed_from_a_folder_feed()
     {

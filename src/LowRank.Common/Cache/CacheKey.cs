@@ -36,10 +36,12 @@ public sealed class CacheKey
     /// <param name="factorDtype">dtype of the stored factors, or empty for the tool's default.</param>
     /// <param name="toolVersion">The compressor's informational version (commit included).</param>
     /// <param name="extraArguments">Further tool arguments, verbatim and in order (method-specific options).</param>
+    /// <param name="formats">What the entry holds (<see cref="ModelFormats"/>); null is the artifact alone. Any other
+    /// value adds a <c>formats</c> field, so the keys of artifact-only entries, made before formats existed, still match.</param>
     public static CacheKey Create(
         string method, double ratio, string sourceDigest, string? calibrationDigest,
         int? samples, int? seqLen, long? seed, string? factorDtype, string toolVersion,
-        IReadOnlyList<string>? extraArguments = null)
+        IReadOnlyList<string>? extraArguments = null, ModelFormats? formats = null)
     {
         var fields = new JsonObject
         {
@@ -55,6 +57,7 @@ public sealed class CacheKey
             ["tool"] = toolVersion,
             ["args"] = new JsonArray((extraArguments ?? []).Select(a => (JsonNode?)JsonValue.Create(a)).ToArray()),
         };
+        if (formats is not null && formats != ModelFormats.Default) fields["formats"] = formats.Canonical;
         return new CacheKey(fields);
     }
 

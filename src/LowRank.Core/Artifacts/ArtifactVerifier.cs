@@ -59,6 +59,8 @@ public static class ArtifactVerifier
         foreach (var path in Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
         {
             var relative = Path.GetRelativePath(folder, path).Replace('\\', '/');
+            // compress --format safetensors;onnx puts the ONNX export in onnx/: a folder of its own, not the artifact's.
+            if (relative.StartsWith(ModelFormats.OnnxSubfolder + "/", StringComparison.Ordinal)) continue;
             if (!listed.Contains(relative)) problems.Add(new VerificationProblem(relative, "not listed in the manifest"));
         }
         if (problems.Count == 0 && LowRankSection.Read(folder) is null)

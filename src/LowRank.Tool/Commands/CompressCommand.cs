@@ -37,6 +37,8 @@ public static class CompressCommand
         var evalWindow = new Option<int?>("--eval-window") { Description = "Perplexity window in tokens (default: the model's context, at most 2048)" };
         var output = CommonOptions.Output<string>("Output folder (written atomically: nothing appears there until the artifact is complete)", required: true);
         var force = new Option<bool>("--force") { Description = "Replace --output if it exists" };
+        var format = new Option<string>("--format") { Description = "What to write: safetensors (the compressed artifact), onnx (its ONNX export only: model.onnx, genai_config.json, tokenizer), or safetensors;onnx (the artifact with the export in onnx/)", DefaultValueFactory = _ => ModelFormats.SafetensorsName }
+            .Checked(value => ModelFormats.Parse((string)value!));
         var computeDtype = new Option<string>("--dtype") { Description = "Compute dtype while compressing: fp32, fp16 or bf16 (fp16/bf16 are faster on GPUs and change the result a little)", DefaultValueFactory = _ => "fp32" }
             .Checked(value => GenerateCommand.ParseDtype((string)value!));
         var streamBlocks = new Option<string>("--stream-blocks") { Description = "auto, on or off: keep only the block being compressed on the GPU, reading weights as needed (auto: on for GPUs, except FWSVD)", DefaultValueFactory = _ => "auto" };
@@ -46,7 +48,7 @@ public static class CompressCommand
         var command = new Command("compress", "Compress a model's block linears with a low-rank method and write the compressed artifact.")
         {
             model, method, ratio, bits, targetBits, groupSize, calib, calibStart, calibEnd, protocol, samples, seqLen, seed, batch, set, factorDtype,
-            evalText, evalStart, evalEnd, evalWindow, output, force, computeDtype, streamBlocks, device, json, libTorch,
+            evalText, evalStart, evalEnd, evalWindow, output, force, format, computeDtype, streamBlocks, device, json, libTorch,
         };
         command.Validators.Add(result =>
         {
@@ -81,7 +83,7 @@ public static class CompressCommand
             var factorSpelling = parse.GetValue(factorDtype);
             FactorDtype? floatFactors = factorSpelling is not null && FactorDtypes.TryParse(factorSpelling, out var dtype) ? dtype : null;
             var quantizedFactors = factorSpelling is not null && floatFactors is null ? options.FactorFormat(factorSpelling) : (QuantFormat?)null;
-            var result = CompressionJob.Run(new CompressionJobOptions
+            var outputs = CompressionOutputs.Run(new CompressionJobOptions
             {
                 Model = parse.GetValue(model)!,
                 Out = parse.GetValue(output)!,
@@ -109,8 +111,8 @@ public static class CompressCommand
                 },
                 LibTorch = parse.GetValue(libTorch),
                 Force = parse.GetValue(force),
-            }, ToolProgress.Reporter, token);
-            ToolProgress.Result(Summary(result), parse.GetValue(json), () => PrintSummary(result));
+            }, ModelFormats.Parse(parse.GetValue(format)), ToolProgress.Reporter, token);
+            ToolProgress.Result(Summary(outputs.Compression, outputs), parse.GetValue(json), () => PrintSummary(outputs.Compression, outputs));
             return Task.FromResult(ExitCodes.Success);
         });
         return command;
@@ -138,10 +140,12 @@ public static class CompressCommand
     }
 
     /// <summary>The machine-readable result (<c>--json</c>, and the <c>result</c> line under <c>--progress jsonl</c>).</summary>
-    public static object Summary(CompressionJobResult result) => new
+    public static object Summary(CompressionJobResult result, CompressionOutputsResult? outputs = null) => new
     {
-        output = result.Out,
-        report = result.ReportPath,
+        output = outputs?.Out ?? result.Out,
+        report = outputs?.Onnx is null ? result.ReportPath : Path.Combine(outputs.Out, CompressionJob.ReportFileName),
+        formats = (outputs?.Formats ?? ModelFormats.Default).Canonical,
+        onnx = outputs?.Onnx is { } onnx ? new { folder = onnx.Folder, onnx.Files, factorizedLinears = onnx.FactorizedLinears, onnx.WeightBytes, genAiModelType = onnx.GenAiModelType } : null,
         method = result.Report.Method,
         requestedRatio = result.Artifact.Section.RequestedRatio,
         achievedRatio = result.Artifact.Section.AchievedRatio,
@@ -159,11 +163,11 @@ public static class CompressCommand
         seconds = result.Artifact.Manifest.TimingsSeconds,
     };
 
-    public static void PrintSummary(CompressionJobResult result)
+    public static void PrintSummary(CompressionJobResult result, CompressionOutputsResult? outputs = null)
     {
         var section = result.Artifact.Section;
         var p = section.Parameters;
-        Console.WriteLine($"{result.Report.Method} → {result.Out}");
+        Console.WriteLine($"{result.Report.Method} → {outputs?.Out ?? result.Out}");
         Console.WriteLine($"ratio (removed)   requested {section.RequestedRatio:F4}   achieved {section.AchievedRatio:F4} of the block linears, {section.AchievedRatioModel:F4} of the model");
         Console.WriteLine($"parameters        linears {p.CompressedLinearsBefore:N0} → {p.CompressedLinearsAfter:N0}   model {p.ModelBefore:N0} → {p.ModelAfter:N0}" +
             (result.Report.Ratio.DenseFallbacks > 0 && section.RequestedRatio > 0 ? $"   ({result.Report.Ratio.DenseFallbacks} linear(s) left dense)" : ""));
@@ -184,6 +188,9 @@ public static class CompressCommand
         if (result.Evaluation is { } e)
             Console.WriteLine($"perplexity        {e.Before.Perplexity.Perplexity:F4} → {e.After.Perplexity.Perplexity:F4}   ({e.After.Perplexity.ScoredTokens:N0} tokens of {e.After.Text.Location}, windows of {e.After.Perplexity.WindowLength})");
         Console.WriteLine($"time              {string.Join("   ", result.Artifact.Manifest.TimingsSeconds.Select(t => $"{t.Key} {t.Value:F1} s"))}   on {result.Report.Device}");
-        Console.WriteLine($"report            {result.ReportPath}");
+        if (outputs?.Onnx is { } onnx)
+            Console.WriteLine($"onnx              {onnx.Folder}: {onnx.FactorizedLinears} factorised linears as two MatMuls, weights {ByteSize.Format(onnx.WeightBytes)}" +
+                (onnx.GenAiModelType is { } type ? $", genai_config.json (type {type})" : ", no genai_config.json (no ONNX Runtime GenAI type for this family)"));
+        Console.WriteLine($"report            {(outputs?.Onnx is null ? result.ReportPath : Path.Combine(outputs.Out, CompressionJob.ReportFileName))}");
     }
 }
