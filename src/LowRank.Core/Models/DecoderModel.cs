@@ -62,6 +62,8 @@ public abstract class DecoderModel : IStagedDecoder
         StreamBlocks = options.StreamBlocks && options.Device.type != DeviceType.CPU;
         lazy = options.LazyBlockWeights;
         if (config.NumLayers <= 0) throw new LrkException(ErrorCodes.BadConfig, $"num_hidden_layers must be positive (got {config.NumLayers})");
+        // Before anything is allocated per layer or per dimension (the families' constructors run after this one).
+        ModelSizeCheck.Check(config, weights.Names, weights.ShapeOf);
         blockLinears = Enumerable.Range(0, config.NumLayers).Select(_ => new List<LinearWeight>()).ToArray();
         holds = new int[config.NumLayers];
     }
@@ -342,6 +344,26 @@ public abstract class DecoderModel : IStagedDecoder
     protected Tensor? TakeOptional(string name, params long[] shape) => weights.Contains(name) ? Take(name, shape) : null;
 
     protected bool Has(string name) => weights.Contains(name);
+
+    /// <summary>
+    /// A tied model (tie_word_embeddings) uses its embedding as the head and ignores a stored <paramref name="name"/>,
+    /// but an artifact carries that tensor along: one of another shape than the head's is refused
+    /// (<see cref="ErrorCodes.BadCheckpoint"/>) instead of being copied into it unused.
+    /// </summary>
+    protected void CheckTiedHead(string name, params long[] shape)
+    {
+        if (!weights.Contains(name)) return;
+        var actual = weights.ShapeOf(name);
+        if (actual is null)
+        {
+            using var stored = weights.Load(name);
+            actual = stored.shape;
+        }
+        if (!actual.SequenceEqual(shape))
+            throw new LrkException(ErrorCodes.BadCheckpoint,
+                $"tensor '{name}' has shape [{string.Join(", ", actual)}] but the config implies [{string.Join(", ", shape)}] " +
+                "(tie_word_embeddings is set, so the head is the embedding and a stored one must have its shape)");
+    }
 
     /// <summary>
     /// Loads the linear <paramref name="name"/> of block <paramref name="block"/>: dense <c>name.weight</c> [out, in]

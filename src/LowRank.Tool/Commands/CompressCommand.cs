@@ -16,9 +16,9 @@ public static class CompressCommand
         var method = new Option<string>("--method") { Description = $"Compression method: {string.Join(", ", CompressionMethods.ValidNames)}", Required = true }
             .Checked(value => CompressionMethods.Parse(value as string));
         var ratio = new Option<double?>("--ratio") { Description = "Fraction of the block linears' parameters to REMOVE, in (0, 1) (0.2 keeps 80%); required by the low-rank methods, ignored by rtn/gptq" }
-            .Checked(value => RatioMath.ValidateRatio((double)value!));
+            .Invariant().Checked(value => RatioMath.ValidateRatio((double)value!));
         var bits = new Option<int?>("--bits") { Description = "rtn/gptq: bits per weight, 8 (per output channel), 4 or 3 (group-wise, --group-size)" };
-        var targetBits = new Option<double?>("--target-bits") { Description = "SVD-LLM: instead of --ratio, a budget in bits per original weight of the block linears; every linear's rank and storage (int8/int4 factors, or dense GPTQ 8/4/3-bit or fp16) are chosen under it" };
+        var targetBits = new Option<double?>("--target-bits") { Description = "SVD-LLM: instead of --ratio, a budget in bits per original weight of the block linears; every linear's rank and storage (int8/int4 factors, or dense GPTQ 8/4/3-bit or fp16) are chosen under it" }.Invariant();
         var groupSize = new Option<int?>("--group-size") { Description = "Input columns per scale of 4- and 3-bit storage: 32, 64 or 128 (default 128)" };
         var calib = new Option<string?>("--calib") { Description = "Calibration text: a file, folder or npm:<corpus> (needed by every method but SVD)" };
         var calibStart = new Option<long?>("--calib-start") { Description = "First byte of the calibration text to use" };
@@ -52,6 +52,17 @@ public static class CompressCommand
         };
         command.Validators.Add(result =>
         {
+            try
+            {
+                RequireRatioOrBits(result);
+            }
+            catch (InvalidOperationException)
+            {
+                // An option whose value did not parse (GetValue throws): it has reported that itself.
+            }
+        });
+        void RequireRatioOrBits(System.CommandLine.Parsing.CommandResult result)
+        {
             // --ratio is required by the low-rank methods; rtn/gptq take --bits instead (a ratio given to them, such as
             // MSBuild's default Ratio metadata, is ignored).
             if (result.GetValue(method) is not { } name || !TryParseMethod(name, out var parsed)) return;
@@ -64,7 +75,7 @@ public static class CompressCommand
                 if (result.GetValue(ratio) is not null) result.AddError($"{ErrorCodes.BadRatio}: --target-bits sets the size; drop --ratio");
             }
             else if (result.GetValue(ratio) is null) result.AddError($"{ErrorCodes.BadRatio}: {parsed.Name()} needs --ratio (the fraction of the block linears' parameters to remove) or --target-bits");
-        });
+        }
         command.SetAction((parse, token) =>
         {
             var parsedMethod = CompressionMethods.Parse(parse.GetValue(method));
