@@ -41,7 +41,7 @@ public sealed record ArtifactRequest
 
     public required string OutputFolder { get; init; }
 
-    /// <summary>The method's canonical name (<see cref="CompressionMethodNames"/>).</summary>
+    /// <summary>The method's canonical name (<see cref="Compression.CompressionMethods"/>).</summary>
     public required string Method { get; init; }
 
     /// <summary>The requested fraction of parameters removed from the compressed linears.</summary>

@@ -25,7 +25,7 @@ public sealed record CompressionJobOptions
     public int Samples { get; init; } = CalibrationSampler.DefaultSamples;
     /// <summary>Null: 2048 or the model's context if shorter.</summary>
     public int? SeqLen { get; init; }
-    public int CalibrationSeed { get; init; } = 42;
+    public int CalibrationSeed { get; init; } = CompressionDefaults.Seed;
     /// <summary>Dtype the factors are stored in; null = the source's torch_dtype.</summary>
     public FactorDtype? FactorDtype { get; init; }
     /// <summary>Store the factors as integers in this format (<c>--factor-dtype int8|int4|int3</c>, see

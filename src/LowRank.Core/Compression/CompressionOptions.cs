@@ -76,7 +76,7 @@ public sealed record CompressionOptions
 
     /// <summary>Calibration samples per forward pass. Only memory and speed depend on it, not the result (statistics are
     /// summed over all samples), except for FWSVD where <see cref="FisherBatchSize"/> applies.</summary>
-    public int BatchSize { get; init; } = 8;
+    public int BatchSize { get; init; } = CompressionDefaults.BatchSize;
 
     /// <summary>Every planned rank is rounded down to a multiple of this (never below one multiple): fp16/bf16 tensor-core
     /// GEMMs want dimensions that are multiples of 8, and ranks such as 1492 (LLaMA-7B's MLP at CR 0.5) are not.
@@ -237,10 +237,10 @@ public sealed record CompressionOptions
         }
         else
         {
-            RatioMath.ValidateRatio(Ratio);
+            CompressionRatio.Validate(Ratio);
             Require(Bits is null, $"--bits is for the quantization-only methods (rtn, gptq); {Method.Name()}'s factors are stored as --factor-dtype says (e.g. int8, int4)");
         }
-        Require(Quantization.QuantFormat.GroupSizes.Contains(GroupSize), $"group size must be 32, 64 or 128 (got {GroupSize})");
+        Require(FactorDtypeNames.GroupSizes.Contains(GroupSize), $"group size must be 32, 64 or 128 (got {GroupSize})");
         Require(GptqDamping > 0 && GptqDamping < 1, $"GPTQ damping must be in (0, 1) (got {GptqDamping})");
         Require(GptqBlockSize is >= 1 and <= 4096, $"GPTQ block size must be in [1, 4096] (got {GptqBlockSize})");
         Require(BatchSize >= 1, $"batch size must be at least 1 (got {BatchSize})");

@@ -54,8 +54,7 @@ public sealed class RankPlan
 
     public RankPlan(double requestedRatio, IEnumerable<ModuleRank> modules)
     {
-        // 0: the quantization-only methods, which keep every linear dense (Dense).
-        if (requestedRatio != 0) RatioMath.ValidateRatio(requestedRatio);
+        // 0: the quantization-only methods, which keep every linear dense (Dense); else checked where it was parsed.
         RequestedRatio = requestedRatio;
         Modules = modules.ToArray();
         byName = Modules.ToDictionary(m => m.Name, StringComparer.Ordinal);
