@@ -72,6 +72,7 @@ public sealed partial class ResolveCompressedModels : LowRankTask
                 tool ??= ToolLocator.Resolve(ToolPath, PackagedToolPath);
                 toolVersion ??= ToolLocator.Version(tool, StateDirectory);
                 var key = CacheKey.Create(method, ratio, digest.Digest, calibration?.KeyText, samples, seqLen, seed, factorDtype, toolVersion, extra, formats);
+                EntryUse.HoldForBuild(BuildEngine, cache, key.Hash); // before looking: a prune cannot take what this build found
                 var hit = cache.TryGet(key.Hash) is not null;
 
                 var output = new TaskItem(item);
