@@ -56,6 +56,7 @@ public sealed partial class CompressModel : ToolTask
         var label = $"{model.ItemSpec} ({model.GetMetadata(MetadataNames.Method)}, ratio {model.GetMetadata(MetadataNames.Ratio)}, key {key[..12]})";
         try
         {
+            EntryUse.HoldForBuild(BuildEngine, cache, key, cancellation.Token); // usually held since ResolveCompressedModels
             if (cache.TryGet(key) is not null) return true;
             if (FailIfNotIncremental) // msbuild -question: a compression that would run is an error instead
             {

@@ -68,6 +68,7 @@ public sealed partial class ResolveCompressedModels : LowRankTask
                 toolVersion ??= ToolLocator.Version(tool, StateDirectory);
                 request = request with { Calibration = calibration?.Argument, CalibrationStart = calibration?.Start, CalibrationEnd = calibration?.End };
                 var key = request.Key(digest.Digest, calibration?.KeyText, toolVersion);
+                EntryUse.HoldForBuild(BuildEngine, cache, key.Hash); // before looking: a prune cannot take what this build found
                 var hit = cache.TryGet(key.Hash) is not null;
 
                 var output = new TaskItem(item);

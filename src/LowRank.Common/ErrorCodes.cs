@@ -41,6 +41,9 @@ public static class ErrorCodes
     public const string PackageNotFound = "LRK5005";
     public const string CacheLocked = "LRK5006";
     public const string RemoteCacheFailed = "LRK5007";
+    /// <summary>The output folder cannot be created where it was asked for: the file system root, a kernel file system
+    /// (/proc, /sys, /dev), under a file, or in a folder that does not take new entries.</summary>
+    public const string OutputUnwritable = "LRK5008";
 
     public const string UnknownConfigKey = "LRK6001";
     public const string BadConfigValue = "LRK6002";

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using LowRank.Cache;
+using LowRank.IO;
 using LowRank.Models;
 using LowRank.Quantization;
 using static TorchSharp.torch;
@@ -93,18 +94,10 @@ public sealed record ArtifactWriteResult(string Folder, LowRankSection Section, 
 public static class ArtifactWriter
 {
     /// <summary>Fails early (before a long compression) when the output cannot be written: it exists without
-    /// <paramref name="overwrite"/>, or it is the source model itself.</summary>
-    public static void CheckOutput(string outputFolder, string sourcePath, bool overwrite)
-    {
-        var output = Path.TrimEndingDirectorySeparator(Path.GetFullPath(outputFolder));
-        var source = Path.TrimEndingDirectorySeparator(Path.GetFullPath(sourcePath));
-        if (string.Equals(output, source, StringComparison.Ordinal) || source.StartsWith(output + Path.DirectorySeparatorChar, StringComparison.Ordinal))
-            throw new LrkException(ErrorCodes.OutputExists, $"{outputFolder}: the output would replace the source model; choose another folder");
-        if (File.Exists(output))
-            throw new LrkException(ErrorCodes.OutputExists, $"{outputFolder} exists and is a file; choose another output folder");
-        if (Directory.Exists(output) && !overwrite)
-            throw new LrkException(ErrorCodes.OutputExists, $"{outputFolder} exists; choose another output folder or pass --force to replace it");
-    }
+    /// <paramref name="overwrite"/>, it is, contains or lies inside the source (links resolved), or it cannot be created
+    /// (<see cref="OutputFolderCheck"/>).</summary>
+    public static void CheckOutput(string outputFolder, string sourcePath, bool overwrite) =>
+        OutputFolderCheck.Check(outputFolder, overwrite, sourcePath);
 
     /// <summary>The factor dtype a request resolves to: the one asked for, else the source's torch_dtype, else fp32.</summary>
     public static FactorDtype ResolveFactorDtype(FactorDtype? requested, ModelConfig config) =>

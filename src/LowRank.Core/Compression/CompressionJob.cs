@@ -65,7 +65,8 @@ public static class CompressionJob
     public static CompressionJobResult Run(CompressionJobOptions job, IProgress<ProgressUpdate>? progress = null, CancellationToken cancellationToken = default)
     {
         job.Compression.Validate();
-        ArtifactWriter.CheckOutput(job.Out, job.Model, job.Force);
+        // Before anything is read: the output resolved through links is not the source (nor holds it), and can be created.
+        ArtifactWriter.CheckOutput(job.Out, SourceLocation(job.Model), job.Force);
         if (job.FactorFormat is not null && job.Compression.TargetBits is not null)
             throw new LrkException(ErrorCodes.BadArgument, $"--target-bits chooses each linear's storage; --factor-dtype {job.FactorFormat} cannot be given too");
         if (job.FactorFormat is not null && job.Compression.Method.IsQuantizationOnly())
@@ -237,6 +238,11 @@ public static class CompressionJob
         var bytes = store.Entries.Sum(e => e.ElementCount) * (dtype == TorchSharp.torch.ScalarType.Float32 ? 4 : 2);
         return bytes <= 0.4 * available;
     }
+
+    /// <summary>The files a model argument names: itself when it exists (a folder, or a checkpoint file), else the Hugging
+    /// Face cache snapshot of a hub id (<see cref="ModelLocator"/>; a missing model fails here, before anything else).</summary>
+    public static string SourceLocation(string model) =>
+        !string.IsNullOrWhiteSpace(model) && Path.Exists(model) ? model : ModelLocator.Resolve(model);
 
     private static ITokenizer Tokenizer(LoadedModel loaded, string model) =>
         loaded.Tokenizer ?? throw new LrkException(ErrorCodes.BadTokenizer, $"{model} has no tokenizer to encode text with");

@@ -23,6 +23,8 @@ public static class CompressionOutputs
     public static CompressionOutputsResult Run(CompressionJobOptions job, ModelFormats formats, IProgress<ProgressUpdate>? progress, CancellationToken token)
     {
         if (!formats.Onnx) return new CompressionOutputsResult(job.Out, formats, CompressionJob.Run(job, progress, token), null);
+        // The job below writes into a temp folder: the real output is checked against the source here, before any work.
+        ArtifactWriter.CheckOutput(job.Out, CompressionJob.SourceLocation(job.Model), job.Force);
         var target = Path.GetFullPath(job.Out);
         return ArtifactFiles.PublishFolder(target, job.Force, temp =>
         {

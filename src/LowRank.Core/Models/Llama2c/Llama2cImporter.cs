@@ -20,6 +20,9 @@ public static class Llama2cImporter
     public static Llama2cImportResult Import(string checkpointPath, string tokenizerPath, string outFolder, bool force = false,
         CancellationToken cancellationToken = default)
     {
+        // An existing empty --out is filled without --force; anything else follows the writers' output checks.
+        var emptyFolder = Directory.Exists(outFolder) && !Directory.EnumerateFileSystemEntries(outFolder).Any();
+        IO.OutputFolderCheck.Check(outFolder, force || emptyFolder, checkpointPath, tokenizerPath);
         var checkpoint = Llama2cCheckpoint.Open(checkpointPath);
         var tokenizer = Llama2cTokenizer.Load(tokenizerPath);
         if (tokenizer.VocabSize != checkpoint.VocabSize)
