@@ -2,30 +2,6 @@ using System.Text.Json.Serialization;
 
 namespace LowRank.Compression;
 
-/// <summary>Which hidden states feed block i+1 while compressing (and which inputs the statistics of block i see).</summary>
-[JsonConverter(typeof(JsonStringEnumConverter<Propagation>))]
-public enum Propagation
-{
-    /// <summary>The original model's hidden states (SVD-LLM's and ASVD's published pipelines profile the original model).</summary>
-    Original,
-    /// <summary>The hidden states of the model compressed so far, so later blocks are fitted to the inputs they will really see
-    /// (AdaSVD, LC-SVD; optional for the others).</summary>
-    Compressed,
-}
-
-/// <summary>How the Gram products of half-precision activations are computed on CUDA.</summary>
-public enum GramPrecision
-{
-    /// <summary><see cref="TensorCores"/> where available, else <see cref="Tf32"/>.</summary>
-    Auto,
-    /// <summary>fp16/bf16 inputs on the tensor cores with fp32 accumulation (cuBLAS GemmEx).</summary>
-    TensorCores,
-    /// <summary>fp32 copies on the TF32 tensor cores (fp16 values are exact in TF32; fp32 accumulation).</summary>
-    Tf32,
-    /// <summary>fp32 FMA (no tensor cores): the most accurate, the slowest.</summary>
-    Fp32,
-}
-
 /// <summary>
 /// Every knob of a compression run, with its default. The whole record is written into the artifact and the report,
 /// so a run can be repeated exactly. Defaults follow the papers where they state one; where they do not, the

@@ -2,6 +2,7 @@ using System.CommandLine;
 using LowRank.Artifacts;
 using LowRank.Compression;
 using LowRank.Evaluation;
+using LowRank.Jobs;
 using LowRank.Quantization;
 using LowRank.Torch;
 

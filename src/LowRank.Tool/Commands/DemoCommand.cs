@@ -3,6 +3,7 @@ using LowRank.Artifacts;
 using LowRank.Compression;
 using LowRank.Data;
 using LowRank.Evaluation;
+using LowRank.Jobs;
 using LowRank.Torch;
 
 namespace LowRank.Tool.Commands;
