@@ -45,7 +45,7 @@ public static class Compressor
             case CompressionMethod.Fwsvd: Fwsvd.Run(run); break;
             case CompressionMethod.Asvd: Asvd.Run(run); break;
             case CompressionMethod.SvdLlm when options.TargetBits is { } bits:
-                BitAllocation.Run(run, bits);
+                run.Follow(BitAllocation.Plan(run, bits));
                 SvdLlm.Run(run);
                 break;
             case CompressionMethod.SvdLlm: SvdLlm.Run(run); break;

@@ -76,8 +76,8 @@ public static partial class AdaSvd
         return importance;
     }
 
-    /// <summary>adaCR (Eq. 12): per-block retentions from the importance, and the rank plan.</summary>
-    private static void PlanRetentions(CompressionRun run, double[] importance)
+    /// <summary>adaCR (Eq. 12): per-block retentions from the importance (recorded in the block reports); returns the rank plan.</summary>
+    private static RankPlan PlanRetentions(CompressionRun run, double[] importance)
     {
         var target = 1.0 - run.Options.Ratio;
         var mean = importance.Average();
@@ -88,8 +88,8 @@ public static partial class AdaSvd
             perBlock.Select(b => (double)b.Sum(s => s.DenseParameters)).ToArray(),
             perBlock.Select(b => b.Max(s => RatioMath.MinRetention(s.OutFeatures, s.InFeatures))).ToArray());
         var byLinear = run.Shapes.ToDictionary(s => s.Name, s => retentions[s.Block], StringComparer.Ordinal);
-        run.Plan = RankPlan.FromRetentions(run.Shapes, byLinear, run.Options.Ratio, run.Options.RankMultiple);
         for (var block = 0; block < run.BlockCount; block++)
             run.SetBlockReport(new BlockReport { Block = block, Importance = normalised[block], Retention = retentions[block] });
+        return RankPlan.FromRetentions(run.Shapes, byLinear, run.Options.Ratio, run.Options.RankMultiple);
     }
 }

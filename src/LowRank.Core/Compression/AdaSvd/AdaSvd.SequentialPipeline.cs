@@ -38,7 +38,7 @@ public static partial class AdaSvd
             else
             {
                 run.OriginalPass = whitenOriginal ? "per block: " + OriginalGrams.Reason(run, staged) : "none (compressed whitening)";
-                if (options.AdaSvdAdaptiveRatio) PlanRetentions(run, MeasureImportance(run));
+                if (options.AdaSvdAdaptiveRatio) run.Follow(PlanRetentions(run, MeasureImportance(run)));
             }
 
             var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -302,7 +302,7 @@ public static partial class AdaSvd
                     stored.Add(index, BlockGrams.From(stats, run.Model.BlockLinears(index), run.Device));
                 });
             }
-            if (options.AdaSvdAdaptiveRatio) PlanRetentions(run, importance);
+            if (options.AdaSvdAdaptiveRatio) run.Follow(PlanRetentions(run, importance));
             return stored;
         }
         catch

@@ -21,7 +21,7 @@ public static partial class AdaSvd
     {
         var options = run.Options;
         run.OriginalPass = "two streams";
-        if (options.AdaSvdAdaptiveRatio) PlanRetentions(run, MeasureImportance(run));
+        if (options.AdaSvdAdaptiveRatio) run.Follow(PlanRetentions(run, MeasureImportance(run)));
 
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var twoStreams = options.EffectivePropagation == Propagation.Compressed;

@@ -36,7 +36,21 @@ internal sealed class CompressionRun : IDisposable
     public IReadOnlyList<LinearShape> Shapes { get; }
     /// <summary>See <see cref="Compressor.Compress(IDecoderModel, Tensor?, CompressionOptions, IProgress{CompressionProgress}?, Action{int}?, CancellationToken)"/>.</summary>
     public Action<int>? BlockCompleted { get; init; }
-    public RankPlan Plan { get; set; }
+    /// <summary>The ranks this run compresses to: uniform (or dense) from the options, until an allocating method's
+    /// planning step returns its own plan (<see cref="Follow"/>).</summary>
+    public RankPlan Plan { get; private set; }
+
+    /// <summary>Makes the run follow <paramref name="plan"/>, the plan an allocating method computed (SVD-LLM V2's loss
+    /// allocation, adaCR, LC-SVD's rank search, <c>--target-bits</c>). Only before any linear is compressed, so every
+    /// linear of a run follows one plan.</summary>
+    public void Follow(RankPlan plan)
+    {
+        lock (modules)
+        {
+            if (modules.Count > 0) throw new InvalidOperationException("a run's plan cannot change once linears were compressed with it");
+        }
+        Plan = plan;
+    }
     public Dictionary<string, double> Seconds { get; } = new(StringComparer.Ordinal);
     public int BlockCount => Model.BlockCount;
     public long Samples => ids?.shape[0] ?? 0;
