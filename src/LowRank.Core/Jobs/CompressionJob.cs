@@ -109,7 +109,7 @@ public static class CompressionJob
             };
             // Quantized factors are made after the whole model is factorised, so the block shards cannot be written early.
             using var streamed = job.FactorFormat is null && job.Compression.TargetBits is null ? StreamedArtifact.TryBegin(target) : null;
-            var report = Compressor.Compress(loaded.Model, calibration?.Tokens, job.Compression, new CompressorProgress(progress), streamed is null ? null : streamed.BlockCompleted, cancellationToken);
+            var report = Compressor.Compress(loaded.Model, calibration?.Tokens, job.Compression, progress, streamed is null ? null : streamed.BlockCompleted, cancellationToken);
             seconds["compress"] = Lap(clock);
             Func<LinearWeight, Quantization.QuantFormat?>? formatOf = job.FactorFormat is { } format
                 ? linear => linear.IsFactorized ? format : null
@@ -122,7 +122,7 @@ public static class CompressionJob
                 report = report with
                 {
                     Quantization = Compressor.Quantize(loaded.Model, calibration?.Tokens, job.Compression, formatOf, source is null ? null : source.Load,
-                        new CompressorProgress(progress), cancellationToken),
+                        progress, cancellationToken),
                 };
                 seconds["quantize"] = Lap(clock);
             }
@@ -209,14 +209,5 @@ public static class CompressionJob
         var elapsed = clock.Elapsed.TotalSeconds;
         clock.Restart();
         return Math.Round(elapsed, 3);
-    }
-
-    /// <summary>The compressor counts blocks from 1; progress updates count from 0.</summary>
-    private sealed class CompressorProgress(IProgress<ProgressUpdate>? inner) : IProgress<CompressionProgress>
-    {
-        public void Report(CompressionProgress value) =>
-            inner?.Report(value.Blocks > 0
-                ? new ProgressUpdate(value.Stage, value.Message, Math.Max(0, value.Block - 1), value.Blocks)
-                : new ProgressUpdate(value.Stage, value.Message));
     }
 }

@@ -9,12 +9,12 @@ namespace LowRank.Compression;
 /// <summary>The state of one compression run, shared by the method pipelines.</summary>
 internal sealed class CompressionRun : IDisposable
 {
-    private readonly IProgress<CompressionProgress>? progress;
+    private readonly IProgress<ProgressUpdate>? progress;
     private readonly Dictionary<string, ModuleReport> modules = new(StringComparer.Ordinal);
     private readonly Dictionary<int, BlockReport> blocks = [];
     private readonly Tensor? ids;
 
-    public CompressionRun(IDecoderModel model, CompressionOptions options, Tensor? calibrationIds, IProgress<CompressionProgress>? progress, CancellationToken token)
+    public CompressionRun(IDecoderModel model, CompressionOptions options, Tensor? calibrationIds, IProgress<ProgressUpdate>? progress, CancellationToken token)
     {
         Model = model;
         Options = options;
@@ -34,7 +34,7 @@ internal sealed class CompressionRun : IDisposable
     public Device Device { get; }
     public SvdAlgorithm Algorithm { get; }
     public IReadOnlyList<LinearShape> Shapes { get; }
-    /// <summary>See <see cref="Compressor.Compress(IDecoderModel, Tensor?, CompressionOptions, IProgress{CompressionProgress}?, Action{int}?, CancellationToken)"/>.</summary>
+    /// <summary>See <see cref="Compressor.Compress(IDecoderModel, Tensor?, CompressionOptions, IProgress{ProgressUpdate}?, Action{int}?, CancellationToken)"/>.</summary>
     public Action<int>? BlockCompleted { get; init; }
     /// <summary>The ranks this run compresses to: uniform (or dense) from the options, until an allocating method's
     /// planning step returns its own plan (<see cref="Follow"/>).</summary>
@@ -60,7 +60,7 @@ internal sealed class CompressionRun : IDisposable
     public void Report(string stage, int block, string message)
     {
         Token.ThrowIfCancellationRequested();
-        progress?.Report(new CompressionProgress(stage, block + 1, BlockCount, message));
+        progress?.Report(new ProgressUpdate(stage, message, block, BlockCount));
     }
 
     /// <summary>Sample indices per forward pass: consecutive, or a seeded shuffle grouped in whole buckets.</summary>
