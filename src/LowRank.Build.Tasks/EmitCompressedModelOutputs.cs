@@ -34,6 +34,7 @@ public sealed partial class EmitCompressedModelOutputs : LowRankTask, IIncrement
             var at = ItemLocation.FromMetadata(model, BuildEngine.ProjectFileOfTaskNode);
             var cache = new ModelCache(model.GetMetadata("CacheRoot"));
             var key = model.GetMetadata(MetadataNames.Key);
+            EntryUse.HoldForBuild(BuildEngine, cache, key);
             var entry = cache.TryGet(key);
             if (entry is null)
             {

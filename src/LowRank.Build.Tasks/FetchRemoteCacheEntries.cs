@@ -43,6 +43,7 @@ public sealed class FetchRemoteCacheEntries : LowRankTask, ICancelableTask, IInc
             var key = CacheKey.Parse(model.GetMetadata(MetadataNames.KeyText));
             try
             {
+                EntryUse.HoldForBuild(BuildEngine, cache, key.Hash, cancellation.Token);
                 if (cache.TryGet(key.Hash) is not null) continue;
                 if (FailIfNotIncremental)
                 {

@@ -68,8 +68,17 @@ internal sealed class RemoteCache
             bool found;
             using (var stream = new FileStream(nupkg, FileMode.CreateNew, FileAccess.Write))
             {
-                found = Run(async () => await (await Finder(cancellation).ConfigureAwait(false))
-                    .CopyNupkgToStreamAsync(PackageId(key.Hash), EntryVersion, stream, NoCaching(), NullLogger.Instance, cancellation).ConfigureAwait(false), "download from");
+                try
+                {
+                    found = Run(async () => await (await Finder(cancellation).ConfigureAwait(false))
+                        .CopyNupkgToStreamAsync(PackageId(key.Hash), EntryVersion, stream, NoCaching(), NullLogger.Instance, cancellation).ConfigureAwait(false), "download from");
+                }
+                catch (Exception e) when (Unwrap(e) is InvalidDataException or PackagingException or System.Xml.XmlException or InvalidOperationException)
+                {
+                    // A folder feed's reader opens the package to read its identity: an empty, truncated or non-zip file fails there.
+                    var cause = Unwrap(e);
+                    throw new LrkException(ErrorCodes.CacheCorrupt, $"{Where(key)} is damaged and was not installed ({cause.GetType().Name}: {cause.Message}); delete it from the feed");
+                }
             }
             if (!found) return null;
             var files = Path.Combine(temp, "files");
@@ -194,6 +203,7 @@ internal sealed class RemoteCache
     {
         try
         {
+            using (CachePackageLayout.Open(nupkg, Where(key))) { } // LRK5003 unless a zip of NuGet's parts and entry/ only
             using var reader = new PackageArchiveReader(nupkg);
             var identity = reader.GetIdentity();
             if (!string.Equals(identity.Id, PackageId(key.Hash), StringComparison.OrdinalIgnoreCase) || identity.Version != EntryVersion)

@@ -44,6 +44,7 @@ public sealed class ResolveModelPointers : LowRankTask, ICancelableTask, IIncrem
             {
                 var key = CacheKey.Parse(CanonicalJson.Serialize(manifest.KeyFields));
                 if (key.Hash != manifest.Key) throw new LrkException(ErrorCodes.BadArtifact, $"{pointer.ItemSpec}: its key fields hash to {key.Hash[..12]}…, not to its key {manifest.Key}");
+                EntryUse.HoldForBuild(BuildEngine, cache, key.Hash, cancellation.Token);
                 var entry = cache.TryGet(key.Hash);
                 entry ??= Fetch(cache, key, manifest, pointer, label);
                 if (entry is null) continue;

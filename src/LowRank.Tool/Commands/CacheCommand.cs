@@ -42,7 +42,7 @@ public static partial class CacheCommand
             {
                 Console.WriteLine($"{modelCache.Root}: {entries.Count} entries, {FormatBytes(entries.Sum(e => e.Bytes))}");
                 foreach (var e in entries)
-                    Console.WriteLine($"{e.Key[..12]}  {e.Method,-10} ratio {e.Ratio,-5} {FormatBytes(e.Bytes),10}  used {e.LastUsedUtc:yyyy-MM-dd HH:mm}  source {Short(e.Source)}  tool {e.Tool}");
+                    Console.WriteLine($"{e.Key[..12]}  {e.Method,-10} ratio {e.Ratio,-5} {FormatBytes(e.Bytes),10}  {CacheEntry.DescribeUse(e.LastUsedUtc, e.CreatedUtc),-22}  source {Short(e.Source)}  tool {e.Tool}");
             });
             return Task.FromResult(ExitCodes.Success);
         });
@@ -103,7 +103,7 @@ public static partial class CacheCommand
             var freed = outcomes.Where(o => o.Action is "deleted" or "would delete").Sum(o => o.Bytes);
             ToolProgress.Result(new { cache = modelCache.Root, freedBytes = freed, entries = outcomes }, parse.GetValue(json), () =>
             {
-                foreach (var o in outcomes) Console.WriteLine($"{o.Key[..12]}  {FormatBytes(o.Bytes),10}  used {o.LastUsedUtc:yyyy-MM-dd HH:mm}  {o.Action}");
+                foreach (var o in outcomes) Console.WriteLine($"{o.Key[..12]}  {FormatBytes(o.Bytes),10}  {o.Usage,-22}  {o.Action}");
                 Console.WriteLine($"{(parse.GetValue(dryRun) ? "would free" : "freed")} {FormatBytes(freed)}");
             });
             return Task.FromResult(ExitCodes.Success);
