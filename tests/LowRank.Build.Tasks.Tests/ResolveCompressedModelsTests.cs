@@ -125,4 +125,31 @@ public sealed class ResolveCompressedModelsTests : IDisposable
             "--factor-dtype fp16 --format onnx --set AdaSvdIterations=3 --out /tmp/x --progress jsonl --no-config",
             CompressModel.CommandLine(resolved, "/tmp/x"));
     }
+
+    /// <summary>The task resolves hub ids with the engine's resolver: org/name@revision and a lone snapshot without refs
+    /// (both failed in MSBuild before the two resolvers were one).</summary>
+    [Fact]
+    public void Hub_ids_take_a_revision_and_a_lone_snapshot_without_refs()
+    {
+        var hub = temp.Combine("hub");
+        var commit = new string('a', 40);
+        var tagged = new string('b', 40);
+        var lone = temp.Combine("hub", "models--acme--copied", "snapshots", commit);
+        Directory.CreateDirectory(lone);
+        var v2 = temp.Combine("hub", "models--acme--tiny", "snapshots", tagged);
+        Directory.CreateDirectory(v2);
+        temp.Write("hub/models--acme--tiny/refs/v2", tagged);
+        var saved = Environment.GetEnvironmentVariable("HF_HUB_CACHE");
+        try
+        {
+            Environment.SetEnvironmentVariable("HF_HUB_CACHE", hub);
+            Assert.Equal(lone, ModelSource.Resolve("acme/copied", temp.Path, null));
+            Assert.Equal(v2, ModelSource.Resolve("acme/tiny@v2", temp.Path, null));
+            Assert.Equal(v2, ModelSource.Resolve("acme/tiny", temp.Path, "v2"));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("HF_HUB_CACHE", saved);
+        }
+    }
 }
