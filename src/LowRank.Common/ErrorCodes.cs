@@ -44,6 +44,7 @@ public static class ErrorCodes
     /// <summary>The output folder cannot be created where it was asked for: the file system root, a kernel file system
     /// (/proc, /sys, /dev), under a file, or in a folder that does not take new entries.</summary>
     public const string OutputUnwritable = "LRK5008";
+    public const string RemoteCacheUnauthorized = "LRK5009";
 
     public const string UnknownConfigKey = "LRK6001";
     public const string BadConfigValue = "LRK6002";
@@ -56,4 +57,5 @@ public static class ErrorCodes
     public const string ToolOutputMissing = "LRK7005";
     public const string ToolCancelled = "LRK7006";
     public const string PackageTooLarge = "LRK7007";
+    public const string UnsupportedMSBuild = "LRK7008";
 }
