@@ -19,6 +19,7 @@ public static class BenchCommand
         command.Subcommands.Add(Kernels());
         command.Subcommands.Add(Tasks());
         command.Subcommands.Add(InferenceBenchCommand.Create());
+        command.Subcommands.Add(FuzzCommand.Create());
         return command;
     }
 
