@@ -30,7 +30,7 @@ public sealed record MethodBenchmarkOptions
     public int Window { get; init; } = 512;
     public int Samples { get; init; } = 256;
     public int? SeqLen { get; init; }
-    public int Seed { get; init; } = 42;
+    public int Seed { get; init; } = CompressionDefaults.Seed;
     public DeviceRequest Device { get; init; } = DeviceRequest.Auto;
     /// <summary>Option overrides applied to every run (<see cref="CompressionOptionsText"/>), e.g. BatchSize=16.</summary>
     public IReadOnlyList<string> Set { get; init; } = [];

@@ -28,7 +28,7 @@ public sealed record QuantBenchmarkOptions
     public int Window { get; init; } = 512;
     public int Samples { get; init; } = 128;
     public int? SeqLen { get; init; }
-    public int Seed { get; init; } = 42;
+    public int Seed { get; init; } = CompressionDefaults.Seed;
     public DeviceRequest Device { get; init; } = DeviceRequest.Auto;
     public IReadOnlyList<CompressionMethod> Methods { get; init; } = [CompressionMethod.SvdLlm, CompressionMethod.AdaSvd, CompressionMethod.LcSvd];
     public IReadOnlyList<double> Ratios { get; init; } = [0.2, 0.4, 0.6];

@@ -270,7 +270,7 @@ public static class ScaleBenchmark
             };
             // As `compress` does: block shards are written while later blocks are compressed.
             using var streamed = options.WriteOutput && options.StreamWrite ? LowRank.Artifacts.StreamedArtifact.TryBegin(request) : null;
-            var report = Compressor.Compress(model, ids, compression, new Progress<CompressionProgress>(p => log($"{p.Stage} {p.Message}")),
+            var report = Compressor.Compress(model, ids, compression, new Progress<ProgressUpdate>(p => log($"{p.Stage} {p.Message}")),
                 streamed is null ? null : streamed.BlockCompleted, token);
             foreach (var (stage, value) in report.Seconds) seconds[stage] = value;
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Text.Json;
 using System.Text.RegularExpressions;
 using LowRank.Cache;
 using Microsoft.Build.Framework;
@@ -55,6 +56,7 @@ public sealed partial class CompressModel : ToolTask
         var label = $"{model.ItemSpec} ({model.GetMetadata(MetadataNames.Method)}, ratio {model.GetMetadata(MetadataNames.Ratio)}, key {key[..12]})";
         try
         {
+            EntryUse.HoldForBuild(BuildEngine, cache, key, cancellation.Token); // usually held since ResolveCompressedModels
             if (cache.TryGet(key) is not null) return true;
             if (FailIfNotIncremental) // msbuild -question: a compression that would run is an error instead
             {
@@ -107,38 +109,23 @@ public sealed partial class CompressModel : ToolTask
         base.Cancel(); // ToolTask kills the tool's whole process tree
     }
 
-    protected override string GenerateCommandLineCommands()
+    protected override string GenerateCommandLineCommands() => CommandLine(model, outputFolder);
+
+    /// <summary>The tool's command line for a resolved item: it only renders what <see cref="ResolveCompressedModels"/>
+    /// parsed (<see cref="MetadataNames.Arguments"/>), quoting a value only where it needs it.</summary>
+    internal static string CommandLine(ITaskItem model, string outputFolder)
     {
         var args = new CommandLineBuilder(quoteHyphensOnCommandLine: false, useNewLineSeparator: false);
-        if (IsManagedDll) args.AppendFileNameIfNotNull(model.GetMetadata(MetadataNames.ToolPath));
+        var tool = model.GetMetadata(MetadataNames.ToolPath);
+        if (tool.EndsWith(".dll", StringComparison.OrdinalIgnoreCase)) args.AppendFileNameIfNotNull(tool);
         args.AppendSwitch("compress");
         args.AppendFileNameIfNotNull(model.GetMetadata(MetadataNames.SourceModel));
-        args.AppendSwitchIfNotNull("--method ", model.GetMetadata(MetadataNames.Method));
-        args.AppendSwitchIfNotNull("--ratio ", model.GetMetadata(MetadataNames.Ratio));
-        AppendIfSet(args, "--calib ", model.GetMetadata(MetadataNames.CalibrationFile));
-        if (model.GetMetadata(MetadataNames.CalibrationFile).Length > 0)
-        {
-            AppendIfSet(args, "--calib-start ", model.GetMetadata(MetadataNames.CalibrationStart));
-            AppendIfSet(args, "--calib-end ", model.GetMetadata(MetadataNames.CalibrationEnd));
-        }
-        AppendIfSet(args, "--samples ", model.GetMetadata(MetadataNames.Samples));
-        AppendIfSet(args, "--seq-len ", model.GetMetadata(MetadataNames.SeqLen));
-        AppendIfSet(args, "--seed ", model.GetMetadata(MetadataNames.Seed));
-        AppendIfSet(args, "--device ", model.GetMetadata(MetadataNames.Device));
-        AppendIfSet(args, "--factor-dtype ", model.GetMetadata(MetadataNames.FactorDtype));
-        if (ModelFormats.Parse(model.GetMetadata(MetadataNames.Formats)) is { } formats && formats != ModelFormats.Default)
-            args.AppendSwitchIfNotNull("--format ", formats.Canonical);
-        foreach (var extra in ResolveCompressedModels.SplitArguments(model.GetMetadata(MetadataNames.ToolArguments))) args.AppendTextUnquoted(" " + extra);
+        foreach (var argument in JsonSerializer.Deserialize<string[]>(model.GetMetadata(MetadataNames.Arguments)) ?? []) args.AppendSwitchIfNotNull("", argument);
         args.AppendSwitchIfNotNull("--out ", outputFolder);
         args.AppendSwitch("--progress jsonl");
         // The result must depend only on the item's metadata (the cache key): no lowrank.json, no LOWRANK_* defaults.
         args.AppendSwitch("--no-config");
         return args.ToString();
-    }
-
-    private static void AppendIfSet(CommandLineBuilder args, string name, string value)
-    {
-        if (!string.IsNullOrWhiteSpace(value)) args.AppendSwitchIfNotNull(name, value.Trim());
     }
 
     protected override void LogEventsFromTextOutput(string singleLine, MessageImportance messageImportance)

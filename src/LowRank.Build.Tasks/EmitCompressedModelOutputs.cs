@@ -20,8 +20,6 @@ public sealed partial class EmitCompressedModelOutputs : LowRankTask, IIncrement
     [Required] public string ModelsFolder { get; set; } = "";
     [Required] public string GeneratedDirectory { get; set; } = "";
     public string? RootNamespace { get; set; }
-    /// <summary>Design-time builds (IDE) never compress, so a missing entry there is silence, not an error.</summary>
-    public bool DesignTimeBuild { get; set; }
     public bool FailIfNotIncremental { get; set; }
 
     [Output] public ITaskItem[] ModelFiles { get; private set; } = [];
@@ -36,11 +34,11 @@ public sealed partial class EmitCompressedModelOutputs : LowRankTask, IIncrement
             var at = ItemLocation.FromMetadata(model, BuildEngine.ProjectFileOfTaskNode);
             var cache = new ModelCache(model.GetMetadata("CacheRoot"));
             var key = model.GetMetadata(MetadataNames.Key);
+            EntryUse.HoldForBuild(BuildEngine, cache, key);
             var entry = cache.TryGet(key);
             if (entry is null)
             {
-                if (!DesignTimeBuild)
-                    LogItemError(Log, at, ErrorCodes.NotCached, $"{model.ItemSpec} (key {key[..12]}) is not in the cache {cache.Root} and was not compressed in this build (LowRankCompressOnMiss is false, or compression failed)");
+                LogItemError(Log, at, ErrorCodes.NotCached, $"{model.ItemSpec} (key {key[..12]}) is not in the cache {cache.Root} and was not compressed in this build (LowRankCompressOnMiss is false, or compression failed)");
                 continue;
             }
             ModelCache.Touch(entry);

@@ -11,7 +11,7 @@ namespace LowRank.Build.Tasks;
 /// feed, see <see cref="RemoteCache"/>) and installs a hit into the local cache, so <see cref="CompressModel"/> then
 /// finds it. Runs only on a local miss, so a no-change build never touches the feed. Works under the key's lock,
 /// like compression: a build that is compressing or fetching the same key is waited for. A feed that cannot be
-/// read is a warning (the build compresses instead); a package that fails verification is an error.
+/// read, or refuses the credentials, is a warning (LRK5007, LRK5009: the build compresses instead); a package that fails verification is an error.
 /// </summary>
 // CA1001: MSBuild neither disposes task instances nor bounds when Cancel() may arrive, so the token source lives as long as the task.
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "MSBuild never disposes tasks; Cancel() may come at any time")]
@@ -43,6 +43,7 @@ public sealed class FetchRemoteCacheEntries : LowRankTask, ICancelableTask, IInc
             var key = CacheKey.Parse(model.GetMetadata(MetadataNames.KeyText));
             try
             {
+                EntryUse.HoldForBuild(BuildEngine, cache, key.Hash, cancellation.Token);
                 if (cache.TryGet(key.Hash) is not null) continue;
                 if (FailIfNotIncremental)
                 {
@@ -63,7 +64,7 @@ public sealed class FetchRemoteCacheEntries : LowRankTask, ICancelableTask, IInc
                     $"LowRank: fetched {model.ItemSpec} (key {key.Hash[..12]}) from the remote cache {remote.Feed}: {entry.Record.Files.Count} files, {ByteSize.Format(entry.Record.TotalBytes)}, SHA-256s verified, in {clock.Elapsed.TotalSeconds.ToString("F1", CultureInfo.InvariantCulture)} s");
                 fetched.AddRange(group.Select(m => new TaskItem(m)));
             }
-            catch (LrkException e) when (e.Code == ErrorCodes.RemoteCacheFailed)
+            catch (LrkException e) when (e.Code is ErrorCodes.RemoteCacheFailed or ErrorCodes.RemoteCacheUnauthorized)
             {
                 LogItemWarning(Log, at, e.Code, e.Message + "; treating it as a miss");
             }

@@ -23,6 +23,8 @@ internal static class MetadataNames
     public const string Formats = "Formats";
 
     // What ResolveCompressedModels adds for the later tasks.
+    /// <summary>The request's <c>compress</c> arguments (<see cref="LowRank.Compression.CompressionRequest.ToArguments"/>), a JSON array.</summary>
+    public const string Arguments = "CompressArguments";
     public const string Key = "Key";
     public const string KeyText = "KeyText";
     public const string CacheHit = "CacheHit";

@@ -15,7 +15,10 @@ public sealed class PushRemoteCacheEntries : LowRankTask
     [Required] public ITaskItem[] Models { get; set; } = [];
     [Required] public string RemoteCache { get; set; } = "";
     [Required] public string ProjectDirectory { get; set; } = "";
-    /// <summary>For http feeds that require one (property LowRankRemoteCacheApiKey); folder feeds need none.</summary>
+    /// <summary>
+    /// Property LowRankRemoteCacheApiKey, for http feeds that require one; when empty, the environment variable
+    /// LOWRANK_REMOTE_CACHE_API_KEY or the source's apikeys entry in nuget.config. Folder feeds need none.
+    /// </summary>
     public string? ApiKey { get; set; }
 
     protected override void ExecuteCore()

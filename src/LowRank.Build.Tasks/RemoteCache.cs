@@ -1,4 +1,5 @@
 using System.IO.Compression;
+using System.Net;
 using LowRank.Cache;
 using NuGet.Common;
 using NuGet.Configuration;
@@ -27,20 +28,24 @@ internal sealed class RemoteCache
     public const string EntryFolder = "entry";
     public static readonly NuGetVersion EntryVersion = new(1, 0, 0);
 
+    private readonly RemoteCacheSource location;
     private readonly PackageSource source;
 
-    /// <param name="feed">A feed URL, or a folder (relative to <paramref name="baseDirectory"/>).</param>
-    public RemoteCache(string feed, string baseDirectory)
+    /// <param name="feed">A package source name from nuget.config, a feed URL, or a folder (relative to <paramref name="projectDirectory"/>); see <see cref="RemoteCacheSource"/>.</param>
+    /// <param name="projectDirectory">Where the nuget.config search starts.</param>
+    public RemoteCache(string feed, string projectDirectory)
     {
-        var text = feed.Trim();
-        Feed = Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" ? text : Path.GetFullPath(Path.Combine(baseDirectory, text));
-        source = new PackageSource(Feed);
+        location = RemoteCacheSource.Resolve(feed, projectDirectory);
+        source = location.Source;
     }
 
     /// <summary>The feed as used: a URL, or an absolute folder path.</summary>
-    public string Feed { get; }
+    public string Feed => location.Feed;
 
-    public bool IsFolder => source.IsLocal;
+    /// <summary>The feed for messages (with its source name when it has one).</summary>
+    public string Display => location.Display;
+
+    public bool IsFolder => location.IsFolder;
 
     public static string PackageId(string key) => PackageIdPrefix + key;
 
@@ -63,8 +68,17 @@ internal sealed class RemoteCache
             bool found;
             using (var stream = new FileStream(nupkg, FileMode.CreateNew, FileAccess.Write))
             {
-                found = Run(async () => await (await Finder(cancellation).ConfigureAwait(false))
-                    .CopyNupkgToStreamAsync(PackageId(key.Hash), EntryVersion, stream, NoCaching(), NullLogger.Instance, cancellation).ConfigureAwait(false), "download from");
+                try
+                {
+                    found = Run(async () => await (await Finder(cancellation).ConfigureAwait(false))
+                        .CopyNupkgToStreamAsync(PackageId(key.Hash), EntryVersion, stream, NoCaching(), NullLogger.Instance, cancellation).ConfigureAwait(false), "download from");
+                }
+                catch (Exception e) when (Unwrap(e) is InvalidDataException or PackagingException or System.Xml.XmlException or InvalidOperationException)
+                {
+                    // A folder feed's reader opens the package to read its identity: an empty, truncated or non-zip file fails there.
+                    var cause = Unwrap(e);
+                    throw new LrkException(ErrorCodes.CacheCorrupt, $"{Where(key)} is damaged and was not installed ({cause.GetType().Name}: {cause.Message}); delete it from the feed");
+                }
             }
             if (!found) return null;
             var files = Path.Combine(temp, "files");
@@ -102,7 +116,8 @@ internal sealed class RemoteCache
     /// immutable, and two builds may push the same key at once; an http feed is asked to skip duplicates).
     /// Returns false when the folder feed already had it. LRK5007 on failure.
     /// </summary>
-    public bool Push(ModelCache cache, CacheEntry entry, string? apiKey, CancellationToken cancellation)
+    /// <param name="apiKeyProperty">LowRankRemoteCacheApiKey; when empty the key comes from the environment or nuget.config (<see cref="RemoteCacheSource.ApiKey"/>).</param>
+    public bool Push(ModelCache cache, CacheEntry entry, string? apiKeyProperty, CancellationToken cancellation)
     {
         using var held = cache.Lock(entry.Key, TimeSpan.FromHours(24), cancellation);
         var workFolder = Path.Combine(cache.TempFolder, $"{entry.Key}.push.{Environment.ProcessId}.{Guid.NewGuid():N}");
@@ -128,14 +143,15 @@ internal sealed class RemoteCache
                 builder.Save(stream);
             }
             if (IsFolder) return PublishToFolder(nupkg, entry.Key);
+            var apiKey = location.ApiKey(apiKeyProperty);
             Run(async () =>
             {
                 var update = await Repository.Factory.GetCoreV3(source).GetResourceAsync<PackageUpdateResource>(cancellation).ConfigureAwait(false)
                     ?? throw new LrkException(ErrorCodes.RemoteCacheFailed, $"the remote cache {Feed} does not accept pushes");
                 await update.PushAsync([nupkg], symbolSource: null, timeoutInSecond: 3600, disableBuffering: false, getApiKey: _ => apiKey,
-                    getSymbolApiKey: _ => null, noServiceEndpoint: false, skipDuplicate: true, allowSnupkg: false, allowInsecureConnections: false, NullLogger.Instance).ConfigureAwait(false);
+                    getSymbolApiKey: _ => null, noServiceEndpoint: false, skipDuplicate: true, allowSnupkg: false, allowInsecureConnections: source.AllowInsecureConnections, NullLogger.Instance).ConfigureAwait(false);
                 return true;
-            }, "push to");
+            }, "push to", () => $"check the API key: it came from {location.ApiKeyOrigin(apiKeyProperty)}");
             return true;
         }
         finally
@@ -182,51 +198,22 @@ internal sealed class RemoteCache
 
     private string Where(CacheKey key) => $"remote cache package {Describe(key.Hash)} from {Feed}";
 
-    /// <summary>Checks the package's identity and record and unpacks exactly the recorded files into <paramref name="folder"/>.</summary>
+    /// <summary>Checks the package's identity (NuGet's reader) and layout, record and files (<see cref="CachePackage"/>) and unpacks exactly the recorded files into <paramref name="folder"/>.</summary>
     private CacheEntryRecord Extract(string nupkg, CacheKey key, string folder)
     {
+        using (CachePackageLayout.Open(nupkg, Where(key))) { } // LRK5003 unless a zip of NuGet's parts and entry/ only
         try
         {
             using var reader = new PackageArchiveReader(nupkg);
             var identity = reader.GetIdentity();
             if (!string.Equals(identity.Id, PackageId(key.Hash), StringComparison.OrdinalIgnoreCase) || identity.Version != EntryVersion)
                 throw new LrkException(ErrorCodes.CacheCorrupt, $"{Where(key)} says it is {identity.Id} {identity.Version}");
-            var recordPath = $"{EntryFolder}/{CacheEntry.RecordFileName}";
-            var paths = reader.GetFiles(EntryFolder).ToList();
-            if (!paths.Contains(recordPath, StringComparer.Ordinal))
-                throw new LrkException(ErrorCodes.CacheCorrupt, $"{Where(key)} has no {recordPath}: it is not a LowRank cache entry");
-            CacheEntryRecord? record;
-            using (var text = new StreamReader(reader.GetStream(recordPath)))
-            {
-                record = ModelCache.TryParseRecord(text.ReadToEnd());
-            }
-            if (record is null) throw new LrkException(ErrorCodes.CacheCorrupt, $"{Where(key)}: {recordPath} is not an entry record");
-            if (record.Key != key.Hash || CanonicalJson.Serialize(record.KeyFields) != key.CanonicalText)
-                throw new LrkException(ErrorCodes.CacheCorrupt, $"{Where(key)}: its {recordPath} is for another key ({record.Key[..Math.Min(12, record.Key.Length)]}…), not {key.Hash[..12]}…");
-
-            var listed = record.Files.Select(f => f.Path).ToHashSet(StringComparer.Ordinal);
-            var packaged = paths.Where(p => p != recordPath).Select(p => p[(EntryFolder.Length + 1)..]).ToList();
-            var unlisted = packaged.Where(p => !listed.Contains(p)).ToList();
-            if (unlisted.Count > 0) throw new LrkException(ErrorCodes.HashMismatch, $"{Where(key)} holds files its entry.json does not list: {string.Join(", ", unlisted)}");
-            var root = Path.GetFullPath(folder) + Path.DirectorySeparatorChar;
-            foreach (var file in record.Files)
-            {
-                var target = Path.GetFullPath(Path.Combine(folder, file.Path));
-                if (!target.StartsWith(root, StringComparison.Ordinal) || Path.IsPathRooted(file.Path))
-                    throw new LrkException(ErrorCodes.CacheCorrupt, $"{Where(key)}: entry.json names a file outside the entry: {file.Path}");
-                if (!packaged.Contains(file.Path, StringComparer.Ordinal))
-                    throw new LrkException(ErrorCodes.HashMismatch, $"{Where(key)} was rejected and nothing was installed: {file.Path} is listed in its entry.json but not in the package");
-                Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-                using var from = reader.GetStream($"{EntryFolder}/{file.Path}");
-                using var to = new FileStream(target, FileMode.CreateNew, FileAccess.Write);
-                from.CopyTo(to);
-            }
-            return record;
         }
         catch (Exception e) when (e is InvalidDataException or PackagingException or System.Xml.XmlException)
         {
             throw new LrkException(ErrorCodes.CacheCorrupt, $"{Where(key)} is damaged ({e.GetType().Name}: {e.Message})");
         }
+        return CachePackage.Extract(nupkg, key, folder, Where(key)).Record;
     }
 
     private async Task<FindPackageByIdResource> Finder(CancellationToken cancellation) =>
@@ -239,7 +226,12 @@ internal sealed class RemoteCache
     /// </summary>
     private static SourceCacheContext NoCaching() => new() { NoCache = true, DirectDownload = true };
 
-    private T Run<T>(Func<Task<T>> operation, string what)
+    /// <summary>
+    /// Runs a feed operation synchronously (MSBuild tasks are). A refusal (401 or 403) is LRK5009, naming where the
+    /// credentials or the key came from; any other failure to reach or read the feed is LRK5007.
+    /// </summary>
+    /// <param name="forbiddenHint">What a 403 means for this operation (a push: the API key).</param>
+    private T Run<T>(Func<Task<T>> operation, string what, Func<string>? forbiddenHint = null)
     {
         try
         {
@@ -249,8 +241,27 @@ internal sealed class RemoteCache
         {
             var cause = Unwrap(e);
             var inner = cause.InnerException is { } i ? $" ({i.Message})" : "";
-            throw new LrkException(ErrorCodes.RemoteCacheFailed, $"cannot {what} the remote cache {Feed}: {cause.Message}{inner}");
+            throw Refusal(cause) switch
+            {
+                HttpStatusCode.Unauthorized => new LrkException(ErrorCodes.RemoteCacheUnauthorized,
+                    $"the remote cache {Display} refused the credentials (401 Unauthorized) when asked to {what} it; NuGet presented {location.CredentialOrigin}"),
+                HttpStatusCode.Forbidden => new LrkException(ErrorCodes.RemoteCacheUnauthorized,
+                    $"the remote cache {Display} refused to {what} it (403 Forbidden); {forbiddenHint?.Invoke() ?? $"NuGet presented {location.CredentialOrigin}"}"),
+                _ => new LrkException(ErrorCodes.RemoteCacheFailed, $"cannot {what} the remote cache {Feed}: {cause.Message}{inner}"),
+            };
         }
+    }
+
+    /// <summary>401 or 403 anywhere in the chain (NuGet wraps the http failure in its own exceptions, or only says it in the message).</summary>
+    private static HttpStatusCode? Refusal(Exception e)
+    {
+        for (Exception? x = e; x is not null; x = x.InnerException)
+        {
+            if (x is HttpRequestException { StatusCode: HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden } http) return http.StatusCode;
+            if (x.Message.Contains("401 (", StringComparison.Ordinal) || x.Message.Contains("401 Unauthorized", StringComparison.Ordinal)) return HttpStatusCode.Unauthorized;
+            if (x.Message.Contains("403 (", StringComparison.Ordinal) || x.Message.Contains("403 Forbidden", StringComparison.Ordinal)) return HttpStatusCode.Forbidden;
+        }
+        return null;
     }
 
     private static Exception Unwrap(Exception e)

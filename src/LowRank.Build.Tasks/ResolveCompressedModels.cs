@@ -1,8 +1,10 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Text.Json;
 using System.Text.RegularExpressions;
 using System.Xml.Linq;
 using LowRank.Cache;
+using LowRank.Compression;
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
 
@@ -44,15 +46,8 @@ public sealed partial class ResolveCompressedModels : LowRankTask
             var at = ItemLocation.Find(item, "CompressedModel", projectFile, parsed);
             try
             {
-                var method = CompressionMethodNames.Normalize(item.GetMetadata(MetadataNames.Method));
-                var ratio = ParseRatio(item.GetMetadata(MetadataNames.Ratio));
-                var samples = ParseOptionalInt(item, MetadataNames.Samples);
-                var seqLen = ParseOptionalInt(item, MetadataNames.SeqLen);
-                var seed = ParseOptionalLong(item, MetadataNames.Seed);
-                var factorDtype = item.GetMetadata(MetadataNames.FactorDtype).Trim();
-                var extra = SplitArguments(item.GetMetadata(MetadataNames.ToolArguments));
-                var formats = ParseFormats(item);
-
+                var request = ParseRequest(item);
+                var formats = request.Formats;
                 var source = ModelSource.Resolve(item.ItemSpec, ProjectDirectory, item.GetMetadata(MetadataNames.Revision));
                 var outputName = item.GetMetadata(MetadataNames.OutputName) is { Length: > 0 } name ? name.Trim() : DefaultOutputName(source);
                 if (!OutputNamePattern().IsMatch(outputName))
@@ -71,12 +66,16 @@ public sealed partial class ResolveCompressedModels : LowRankTask
 
                 tool ??= ToolLocator.Resolve(ToolPath, PackagedToolPath);
                 toolVersion ??= ToolLocator.Version(tool, StateDirectory);
-                var key = CacheKey.Create(method, ratio, digest.Digest, calibration?.KeyText, samples, seqLen, seed, factorDtype, toolVersion, extra, formats);
+                request = request with { Calibration = calibration?.Argument, CalibrationStart = calibration?.Start, CalibrationEnd = calibration?.End };
+                var key = request.Key(digest.Digest, calibration?.KeyText, toolVersion);
+                EntryUse.HoldForBuild(BuildEngine, cache, key.Hash); // before looking: a prune cannot take what this build found
                 var hit = cache.TryGet(key.Hash) is not null;
 
                 var output = new TaskItem(item);
-                output.SetMetadata(MetadataNames.Method, method);
-                output.SetMetadata(MetadataNames.Ratio, ratio.ToString("R", CultureInfo.InvariantCulture));
+                output.SetMetadata(MetadataNames.Method, request.Method.Key());
+                output.SetMetadata(MetadataNames.Ratio, CompressionRatio.Format(request.Ratio));
+                output.SetMetadata(MetadataNames.FactorDtype, request.FactorDtype ?? "");
+                output.SetMetadata(MetadataNames.Arguments, JsonSerializer.Serialize(request.ToArguments()));
                 output.SetMetadata(MetadataNames.OutputName, outputName);
                 output.SetMetadata(MetadataNames.Formats, formats.Canonical);
                 output.SetMetadata(MetadataNames.Key, key.Hash);
@@ -91,7 +90,7 @@ public sealed partial class ResolveCompressedModels : LowRankTask
                 output.SetMetadata(MetadataNames.ItemColumn, at.Column.ToString(CultureInfo.InvariantCulture));
                 output.SetMetadata("CacheRoot", cache.Root);
                 resolved.Add(output);
-                Log.LogMessage(MessageImportance.Normal, $"LowRank: {item.ItemSpec} ({method}, ratio {ratio.ToString(CultureInfo.InvariantCulture)}, {formats}) -> key {key.Hash[..12]}, {(hit ? "cached" : "not cached")}");
+                Log.LogMessage(MessageImportance.Normal, $"LowRank: {item.ItemSpec} ({request.Method.Key()}, ratio {CompressionRatio.Format(request.Ratio)}, {formats}) -> key {key.Hash[..12]}, {(hit ? "cached" : "not cached")}");
             }
             catch (LrkException e)
             {
@@ -102,12 +101,22 @@ public sealed partial class ResolveCompressedModels : LowRankTask
         Log.LogMessage(MessageImportance.Normal, $"LowRank: resolved {resolved.Count} compressed model(s) in {clock.ElapsedMilliseconds} ms ({hashed} file(s) hashed)");
     }
 
-    private static double ParseRatio(string text)
+    /// <summary>The item's knobs, parsed once with the same table <c>compress</c> uses (<see cref="CompressionRequest"/>).</summary>
+    /// <remarks>The calibration text is added once resolved (<see cref="CalibrationInput"/>).</remarks>
+    internal static CompressionRequest ParseRequest(ITaskItem item) => new()
     {
-        if (!double.TryParse(text.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out var ratio) || !(ratio > 0 && ratio < 1))
-            throw new LrkException(ErrorCodes.BadRatio, $"Ratio='{text}' must be the fraction of parameters to remove, a number between 0 and 1 (e.g. 0.4)");
-        return ratio;
-    }
+        Method = CompressionMethods.Parse(item.GetMetadata(MetadataNames.Method)),
+        Ratio = CompressionRatio.Parse(item.GetMetadata(MetadataNames.Ratio), MetadataNames.Ratio),
+        Samples = ParseOptionalInt(item, MetadataNames.Samples),
+        SeqLen = ParseOptionalInt(item, MetadataNames.SeqLen),
+        Seed = ParseOptionalLong(item, MetadataNames.Seed),
+        FactorDtype = item.GetMetadata(MetadataNames.FactorDtype) is { } dtype && !string.IsNullOrWhiteSpace(dtype)
+            ? FactorDtypeNames.Canonical(dtype, MetadataNames.FactorDtype, ErrorCodes.BadItem)
+            : null,
+        ToolArguments = SplitArguments(item.GetMetadata(MetadataNames.ToolArguments)),
+        Formats = ParseFormats(item),
+        Device = item.GetMetadata(MetadataNames.Device) is { } device && !string.IsNullOrWhiteSpace(device) ? device.Trim() : null,
+    };
 
     /// <summary>Format="onnx" or Formats="safetensors;onnx" (either spelling; both set must agree).</summary>
     private static ModelFormats ParseFormats(ITaskItem item)

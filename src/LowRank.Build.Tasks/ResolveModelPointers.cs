@@ -11,7 +11,7 @@ namespace LowRank.Build.Tasks;
 /// local cache when it is there with exactly the manifest's files; otherwise it is fetched from the remote cache
 /// (the consumer's <c>LowRankRemoteCache</c> first, then the feed recorded at pack time), verified against the
 /// package's entry.json and the manifest, and installed into the local cache. The files then go to bin/ and
-/// publish/ like any compressed model's. Design-time builds never fetch.
+/// publish/ like any compressed model's. Design-time builds never run it (the targets skip it).
 /// </summary>
 // CA1001: MSBuild neither disposes task instances nor bounds when Cancel() may arrive, so the token source lives as long as the task.
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "MSBuild never disposes tasks; Cancel() may come at any time")]
@@ -25,7 +25,6 @@ public sealed class ResolveModelPointers : LowRankTask, ICancelableTask, IIncrem
     [Required] public string ProjectDirectory { get; set; } = "";
     public string? RemoteCache { get; set; }
     public string? CacheDirectory { get; set; }
-    public bool DesignTimeBuild { get; set; }
     public bool FailIfNotIncremental { get; set; }
     public int LockTimeoutMinutes { get; set; } = 24 * 60;
 
@@ -45,8 +44,9 @@ public sealed class ResolveModelPointers : LowRankTask, ICancelableTask, IIncrem
             {
                 var key = CacheKey.Parse(CanonicalJson.Serialize(manifest.KeyFields));
                 if (key.Hash != manifest.Key) throw new LrkException(ErrorCodes.BadArtifact, $"{pointer.ItemSpec}: its key fields hash to {key.Hash[..12]}…, not to its key {manifest.Key}");
+                EntryUse.HoldForBuild(BuildEngine, cache, key.Hash, cancellation.Token);
                 var entry = cache.TryGet(key.Hash);
-                if (entry is null && !DesignTimeBuild) entry = Fetch(cache, key, manifest, pointer, label);
+                entry ??= Fetch(cache, key, manifest, pointer, label);
                 if (entry is null) continue;
                 if (ModelCache.Differences(manifest.Files, entry.Record.Files) is { Count: > 0 } differences)
                     throw new LrkException(ErrorCodes.HashMismatch,
@@ -91,7 +91,7 @@ public sealed class ResolveModelPointers : LowRankTask, ICancelableTask, IIncrem
                     $"LowRank: fetched {label} (key {key.Hash[..12]}) from {feed.Feed}: {entry.Record.Files.Count} files, {ByteSize.Format(entry.Record.TotalBytes)}, SHA-256s verified, in {clock.Elapsed.TotalSeconds.ToString("F1", CultureInfo.InvariantCulture)} s");
                 return entry;
             }
-            catch (LrkException e) when (e.Code == ErrorCodes.RemoteCacheFailed)
+            catch (LrkException e) when (e.Code is ErrorCodes.RemoteCacheFailed or ErrorCodes.RemoteCacheUnauthorized)
             {
                 tried.Add($"{feed.Feed} ({e.Message})");
             }

@@ -1,7 +1,8 @@
 namespace LowRank;
 
 /// <summary>
-/// Every error code the product emits, in one place (the README's "Error codes" table mirrors this file).
+/// Every error code the product emits, in one place; docs/error-codes.md has a row for each (what it means, how to
+/// fix it), which ErrorCodeTableTests checks against this file.
 /// Ranges: 1xxx environment and backend, 2xxx model files, 3xxx data and evaluation, 4xxx compression,
 /// 5xxx artifacts and cache, 6xxx configuration and command line, 7xxx MSBuild integration.
 /// </summary>
@@ -47,6 +48,7 @@ public static class ErrorCodes
     /// <summary>The output folder cannot be created where it was asked for: the file system root, a kernel file system
     /// (/proc, /sys, /dev), under a file, or in a folder that does not take new entries.</summary>
     public const string OutputUnwritable = "LRK5008";
+    public const string RemoteCacheUnauthorized = "LRK5009";
 
     public const string UnknownConfigKey = "LRK6001";
     public const string BadConfigValue = "LRK6002";
@@ -59,4 +61,5 @@ public static class ErrorCodes
     public const string ToolOutputMissing = "LRK7005";
     public const string ToolCancelled = "LRK7006";
     public const string PackageTooLarge = "LRK7007";
+    public const string UnsupportedMSBuild = "LRK7008";
 }

@@ -100,4 +100,23 @@ public static class CommonOptions
         });
         return option;
     }
+
+    /// <summary>
+    /// A <c>CustomParser</c> body that parses the option's last token with <paramref name="parse"/> (the shared parser
+    /// of that value, e.g. <see cref="LowRank.Compression.CompressionRatio.Parse"/>), so the CLI accepts exactly what
+    /// the MSBuild item and the cache key accept; a rejection becomes "LRK####: …" like <see cref="Checked"/>.
+    /// </summary>
+    public static T? Parsed<T>(System.CommandLine.Parsing.ArgumentResult result, Func<string, T> parse) where T : struct
+    {
+        if (result.Tokens.Count == 0) return null;
+        try
+        {
+            return parse(result.Tokens[^1].Value);
+        }
+        catch (LrkException e)
+        {
+            result.AddError($"{e.Code}: {e.Message}");
+            return null;
+        }
+    }
 }

@@ -49,7 +49,7 @@ public static class CacheSeeding
         section = section[..section.IndexOf("Task Performance Summary:", StringComparison.Ordinal)];
         var rows = section.Split('\n')
             .Select(l => l.Trim().Split(' ', StringSplitOptions.RemoveEmptyEntries))
-            .Where(p => p.Length >= 3 && p[1] == "ms" && (p[2].Contains("LowRank", StringComparison.Ordinal) || p[2] is "BeforeCompressModels" or "AfterCompressModels"))
+            .Where(p => p.Length >= 3 && p[1] == "ms" && (p[2].Contains("LowRank", StringComparison.Ordinal)))
             .Select(p => (Target: p[2], Ms: double.Parse(p[0], System.Globalization.CultureInfo.InvariantCulture)))
             .ToList();
         detail = string.Join(", ", rows.Select(r => $"{r.Target} {r.Ms} ms"));

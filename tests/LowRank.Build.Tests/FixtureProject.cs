@@ -49,6 +49,26 @@ public sealed class FixtureProject : IDisposable
             .Replace("<clear />", $"<clear />\n    <add key=\"{name}\" value=\"{folder}\" />", StringComparison.Ordinal));
     }
 
+    /// <summary>
+    /// Adds an http source with its login in packageSourceCredentials (clear text, as CI writes it from a secret), as
+    /// a disabled source: restore never searches it, and the remote cache still finds it by name.
+    /// </summary>
+    public void AddCredentialedFeed(string name, string url, string user, string password) =>
+        File.WriteAllText(PathOf("nuget.config"), File.ReadAllText(PathOf("nuget.config"))
+            .Replace("<clear />", $"<clear />\n    <add key=\"{name}\" value=\"{url}\" allowInsecureConnections=\"true\" />", StringComparison.Ordinal)
+            .Replace("</configuration>", $"""
+                  <disabledPackageSources>
+                    <add key="{name}" value="true" />
+                  </disabledPackageSources>
+                  <packageSourceCredentials>
+                    <{name}>
+                      <add key="Username" value="{user}" />
+                      <add key="ClearTextPassword" value="{password}" />
+                    </{name}>
+                  </packageSourceCredentials>
+                </configuration>
+                """, StringComparison.Ordinal));
+
     /// <summary>The fixture's environment with another LOWRANK_CACHE: a second machine that shares nothing local with the first.</summary>
     public Dictionary<string, string> EnvironmentWithCache(string cache) => feed.Environment(cache);
 

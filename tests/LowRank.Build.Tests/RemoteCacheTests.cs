@@ -94,4 +94,67 @@ public class RemoteCacheTests(PackedFeed feed, ITestOutputHelper output)
         Assert.Empty(Directory.EnumerateFileSystemEntries(cache.TempFolder));
         Assert.False(Directory.Exists(cache.EntryFolder(entry.Key)));
     }
+
+    [RequiresCompressFact]
+    public void A_private_http_feed_named_in_nuget_config_takes_the_push_and_serves_the_download_with_its_saved_login()
+    {
+        const string Source = "companycache";
+        using var server = new AuthenticatedFeed("ci-bot", "s3cret-pass", "push-key-42");
+        using var fixture = new FixtureProject(feed, "private");
+        fixture.AddCredentialedFeed(Source, server.ServiceIndex, "ci-bot", "s3cret-pass");
+        // LowRankRemoteCache names the source: its URL and its login come from nuget.config.
+        string App(string folder, string ratio = "0.5") => fixture.WriteApp(folder,
+            $"""    <CompressedModel Include="{TestModels.SourceModel}" Method="svd" Ratio="{ratio}" OutputName="Moby" Device="cpu" />""",
+            extraProperties: $"    <LowRankRemoteCache>{Source}</LowRankRemoteCache>");
+        Dictionary<string, string> Machine(string cache, params (string Name, string Value)[] extra)
+        {
+            var environment = fixture.EnvironmentWithCache(cache);
+            foreach (var (name, value) in extra) environment[name] = value;
+            return environment;
+        }
+
+        // Machine A compresses and pushes, with the API key from the environment variable.
+        App("app");
+        var a = Dotnet.Run(fixture.PathOf("app"), Machine(fixture.Cache, ("LOWRANK_REMOTE_CACHE_API_KEY", server.ApiKey)), "build", "-nologo", "-p:LowRankRemoteCachePush=true").ShouldSucceed();
+        output.WriteLine(a.Output);
+        var entry = Assert.Single(new ModelCache(fixture.Cache).List());
+        Assert.Contains($"LowRank: pushed {TestModels.SourceModel} (key {entry.Key[..12]}", a.Output, StringComparison.Ordinal);
+        Assert.NotNull(server.Package($"LowRank.Cache.{entry.Key}", "1.0.0"));
+        var push = Assert.Single(server.Requests, r => r.Method == "PUT" && r.Authorized);
+        Assert.Equal((server.ApiKey, 201), (push.ApiKey, push.Status));
+        // The login was not sent blindly: the feed challenged (401) and NuGet answered with the saved credentials.
+        Assert.Contains(server.Requests, r => !r.Authorized && r.Status == 401);
+
+        // Machine B: empty cache, compression forbidden; success means the authenticated download happened.
+        App("app-b");
+        var cacheB = fixture.PathOf("cache-b");
+        var b = Dotnet.Run(fixture.PathOf("app-b"), Machine(cacheB), "build", "-nologo", "-p:LowRankCompressOnMiss=false").ShouldSucceed();
+        output.WriteLine(b.Output);
+        Assert.Contains($"LowRank: fetched {TestModels.SourceModel} (key {entry.Key[..12]}) from the remote cache {server.ServiceIndex}", b.Output, StringComparison.Ordinal);
+        Assert.Contains(server.Requests, r => r.Method == "GET" && r.Authorized && r.Status == 200 && r.Path.EndsWith($"lowrank.cache.{entry.Key}.1.0.0.nupkg", StringComparison.Ordinal));
+        var fetched = Assert.Single(new ModelCache(cacheB).List());
+        Assert.Equal(entry.Record.Files, fetched.Record.Files);
+        Assert.Empty(ModelCache.Verify(fetched));
+
+        // Machine C: a wrong password (NuGet's NuGetPackageSourceCredentials_<name> variable wins over nuget.config) is
+        // a coded warning that says who was refused and where the login came from; the lookup counts as a miss.
+        var project = App("app-c");
+        var c = Dotnet.Run(fixture.PathOf("app-c"), Machine(fixture.PathOf("cache-c"), ($"NuGetPackageSourceCredentials_{Source}", "Username=ci-bot;Password=wrong")),
+            "build", "-nologo", "-p:LowRankCompressOnMiss=false");
+        output.WriteLine(c.Output);
+        Assert.NotEqual(0, c.ExitCode);
+        var (line, column) = FixtureProject.Locate(project, "CompressedModel Include");
+        Assert.Matches($@"{Regex.Escape(project)}\({line},{column}\): LowRank warning LRK5009: the remote cache {Regex.Escape(server.ServiceIndex)} \(source '{Source}'\) refused the credentials \(401 Unauthorized\) when asked to download from it; NuGet presented the credentials of the environment variable NuGetPackageSourceCredentials_{Source}; treating it as a miss", c.Output);
+        Assert.Matches($@"LowRank error LRK7004: ", c.Output);
+        Assert.DoesNotContain("LRK0001", c.Output, StringComparison.Ordinal);
+
+        // Machine D compresses another ratio and pushes with a wrong key: the property wins over the (right) variable,
+        // the feed answers 403, and the build warns with LRK5009 naming where the key came from, its outputs complete.
+        App("app-d", ratio: "0.3");
+        var d = Dotnet.Run(fixture.PathOf("app-d"), Machine(fixture.PathOf("cache-d"), ("LOWRANK_REMOTE_CACHE_API_KEY", server.ApiKey)),
+            "build", "-nologo", "-p:LowRankRemoteCachePush=true", "-p:LowRankRemoteCacheApiKey=wrong-key").ShouldSucceed();
+        output.WriteLine(d.Output);
+        Assert.Matches(@"LowRank warning LRK5009: the remote cache .* refused to push to it \(403 Forbidden\); check the API key: it came from the property LowRankRemoteCacheApiKey", d.Output);
+        Assert.Single(server.Packages);
+    }
 }

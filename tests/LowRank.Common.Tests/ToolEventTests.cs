@@ -15,12 +15,4 @@ public class ToolEventTests
         var error = ToolEvent.TryParse("""{"type":"error","code":"LRK4001","message":"unknown method"}""");
         Assert.Equal(("error", "LRK4001"), (error!.Type, error.Code));
     }
-
-    [Fact]
-    public void Method_names_normalise_and_unknown_ones_fail_with_a_code()
-    {
-        Assert.Equal("adasvd", CompressionMethodNames.Normalize(" AdaSVD "));
-        var e = Assert.Throws<LrkException>(() => CompressionMethodNames.Normalize("magic"));
-        Assert.Equal(ErrorCodes.UnknownMethod, e.Code);
-    }
 }

@@ -1,5 +1,6 @@
 using LowRank.Compression;
 using LowRank.Data;
+using LowRank.Jobs;
 using LowRank.Models;
 using LowRank.Torch;
 using Microsoft.ML.OnnxRuntimeGenAI;

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using LowRank.Compression;
+using LowRank.Jobs;
 using LowRank.Models;
 using LowRank.Onnx.Graphs;
 using LowRank.Onnx.Proto;

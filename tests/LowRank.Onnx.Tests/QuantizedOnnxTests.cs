@@ -1,6 +1,7 @@
 using LowRank.Artifacts;
 using LowRank.Compression;
 using LowRank.Evaluation;
+using LowRank.Jobs;
 using LowRank.Models;
 using LowRank.Onnx.Proto;
 using LowRank.Quantization;

@@ -63,8 +63,8 @@ public sealed partial class BadInputTests
     [InlineData(ErrorCodes.BadArgument, ExitCodes.Failure, "LLAMA", "--method", "svd-llm", "--ratio", "0.4", "--calib", "npm:moby-dick", "--samples", "1000000000")]
     [InlineData(ErrorCodes.BadArgument, ExitCodes.Failure, "LLAMA", "--method", "svd-llm", "--ratio", "0.4", "--calib", "npm:moby-dick", "--calib-start", "-1")]
     [InlineData(ErrorCodes.BadArgument, ExitCodes.Failure, "LLAMA", "--method", "svd-llm", "--ratio", "0.4", "--calib", "npm:moby-dick", "--calib-end", "-5")]
-    [InlineData(ErrorCodes.BadArgument, ExitCodes.Usage, "LLAMA", "--method", "svd", "--ratio", "0,4")]
-    [InlineData(ErrorCodes.BadArgument, ExitCodes.Usage, "LLAMA", "--method", "svd", "--ratio", "abc")]
+    [InlineData(ErrorCodes.BadRatio, ExitCodes.Usage, "LLAMA", "--method", "svd", "--ratio", "0,4")]
+    [InlineData(ErrorCodes.BadRatio, ExitCodes.Usage, "LLAMA", "--method", "svd", "--ratio", "abc")]
     [InlineData(ErrorCodes.BadArgument, ExitCodes.Usage, "LLAMA", "--method", "svd-llm", "--target-bits", "4,5")]
     public void Compress_arguments_out_of_range_are_coded_errors(string code, int exitCode, string model, params string[] options)
     {
@@ -88,9 +88,14 @@ public sealed partial class BadInputTests
             Assert.Empty(point.Errors);
             Assert.Equal(0.4, point.GetValue<double?>("--ratio"));
             var comma = root.Parse(["compress", "m", "--method", "svd", "--ratio", "0,4", "--out", "o"]);
-            var error = Assert.Single(comma.Errors);
-            Assert.StartsWith($"{ErrorCodes.BadArgument}: --ratio '0,4' is not a number", error.Message, StringComparison.Ordinal);
+            Assert.StartsWith($"{ErrorCodes.BadRatio}: --ratio='0,4'", Assert.Single(comma.Errors).Message, StringComparison.Ordinal);
+            var bits = root.Parse(["compress", "m", "--method", "svd-llm", "--target-bits", "4,5", "--out", "o"]);
+            Assert.StartsWith($"{ErrorCodes.BadArgument}: --target-bits '4,5' is not a number", Assert.Single(bits.Errors).Message, StringComparison.Ordinal);
+            Assert.Equal(4.5, root.Parse(["compress", "m", "--method", "svd-llm", "--target-bits", "4.5", "--out", "o"]).GetValue<double?>("--target-bits"));
             Assert.Equal(0.5, root.Parse(["generate", "m", "--prompt", "x", "--temperature", "0.5"]).GetValue<double>("--temperature"));
+            Assert.Single(root.Parse(["generate", "m", "--prompt", "x", "--temperature", "0,5"]).Errors);
+            Assert.Equal(0.3, root.Parse(["demo", "--ratio", "0.3"]).GetValue<double>("--ratio"));
+            Assert.Single(root.Parse(["demo", "--ratio", "0,3"]).Errors);
         }
         finally
         {

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using LowRank.Compression;
+using LowRank.Jobs;
 using LowRank.Models;
 using LowRank.Onnx;
 using LowRank.Torch;

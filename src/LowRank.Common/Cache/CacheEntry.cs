@@ -32,5 +32,14 @@ public sealed record CacheEntry(string Folder, CacheEntryRecord Record)
     [JsonIgnore]
     public DateTime LastUsedUtc => File.GetLastWriteTimeUtc(System.IO.Path.Combine(Folder, RecordFileName));
 
+    /// <summary>
+    /// "used 2026-12-07 12:00" (UTC), or "never used" when the record was not touched after it was written (builds
+    /// touch it at most hourly, so a use within the first hour does not count) or its time cannot be read.
+    /// </summary>
+    public static string DescribeUse(DateTime lastUsedUtc, DateTime createdUtc) =>
+        lastUsedUtc.Year < 1700 || lastUsedUtc - createdUtc < TimeSpan.FromMinutes(1)
+            ? "never used"
+            : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"used {lastUsedUtc:yyyy-MM-dd HH:mm}");
+
     public string FilePath(CacheFile file) => System.IO.Path.Combine(Folder, file.Path.Replace('/', System.IO.Path.DirectorySeparatorChar));
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using LowRank.Compression;
 
 namespace LowRank.Cache;
 
@@ -26,14 +27,17 @@ public sealed class CacheKey
     public string CanonicalText { get; }
     public string Hash { get; }
 
-    /// <param name="method">Compression method, any case (normalised to lower case).</param>
+    /// <summary>A key from positional values; <paramref name="method"/> and <paramref name="factorDtype"/> are parsed with
+    /// the one table (<see cref="CompressionMethods"/>, <see cref="FactorDtypeNames"/>), so every spelling of one
+    /// request is one key. <see cref="CompressionRequest.Key"/> is the usual way in.</summary>
+    /// <param name="method">Compression method, any spelling <see cref="CompressionMethods.Parse"/> accepts.</param>
     /// <param name="ratio">Fraction of parameters removed, in (0, 1).</param>
     /// <param name="sourceDigest">A <see cref="ModelDigest"/> of the source model.</param>
     /// <param name="calibrationDigest">SHA-256 of the calibration text fed to the tool, or null when the method takes none.</param>
     /// <param name="samples">Calibration samples, or null for the tool's default (the tool version then pins it).</param>
     /// <param name="seqLen">Calibration sequence length, or null for the tool's default.</param>
     /// <param name="seed">Seed, or null for the tool's default.</param>
-    /// <param name="factorDtype">dtype of the stored factors, or empty for the tool's default.</param>
+    /// <param name="factorDtype">dtype of the stored factors (any spelling), or empty for the tool's default.</param>
     /// <param name="toolVersion">The compressor's informational version (commit included).</param>
     /// <param name="extraArguments">Further tool arguments, verbatim and in order (method-specific options).</param>
     /// <param name="formats">What the entry holds (<see cref="ModelFormats"/>); null is the artifact alone. Any other
@@ -41,25 +45,21 @@ public sealed class CacheKey
     public static CacheKey Create(
         string method, double ratio, string sourceDigest, string? calibrationDigest,
         int? samples, int? seqLen, long? seed, string? factorDtype, string toolVersion,
-        IReadOnlyList<string>? extraArguments = null, ModelFormats? formats = null)
-    {
-        var fields = new JsonObject
+        IReadOnlyList<string>? extraArguments = null, ModelFormats? formats = null) =>
+        new CompressionRequest
         {
-            ["format"] = Format,
-            ["method"] = method.Trim().ToLowerInvariant(),
-            ["ratio"] = ratio,
-            ["source"] = sourceDigest,
-            ["calibration"] = calibrationDigest,
-            ["samples"] = samples,
-            ["seqLen"] = seqLen,
-            ["seed"] = seed,
-            ["factorDtype"] = string.IsNullOrWhiteSpace(factorDtype) ? "" : factorDtype.Trim().ToLowerInvariant(),
-            ["tool"] = toolVersion,
-            ["args"] = new JsonArray((extraArguments ?? []).Select(a => (JsonNode?)JsonValue.Create(a)).ToArray()),
-        };
-        if (formats is not null && formats != ModelFormats.Default) fields["formats"] = formats.Canonical;
-        return new CacheKey(fields);
-    }
+            Method = CompressionMethods.Parse(method),
+            Ratio = ratio,
+            Samples = samples,
+            SeqLen = seqLen,
+            Seed = seed,
+            FactorDtype = string.IsNullOrWhiteSpace(factorDtype) ? null : FactorDtypeNames.Canonical(factorDtype, "FactorDtype", ErrorCodes.BadArgument),
+            ToolArguments = extraArguments ?? [],
+            Formats = formats ?? ModelFormats.Default,
+        }.Key(sourceDigest, calibrationDigest, toolVersion);
+
+    /// <summary>A key from its fields (<see cref="CompressionRequest.KeyFields"/>).</summary>
+    public static CacheKey FromFields(JsonObject fields) => new(fields);
 
     /// <summary>Re-reads a key from its canonical text (e.g. an entry record); the hash is recomputed, never trusted.</summary>
     public static CacheKey Parse(string canonicalText)

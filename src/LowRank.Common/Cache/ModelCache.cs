@@ -28,14 +28,47 @@ public sealed class ModelCache
 
     public string EntryFolder(string key) => Path.Combine(Root, key);
 
-    /// <summary>The committed entry for <paramref name="key"/>, or null (absent, or a half-written folder without its record).</summary>
+    /// <summary>
+    /// The committed entry for <paramref name="key"/>, or null (absent, or a half-written folder without its record).
+    /// A record that cannot describe an entry (a file listed twice, a path outside the folder) is LRK5003.
+    /// </summary>
     public CacheEntry? TryGet(string key)
+    {
+        var entry = Load(key);
+        if (entry is not null && RecordProblems(entry.Record) is { Count: > 0 } problems)
+            throw new LrkException(ErrorCodes.CacheCorrupt, $"cache entry {entry.Folder} is damaged: its {CacheEntry.RecordFileName} {string.Join("; ", problems)}; run 'dotnet lowrank cache verify' and delete that folder");
+        return entry;
+    }
+
+    /// <summary>The entry as recorded, without checking the record (for list, verify and prune, which report or delete damaged ones).</summary>
+    private CacheEntry? Load(string key)
     {
         var folder = EntryFolder(key);
         var recordPath = Path.Combine(folder, CacheEntry.RecordFileName);
         if (!File.Exists(recordPath)) return null;
         var record = TryParseRecord(File.ReadAllText(recordPath));
         return record is null || record.Key != key ? null : new CacheEntry(folder, record);
+    }
+
+    /// <summary>
+    /// What makes a record unusable, one line each (none = usable): a path listed twice, an empty, rooted or
+    /// <c>..</c> path, a backslash, or the record's own name.
+    /// </summary>
+    public static IReadOnlyList<string> RecordProblems(CacheEntryRecord record)
+    {
+        var problems = new List<string>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var file in record.Files)
+        {
+            var path = file?.Path;
+            if (file is null || string.IsNullOrEmpty(path)) { problems.Add("lists a file without a path"); continue; }
+            if (!seen.Add(path)) problems.Add($"lists {path} twice");
+            if (path.Contains('\\', StringComparison.Ordinal) || path.StartsWith('/') || Path.IsPathRooted(path) || path.Split('/').Any(p => p is "" or "." or ".."))
+                problems.Add($"lists {path}, which is not a plain relative path inside the entry");
+            if (path == CacheEntry.RecordFileName) problems.Add($"lists itself ({path})");
+            if (file.Size < 0 || file.Sha256 is null || file.Sha256.Length != 64) problems.Add($"lists {path} without a valid size and SHA-256");
+        }
+        return problems;
     }
 
     /// <summary>An <c>entry.json</c> as text, or null when it is not one (also for records that travel in packages).</summary>
@@ -80,7 +113,13 @@ public sealed class ModelCache
     {
         RequireHeld(held, key);
         Directory.CreateDirectory(TempFolder);
-        foreach (var stale in Directory.EnumerateDirectories(TempFolder, key + ".*")) DeleteTree(stale);
+        // Ours: "<key>.<pid>.<guid>" (the compressor's --out) and "<key>.push.…"; the compressor's own staging folder
+        // next to its --out: ".<key>.<pid>.<guid>.lowrank-<guid>.tmp". Both are dead once we hold the key's lock.
+        foreach (var stale in Directory.EnumerateFileSystemEntries(TempFolder).Where(path => TempOwner(path) == key))
+        {
+            if (Directory.Exists(stale)) DeleteTree(stale);
+            else File.Delete(stale);
+        }
         var folder = EntryFolder(key);
         if (Directory.Exists(folder) && !File.Exists(Path.Combine(folder, CacheEntry.RecordFileName))) DeleteTree(folder);
         return Path.Combine(TempFolder, $"{key}.{Environment.ProcessId}.{Guid.NewGuid():N}");
@@ -135,7 +174,7 @@ public sealed class ModelCache
         return Directory.EnumerateDirectories(Root)
             .Select(Path.GetFileName)
             .Where(name => name is not null && !name.StartsWith('.'))
-            .Select(name => TryGet(name!))
+            .Select(name => Load(name!))
             .OfType<CacheEntry>()
             .OrderBy(e => e.LastUsedUtc)
             .ToList();
@@ -144,7 +183,8 @@ public sealed class ModelCache
     /// <summary>Re-hashes every file of <paramref name="entry"/> against its record; returns the problems (none = intact).</summary>
     public static IReadOnlyList<string> Verify(CacheEntry entry)
     {
-        var problems = new List<string>();
+        var problems = new List<string>(RecordProblems(entry.Record).Select(p => $"{CacheEntry.RecordFileName} {p}"));
+        if (problems.Count > 0) return problems;
         var recomputed = CacheKey.Parse(CanonicalJson.Serialize(entry.Record.KeyFields)).Hash;
         if (recomputed != entry.Key) problems.Add($"key record hashes to {recomputed[..12]}, not to its folder name");
         var listed = new HashSet<string>(StringComparer.Ordinal);
@@ -182,12 +222,18 @@ public sealed class ModelCache
     }
 
     /// <summary>What <see cref="Prune"/> did (or would do, with dryRun) to one entry.</summary>
-    public sealed record PruneOutcome(string Key, long Bytes, DateTime LastUsedUtc, string Action);
+    public sealed record PruneOutcome(string Key, long Bytes, DateTime LastUsedUtc, string Action)
+    {
+        /// <summary>"used 2026-12-07 12:00", or "never used" when no build used the entry after the one that made it.</summary>
+        public string Usage => CacheEntry.DescribeUse(LastUsedUtc, CreatedUtc);
+        public DateTime CreatedUtc { get; init; }
+    }
 
     /// <summary>
     /// Deletes entries last used before now − <paramref name="olderThan"/>, then the least recently used ones until
     /// the cache holds at most <paramref name="maxTotalBytes"/>. An entry whose lock another process holds is in use
-    /// and is never deleted. Also removes temp folders and record-less folders nobody is writing.
+    /// and is never deleted, and so is one a build is using (its shared use lock, held from finding the entry until
+    /// its files are linked into bin/). Also removes temp folders and record-less folders nobody is writing.
     /// </summary>
     public IReadOnlyList<PruneOutcome> Prune(TimeSpan? olderThan, long? maxTotalBytes, bool dryRun = false)
     {
@@ -197,22 +243,24 @@ public sealed class ModelCache
         var now = DateTime.UtcNow;
         foreach (var entry in entries)
         {
-            var tooOld = olderThan is { } age && now - entry.LastUsedUtc > age;
+            var lastUsed = entry.LastUsedUtc; // read before the record is deleted (afterwards the file time is 1601-01-01)
+            var tooOld = olderThan is { } age && now - lastUsed > age;
             var tooBig = maxTotalBytes is { } max && total > max;
             if (!tooOld && !tooBig)
             {
-                outcomes.Add(new PruneOutcome(entry.Key, entry.Record.TotalBytes, entry.LastUsedUtc, "kept"));
+                outcomes.Add(new PruneOutcome(entry.Key, entry.Record.TotalBytes, lastUsed, "kept") { CreatedUtc = entry.Record.CreatedUtc });
                 continue;
             }
             using var held = TryLock(entry.Key);
-            if (held is null)
+            using var unused = held is null ? null : CacheLock.TryAcquireUse(LocksFolder, entry.Key, exclusive: true);
+            if (held is null || unused is null)
             {
-                outcomes.Add(new PruneOutcome(entry.Key, entry.Record.TotalBytes, entry.LastUsedUtc, "kept (locked)"));
+                outcomes.Add(new PruneOutcome(entry.Key, entry.Record.TotalBytes, lastUsed, held is null ? "kept (locked)" : "kept (in use by a build)") { CreatedUtc = entry.Record.CreatedUtc });
                 continue;
             }
             if (!dryRun) DeleteEntry(entry);
             total -= entry.Record.TotalBytes;
-            outcomes.Add(new PruneOutcome(entry.Key, entry.Record.TotalBytes, entry.LastUsedUtc, dryRun ? "would delete" : "deleted"));
+            outcomes.Add(new PruneOutcome(entry.Key, entry.Record.TotalBytes, lastUsed, dryRun ? "would delete" : "deleted") { CreatedUtc = entry.Record.CreatedUtc });
         }
         if (!dryRun) RemoveOrphans();
         return outcomes;
@@ -222,11 +270,13 @@ public sealed class ModelCache
     {
         if (Directory.Exists(TempFolder))
         {
-            foreach (var temp in Directory.EnumerateDirectories(TempFolder))
+            foreach (var temp in Directory.EnumerateFileSystemEntries(TempFolder))
             {
-                var key = Path.GetFileName(temp).Split('.')[0];
+                if (TempOwner(temp) is not { } key) continue;
                 using var held = TryLock(key);
-                if (held is not null) DeleteTree(temp);
+                if (held is null) continue;
+                if (Directory.Exists(temp)) DeleteTree(temp);
+                else File.Delete(temp);
             }
         }
         foreach (var folder in Directory.EnumerateDirectories(Root))
@@ -236,6 +286,33 @@ public sealed class ModelCache
             using var held = TryLock(name);
             if (held is not null) DeleteTree(folder);
         }
+    }
+
+    /// <summary>
+    /// Uses an entry: holds its shared use lock (so <c>cache prune</c> leaves it alone) and returns it, or null when
+    /// there is none. Dispose the lock when its files are no longer needed (a build: at its end).
+    /// </summary>
+    public (CacheEntry? Entry, CacheLock Use) Use(string key, TimeSpan timeout, CancellationToken cancellation)
+    {
+        var use = CacheLock.AcquireUse(LocksFolder, key, timeout, cancellation);
+        try
+        {
+            return (TryGet(key), use);
+        }
+        catch
+        {
+            use.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The key a temp folder under <c>.tmp/</c> belongs to (its name up to the first dot, leading dots skipped), or null.</summary>
+    private static string? TempOwner(string path)
+    {
+        var name = Path.GetFileName(path).TrimStart('.');
+        var dot = name.IndexOf('.', StringComparison.Ordinal);
+        var key = dot < 0 ? name : name[..dot];
+        return key.Length == 64 && key.All(char.IsAsciiHexDigitLower) ? key : null;
     }
 
     /// <summary>Deletes the record first, so a delete that stops half-way leaves a folder that is no longer an entry.</summary>

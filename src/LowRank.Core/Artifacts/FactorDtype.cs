@@ -1,3 +1,4 @@
+using LowRank.Compression;
 using static TorchSharp.torch;
 
 namespace LowRank.Artifacts;
@@ -13,7 +14,7 @@ public enum FactorDtype
 public static class FactorDtypes
 {
     /// <summary>The accepted spellings, for help and error messages.</summary>
-    public static readonly IReadOnlyList<string> Names = ["fp32", "fp16", "bf16"];
+    public static IReadOnlyList<string> Names => FactorDtypeNames.Float;
 
     /// <summary>Parses fp32/fp16/bf16 (also float32/float16/bfloat16, f32/f16, half), or fails with <see cref="ErrorCodes.BadArgument"/>.</summary>
     public static FactorDtype Parse(string text) => TryParse(text, out var dtype)
@@ -22,21 +23,15 @@ public static class FactorDtypes
 
     public static bool TryParse(string? text, out FactorDtype dtype)
     {
-        switch ((text ?? "").Trim().ToLowerInvariant())
+        FactorDtypeNames.TryCanonical(text, out var canonical);
+        (var known, dtype) = canonical switch
         {
-            case "fp32" or "float32" or "f32" or "float":
-                dtype = FactorDtype.Float32;
-                return true;
-            case "fp16" or "float16" or "f16" or "half":
-                dtype = FactorDtype.Float16;
-                return true;
-            case "bf16" or "bfloat16":
-                dtype = FactorDtype.BFloat16;
-                return true;
-            default:
-                dtype = FactorDtype.Float32;
-                return false;
-        }
+            "fp32" => (true, FactorDtype.Float32),
+            "fp16" => (true, FactorDtype.Float16),
+            "bf16" => (true, FactorDtype.BFloat16),
+            _ => (false, FactorDtype.Float32),
+        };
+        return known;
     }
 
     /// <summary>The dtype of an HF config's <c>torch_dtype</c> ("float16", …), or null when it is none of the three.</summary>

@@ -130,7 +130,7 @@ public sealed class StreamedArtifact : IDisposable
             Task.WhenAll(late.Append(written)).GetAwaiter().GetResult();
             cancellationToken.ThrowIfCancellationRequested();
 
-            var plan = new ArtifactWriter.TensorPlan(request.Model, store, factorDtype, request.TargetLinears, quantizer: request.Quantizer);
+            var plan = new TensorPlan(request.Model, store, factorDtype, request.TargetLinears, quantizer: request.Quantizer);
             var missing = plan.Specs.Where(s => !shardOfTensor.ContainsKey(s.Name)).Select(s => s.Name).ToList();
             if (missing.Count > 0) throw new InvalidOperationException($"streamed artifact: {missing.Count} tensors were not written ({string.Join(", ", missing.Take(3))})");
             SafeTensorsWriter.WriteIndex(temp, shardOfTensor, plan.Specs.Sum(SafeTensorsWriter.ByteLengthOf));
@@ -152,7 +152,7 @@ public sealed class StreamedArtifact : IDisposable
 
     private void WriteShard(int shard, Func<string, bool> include)
     {
-        var plan = new ArtifactWriter.TensorPlan(request.Model, store, factorDtype, request.TargetLinears, include, request.Quantizer);
+        var plan = new TensorPlan(request.Model, store, factorDtype, request.TargetLinears, include, request.Quantizer);
         var name = string.Create(CultureInfo.InvariantCulture, $"model-{shard + 1:D5}-of-{shardCount:D5}.safetensors");
         SafeTensorsWriter.WriteShard(Path.Combine(temp, name), plan.Specs, hashes);
         foreach (var spec in plan.Specs) shardOfTensor[spec.Name] = name;

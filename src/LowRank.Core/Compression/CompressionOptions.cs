@@ -2,30 +2,6 @@ using System.Text.Json.Serialization;
 
 namespace LowRank.Compression;
 
-/// <summary>Which hidden states feed block i+1 while compressing (and which inputs the statistics of block i see).</summary>
-[JsonConverter(typeof(JsonStringEnumConverter<Propagation>))]
-public enum Propagation
-{
-    /// <summary>The original model's hidden states (SVD-LLM's and ASVD's published pipelines profile the original model).</summary>
-    Original,
-    /// <summary>The hidden states of the model compressed so far, so later blocks are fitted to the inputs they will really see
-    /// (AdaSVD, LC-SVD; optional for the others).</summary>
-    Compressed,
-}
-
-/// <summary>How the Gram products of half-precision activations are computed on CUDA.</summary>
-public enum GramPrecision
-{
-    /// <summary><see cref="TensorCores"/> where available, else <see cref="Tf32"/>.</summary>
-    Auto,
-    /// <summary>fp16/bf16 inputs on the tensor cores with fp32 accumulation (cuBLAS GemmEx).</summary>
-    TensorCores,
-    /// <summary>fp32 copies on the TF32 tensor cores (fp16 values are exact in TF32; fp32 accumulation).</summary>
-    Tf32,
-    /// <summary>fp32 FMA (no tensor cores): the most accurate, the slowest.</summary>
-    Fp32,
-}
-
 /// <summary>
 /// Every knob of a compression run, with its default. The whole record is written into the artifact and the report,
 /// so a run can be repeated exactly. Defaults follow the papers where they state one; where they do not, the
@@ -76,7 +52,7 @@ public sealed record CompressionOptions
 
     /// <summary>Calibration samples per forward pass. Only memory and speed depend on it, not the result (statistics are
     /// summed over all samples), except for FWSVD where <see cref="FisherBatchSize"/> applies.</summary>
-    public int BatchSize { get; init; } = 8;
+    public int BatchSize { get; init; } = CompressionDefaults.BatchSize;
 
     /// <summary>Every planned rank is rounded down to a multiple of this (never below one multiple): fp16/bf16 tensor-core
     /// GEMMs want dimensions that are multiples of 8, and ranks such as 1492 (LLaMA-7B's MLP at CR 0.5) are not.
@@ -237,10 +213,10 @@ public sealed record CompressionOptions
         }
         else
         {
-            RatioMath.ValidateRatio(Ratio);
+            CompressionRatio.Validate(Ratio);
             Require(Bits is null, $"--bits is for the quantization-only methods (rtn, gptq); {Method.Name()}'s factors are stored as --factor-dtype says (e.g. int8, int4)");
         }
-        Require(Quantization.QuantFormat.GroupSizes.Contains(GroupSize), $"group size must be 32, 64 or 128 (got {GroupSize})");
+        Require(FactorDtypeNames.GroupSizes.Contains(GroupSize), $"group size must be 32, 64 or 128 (got {GroupSize})");
         Require(GptqDamping > 0 && GptqDamping < 1, $"GPTQ damping must be in (0, 1) (got {GptqDamping})");
         Require(GptqBlockSize is >= 1 and <= 4096, $"GPTQ block size must be in [1, 4096] (got {GptqBlockSize})");
         Require(BatchSize >= 1, $"batch size must be at least 1 (got {BatchSize})");

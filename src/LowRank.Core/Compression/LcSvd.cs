@@ -115,7 +115,7 @@ public static class LcSvd
     /// <summary>Pipeline: rank search (part 3) when enabled, then the two-stream block-collaborative pass (parts 1–2).</summary>
     internal static void Run(CompressionRun run)
     {
-        if (run.Options.LcSvdRankSearch) SearchRanks(run);
+        if (run.Options.LcSvdRankSearch) run.Follow(SearchRanks(run));
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var options = run.Options;
         var twoStreams = options.EffectivePropagation == Propagation.Compressed;
@@ -276,8 +276,8 @@ public static class LcSvd
 
     private static string Short(string name) => name[(name.LastIndexOf('.') + 1)..];
 
-    /// <summary>Part 3: profile every block at every candidate retention on the original model, then allocate.</summary>
-    private static void SearchRanks(CompressionRun run)
+    /// <summary>Part 3: profile every block at every candidate retention on the original model, then allocate; returns the rank plan.</summary>
+    private static RankPlan SearchRanks(CompressionRun run)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var target = 1.0 - run.Options.Ratio;
@@ -345,7 +345,6 @@ public static class LcSvd
         var budget = costs.Sum(c => c[reference]);
         var choice = AllocateBlocks(errors, costs, Enumerable.Repeat(reference, run.BlockCount).ToArray(), Math.Max(1, budget / 20_000));
         var byLinear = run.Shapes.ToDictionary(s => s.Name, s => retentions[s.Block][choice[s.Block]], StringComparer.Ordinal);
-        run.Plan = RankPlan.FromRetentions(run.Shapes, byLinear, run.Options.Ratio, run.Options.RankMultiple);
         for (var block = 0; block < run.BlockCount; block++)
         {
             run.SetBlockReport(new BlockReport
@@ -357,5 +356,6 @@ public static class LcSvd
             });
         }
         run.Seconds["profile"] = clock.Elapsed.TotalSeconds;
+        return RankPlan.FromRetentions(run.Shapes, byLinear, run.Options.Ratio, run.Options.RankMultiple);
     }
 }

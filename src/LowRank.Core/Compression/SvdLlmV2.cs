@@ -69,7 +69,7 @@ public static class SvdLlmV2
                         losses.Add(new MatrixLoss(LinearShape.Of(linear, block), rank.Dense ? 0 : LowRankFactors.TailNorm(spectrum, rank.Rank)));
                     }
                 });
-            run.Plan = RankPlan.FromRetentions(run.Shapes, Allocate(losses, uniform.TargetRetention), run.Options.Ratio, run.Options.RankMultiple);
+            run.Follow(RankPlan.FromRetentions(run.Shapes, Allocate(losses, uniform.TargetRetention), run.Options.Ratio, run.Options.RankMultiple));
         }
         run.SingleStreamPass("compress", run.Options.EffectivePropagation,
             block => new LinearStatistics(_ => true, precision: run.Options.GramPrecision),

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text.Json;
+using LowRank.Compression;
 using LowRank.Models;
 using static TorchSharp.torch;
 
@@ -8,12 +9,12 @@ namespace LowRank.Data;
 public sealed record CalibrationOptions
 {
     /// <summary>Number of samples N (the papers use 256; SVD-LLM and ASVD use 256 × 2048 of WikiText-2 or C4).</summary>
-    public int Samples { get; init; } = 256;
+    public int Samples { get; init; } = CompressionDefaults.Samples;
 
     /// <summary>Tokens per sample L; null → <see cref="CalibrationSampler.DefaultSeqLen"/>.</summary>
     public int? SeqLen { get; init; }
 
-    public int Seed { get; init; } = 42;
+    public int Seed { get; init; } = CompressionDefaults.Seed;
 
     /// <summary>Overwrite the first token of every sample with BOS (when the tokenizer has one).</summary>
     public bool Bos { get; init; } = true;
@@ -69,7 +70,7 @@ public sealed class CalibrationSet : IDisposable
 /// </summary>
 public static class CalibrationSampler
 {
-    public const int DefaultSamples = 256;
+    public const int DefaultSamples = CompressionDefaults.Samples;
     public const int PaperSeqLen = 2048;
     public const string SamplerName = "random-offsets/v1: System.Random(seed).Next(0, n-L+1) per sample in order; BOS overwrites token 0";
 

@@ -1,5 +1,5 @@
 using System.Globalization;
-using System.Text.RegularExpressions;
+using LowRank.Compression;
 
 namespace LowRank.Quantization;
 
@@ -19,7 +19,7 @@ namespace LowRank.Quantization;
 /// Scales are stored in fp16 (the scale used while quantizing is already the fp16 value, so what is stored is what was
 /// optimised). The packed layout is in <see cref="QuantizedMatrix"/> and the README ("Quantized tensors").
 /// </summary>
-public readonly partial record struct QuantFormat
+public readonly record struct QuantFormat
 {
     public QuantFormat(int bits, int groupSize, bool zeroPoints)
     {
@@ -51,10 +51,10 @@ public readonly partial record struct QuantFormat
     /// <summary>The group size when a spelling names none (GPTQ's and ONNX Runtime's usual block size).</summary>
     public const int DefaultGroupSize = 128;
 
-    public static readonly IReadOnlyList<int> GroupSizes = [32, 64, 128];
+    public static IReadOnlyList<int> GroupSizes => FactorDtypeNames.GroupSizes;
 
     /// <summary>The accepted spellings, for help and error messages.</summary>
-    public const string Spellings = "int8, int4 or int3, optionally with -g32|-g64|-g128 (group size, default 128) and -zp (zero points)";
+    public const string Spellings = FactorDtypeNames.QuantizedSpellings;
 
     /// <summary>int8, int4-g128, int3-g64-zp: the canonical name (also what artifacts record per linear).</summary>
     public override string ToString() => PerChannel ? $"int{Bits}" : $"int{Bits}-g{GroupSize}{(ZeroPoints ? "-zp" : "")}";
@@ -63,16 +63,11 @@ public readonly partial record struct QuantFormat
     public static QuantFormat ForBits(int bits, int? groupSize = null, bool zeroPoints = false) =>
         bits == 8 ? Int8 : new QuantFormat(bits, groupSize ?? DefaultGroupSize, zeroPoints);
 
+    /// <summary>Parses a spelling with the one grammar (<see cref="FactorDtypeNames.TryParseQuantized"/>).</summary>
     public static bool TryParse(string? text, out QuantFormat format)
     {
         format = default;
-        var match = Grammar().Match((text ?? "").Trim().ToLowerInvariant());
-        if (!match.Success) return false;
-        var bits = int.Parse(match.Groups["bits"].Value, CultureInfo.InvariantCulture);
-        int? group = match.Groups["group"].Success ? int.Parse(match.Groups["group"].Value, CultureInfo.InvariantCulture) : null;
-        var zeroPoints = match.Groups["zp"].Success;
-        if (bits == 8 && (group is not null || zeroPoints)) return false;
-        if (bits != 8 && group is { } g && !GroupSizes.Contains(g)) return false;
+        if (!FactorDtypeNames.TryParseQuantized(text, out var bits, out var group, out var zeroPoints)) return false;
         format = ForBits(bits, group, zeroPoints);
         return true;
     }
@@ -110,7 +105,4 @@ public readonly partial record struct QuantFormat
         }
         else throw new ArgumentException($"{Bits}-bit storage is not supported (8, 4 or 3)");
     }
-
-    [GeneratedRegex(@"^int(?<bits>[348])(-g(?<group>[0-9]+))?(?<zp>-zp)?$")]
-    private static partial Regex Grammar();
 }

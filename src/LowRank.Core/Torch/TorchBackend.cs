@@ -7,14 +7,6 @@ using TorchSharp;
 
 namespace LowRank.Torch;
 
-/// <summary>What the caller asked for with <c>--device</c>.</summary>
-public enum DeviceRequest
-{
-    Auto,
-    Cpu,
-    Cuda,
-}
-
 /// <summary>The libtorch that was loaded into this process, and how it was found.</summary>
 public sealed record TorchBackendInfo(
     string TorchSharpVersion,

@@ -19,6 +19,7 @@ public static class BenchCommand
         command.Subcommands.Add(Kernels());
         command.Subcommands.Add(Tasks());
         command.Subcommands.Add(InferenceBenchCommand.Create());
+        command.Subcommands.Add(FuzzCommand.Create());
         return command;
     }
 
@@ -163,9 +164,9 @@ public static class BenchCommand
         var evalEnd = new Option<long?>("--eval-end") { Description = "Byte after the last evaluation byte" };
         var protocol = CommonOptions.Protocol("Text → token protocol of both texts: stream or plain");
         var window = new Option<int>("--window") { Description = "Perplexity window W (non-overlapping)", DefaultValueFactory = _ => 512 };
-        var samples = new Option<int>("--samples") { Description = "Calibration samples N", DefaultValueFactory = _ => 256 };
+        var samples = new Option<int>("--samples") { Description = "Calibration samples N", DefaultValueFactory = _ => CompressionDefaults.Samples };
         var seqLen = new Option<int?>("--seq-len") { Description = "Tokens per calibration sample (default: min(2048, context))" };
-        var seed = new Option<int>("--seed") { Description = "Calibration sampler seed", DefaultValueFactory = _ => 42 };
+        var seed = new Option<int>("--seed") { Description = "Calibration sampler seed", DefaultValueFactory = _ => CompressionDefaults.Seed };
         var set = new Option<string[]>("--set") { Description = "Compression option Name=Value for every run, repeatable" };
         var markdown = new Option<string?>("--markdown") { Description = "Also write the table and the setup as Markdown to this file" };
         var device = CommonOptions.Device();
@@ -187,9 +188,7 @@ public static class BenchCommand
             var variantList = (parse.GetValue(variants) ?? []).Select(MethodVariant.Parse).ToArray();
             if (methodList.Length == 0 && variantList.Length == 0) throw new LrkException(ErrorCodes.BadArgument, "no rows: give --methods or --variant");
             var ratioList = parse.GetValue(ratios)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-                .Select(r => double.TryParse(r, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v
-                    : throw new LrkException(ErrorCodes.BadRatio, $"'{r}' is not a number")).ToArray();
-            foreach (var r in ratioList) RatioMath.ValidateRatio(r);
+                .Select(r => CompressionRatio.Parse(r, "--ratios")).ToArray();
             var asJson = parse.GetValue(json);
             var result = MethodBenchmark.Run(new MethodBenchmarkOptions
             {
@@ -246,7 +245,7 @@ public static class BenchCommand
         var window = new Option<int>("--window") { Description = "Perplexity window W (non-overlapping; at most the model's context)", DefaultValueFactory = _ => 512 };
         var samples = new Option<int>("--samples") { Description = "Calibration samples N", DefaultValueFactory = _ => 128 };
         var seqLen = new Option<int?>("--seq-len") { Description = "Tokens per calibration sample (default: min(2048, context))" };
-        var seed = new Option<int>("--seed") { Description = "Calibration sampler seed", DefaultValueFactory = _ => 42 };
+        var seed = new Option<int>("--seed") { Description = "Calibration sampler seed", DefaultValueFactory = _ => CompressionDefaults.Seed };
         var set = new Option<string[]>("--set") { Description = "Compression option Name=Value for every run, repeatable (e.g. GroupSize=64)" };
         var report = new Option<string?>("--report") { Description = "Folder for quant-<model>.json, .md and .png (perplexity against bytes)" };
         var device = CommonOptions.Device();
@@ -260,13 +259,9 @@ public static class BenchCommand
             static string[] List(string text) => text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             static double Number(string text) => double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v
                 : throw new LrkException(ErrorCodes.BadArgument, $"'{text}' is not a number");
-            var ratioList = List(parse.GetValue(ratios)!).Select(Number).ToArray();
-            foreach (var r in ratioList) RatioMath.ValidateRatio(r);
+            var ratioList = List(parse.GetValue(ratios)!).Select(r => CompressionRatio.Parse(r, "--ratios")).ToArray();
             var storages = List(parse.GetValue(factorDtypes)!);
-            foreach (var storage in storages)
-            {
-                if (!Artifacts.FactorDtypes.TryParse(storage, out _)) Quantization.QuantFormat.Parse(storage);
-            }
+            foreach (var storage in storages) FactorDtypeNames.Canonical(storage, "--factor-dtypes", ErrorCodes.BadArgument);
             var methodList = List(parse.GetValue(methods)!).Select(CompressionMethods.Parse).ToArray();
             if (methodList.FirstOrDefault(m => m.IsQuantizationOnly()) is var q && q.IsQuantizationOnly())
                 throw new LrkException(ErrorCodes.BadArgument, $"--methods lists the low-rank methods; {q.Name()} is always measured");

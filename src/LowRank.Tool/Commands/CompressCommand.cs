@@ -2,6 +2,7 @@ using System.CommandLine;
 using LowRank.Artifacts;
 using LowRank.Compression;
 using LowRank.Evaluation;
+using LowRank.Jobs;
 using LowRank.Quantization;
 using LowRank.Torch;
 
@@ -15,8 +16,11 @@ public static class CompressCommand
         var model = new Argument<string>("model") { Description = "Model folder (HF layout: config.json, *.safetensors, tokenizer)" };
         var method = new Option<string>("--method") { Description = $"Compression method: {string.Join(", ", CompressionMethods.ValidNames)}", Required = true }
             .Checked(value => CompressionMethods.Parse(value as string));
-        var ratio = new Option<double?>("--ratio") { Description = "Fraction of the block linears' parameters to REMOVE, in (0, 1) (0.2 keeps 80%); required by the low-rank methods, ignored by rtn/gptq" }
-            .Invariant().Checked(value => RatioMath.ValidateRatio((double)value!));
+        var ratio = new Option<double?>("--ratio")
+        {
+            Description = "Fraction of the block linears' parameters to REMOVE, in (0, 1) (0.2 keeps 80%); required by the low-rank methods, ignored by rtn/gptq",
+            CustomParser = result => CommonOptions.Parsed(result, text => CompressionRatio.Parse(text, "--ratio")),
+        };
         var bits = new Option<int?>("--bits") { Description = "rtn/gptq: bits per weight, 8 (per output channel), 4 or 3 (group-wise, --group-size)" };
         var targetBits = new Option<double?>("--target-bits") { Description = "SVD-LLM: instead of --ratio, a budget in bits per original weight of the block linears; every linear's rank and storage (int8/int4 factors, or dense GPTQ 8/4/3-bit or fp16) are chosen under it" }.Invariant();
         var groupSize = new Option<int?>("--group-size") { Description = "Input columns per scale of 4- and 3-bit storage: 32, 64 or 128 (default 128)" };
@@ -24,13 +28,13 @@ public static class CompressCommand
         var calibStart = new Option<long?>("--calib-start") { Description = "First byte of the calibration text to use" };
         var calibEnd = new Option<long?>("--calib-end") { Description = "Byte after the last one to use" };
         var protocol = CommonOptions.Protocol("Text → token protocol of the calibration text: stream (paragraphs joined by one newline token) or plain", "--calib-protocol");
-        var samples = new Option<int>("--samples") { Description = "Calibration samples N", DefaultValueFactory = _ => 256 };
+        var samples = new Option<int>("--samples") { Description = "Calibration samples N", DefaultValueFactory = _ => CompressionDefaults.Samples };
         var seqLen = new Option<int?>("--seq-len") { Description = "Tokens per calibration sample L (default: 2048 or the model's context if shorter)" };
-        var seed = new Option<int>("--seed") { Description = "Seed of the calibration sampler (and of AdaSVD's shuffle)", DefaultValueFactory = _ => 42 };
-        var batch = CommonOptions.BatchSize<int>("Calibration samples per forward pass (memory only; the result does not depend on it)", () => 8);
+        var seed = new Option<int>("--seed") { Description = "Seed of the calibration sampler (and of AdaSVD's shuffle)", DefaultValueFactory = _ => CompressionDefaults.Seed };
+        var batch = CommonOptions.BatchSize<int>("Calibration samples per forward pass (memory only; the result does not depend on it)", () => CompressionDefaults.BatchSize);
         var set = new Option<string[]>("--set") { Description = "Any compression option as Name=Value, repeatable (e.g. AdaSvdIterations=3, Propagation=Compressed)", AllowMultipleArgumentsPerToken = false };
         var factorDtype = new Option<string?>("--factor-dtype") { Description = $"Dtype of the stored factors: fp32, fp16, bf16 (default: the model's torch_dtype), or quantized: {QuantFormat.Spellings}" }
-            .Checked(value => ParseFactorDtype((string)value!));
+            .Checked(value => FactorDtypeNames.Canonical((string)value!, "--factor-dtype", ErrorCodes.BadArgument));
         var evalText = new Option<string?>("--eval") { Description = "Measure perplexity on this text (file, folder or npm:<corpus>) before and after compressing; recorded in the manifest" };
         var evalStart = new Option<long?>("--eval-start") { Description = "First byte of the evaluation text to use" };
         var evalEnd = new Option<long?>("--eval-end") { Description = "Byte after the last one to use" };
@@ -52,30 +56,29 @@ public static class CompressCommand
         };
         command.Validators.Add(result =>
         {
+            // --ratio is required by the low-rank methods; rtn/gptq take --bits instead (a ratio given to them, such as
+            // MSBuild's default Ratio metadata, is ignored).
+            if (!CompressionMethods.TryParse(result.GetValue(method), out var parsed)) return;
+            double? ratioValue, targetBitsValue;
             try
             {
-                RequireRatioOrBits(result);
+                ratioValue = result.GetValue(ratio);
+                targetBitsValue = result.GetValue(targetBits);
             }
             catch (InvalidOperationException)
             {
-                // An option whose value did not parse (GetValue throws): it has reported that itself.
+                return; // a bad --ratio or --target-bits: its parser reports it
             }
-        });
-        void RequireRatioOrBits(System.CommandLine.Parsing.CommandResult result)
-        {
-            // --ratio is required by the low-rank methods; rtn/gptq take --bits instead (a ratio given to them, such as
-            // MSBuild's default Ratio metadata, is ignored).
-            if (result.GetValue(method) is not { } name || !TryParseMethod(name, out var parsed)) return;
             if (parsed.IsQuantizationOnly())
             {
                 if (result.GetValue(bits) is null) result.AddError($"{ErrorCodes.BadMethodOption}: {parsed.Name()} needs --bits 8, 4 or 3");
             }
-            else if (result.GetValue(targetBits) is not null)
+            else if (targetBitsValue is not null)
             {
-                if (result.GetValue(ratio) is not null) result.AddError($"{ErrorCodes.BadRatio}: --target-bits sets the size; drop --ratio");
+                if (ratioValue is not null) result.AddError($"{ErrorCodes.BadRatio}: --target-bits sets the size; drop --ratio");
             }
-            else if (result.GetValue(ratio) is null) result.AddError($"{ErrorCodes.BadRatio}: {parsed.Name()} needs --ratio (the fraction of the block linears' parameters to remove) or --target-bits");
-        }
+            else if (ratioValue is null) result.AddError($"{ErrorCodes.BadRatio}: {parsed.Name()} needs --ratio (the fraction of the block linears' parameters to remove) or --target-bits");
+        });
         command.SetAction((parse, token) =>
         {
             var parsedMethod = CompressionMethods.Parse(parse.GetValue(method));
@@ -91,7 +94,7 @@ public static class CompressCommand
             if (parse.GetValue(groupSize) is { } group) options = options with { GroupSize = group };
             options = CompressionOptionsText.Apply(options, parse.GetValue(set) ?? []);
             options.Validate();
-            var factorSpelling = parse.GetValue(factorDtype);
+            var factorSpelling = parse.GetValue(factorDtype) is { } spelling ? FactorDtypeNames.Canonical(spelling, "--factor-dtype", ErrorCodes.BadArgument) : null;
             FactorDtype? floatFactors = factorSpelling is not null && FactorDtypes.TryParse(factorSpelling, out var dtype) ? dtype : null;
             var quantizedFactors = factorSpelling is not null && floatFactors is null ? options.FactorFormat(factorSpelling) : (QuantFormat?)null;
             var outputs = CompressionOutputs.Run(new CompressionJobOptions
@@ -127,27 +130,6 @@ public static class CompressCommand
             return Task.FromResult(ExitCodes.Success);
         });
         return command;
-    }
-
-    /// <summary>A <c>--factor-dtype</c> value: a float dtype or a quantized format (else <see cref="ErrorCodes.BadArgument"/>).</summary>
-    private static void ParseFactorDtype(string text)
-    {
-        if (FactorDtypes.TryParse(text, out _) || QuantFormat.TryParse(text, out _)) return;
-        throw new LrkException(ErrorCodes.BadArgument, $"unknown factor dtype '{text}': use fp32, fp16, bf16 or {QuantFormat.Spellings}");
-    }
-
-    private static bool TryParseMethod(string name, out CompressionMethod method)
-    {
-        try
-        {
-            method = CompressionMethods.Parse(name);
-            return true;
-        }
-        catch (LrkException)
-        {
-            method = default;
-            return false;
-        }
     }
 
     /// <summary>The machine-readable result (<c>--json</c>, and the <c>result</c> line under <c>--progress jsonl</c>).</summary>

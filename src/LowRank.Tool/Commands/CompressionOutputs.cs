@@ -1,5 +1,6 @@
 using LowRank.Artifacts;
 using LowRank.Compression;
+using LowRank.Jobs;
 using LowRank.Onnx;
 
 namespace LowRank.Tool.Commands;

@@ -1,6 +1,7 @@
 using LowRank.Artifacts;
 using LowRank.Compression;
 using LowRank.Data;
+using LowRank.Jobs;
 using LowRank.Models;
 using LowRank.Tests.Models;
 using LowRank.Tests.TestSupport;

@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using LowRank.Artifacts;
 using LowRank.Compression;
 using LowRank.Evaluation;
+using LowRank.Jobs;
 using LowRank.Models;
 using LowRank.Quantization;
 using LowRank.Tests.Models;

@@ -2,47 +2,6 @@ using LowRank.Models;
 
 namespace LowRank.Compression;
 
-/// <summary>One block linear as the planner sees it: its checkpoint name, kind (q_proj…), block index and shape.</summary>
-public sealed record LinearShape(string Name, string Kind, int Block, long OutFeatures, long InFeatures)
-{
-    public long DenseParameters => OutFeatures * InFeatures;
-
-    public static LinearShape Of(LinearWeight linear, int block) => new(linear.Name, linear.Kind, block, linear.OutFeatures, linear.InFeatures);
-}
-
-/// <summary>The rank chosen for one linear: <see cref="Dense"/> when factorising at that retention would save nothing.</summary>
-public sealed record ModuleRank(string Name, string Kind, int Block, long OutFeatures, long InFeatures, double Retention, long Rank, bool Dense)
-{
-    public long DenseParameters => OutFeatures * InFeatures;
-
-    /// <summary>Weight parameters stored after compression (bias excluded; it is unchanged).</summary>
-    public long Parameters => Dense ? DenseParameters : Rank * (OutFeatures + InFeatures);
-
-    /// <summary>The rank at retention ρ with the dense fallback of <see cref="RatioMath"/>.</summary>
-    /// <param name="multiple">Round the rank down to a multiple of this (at least one multiple, at most the full rank):
-    /// fp16 tensor-core GEMMs want dimensions that are multiples of 8. 1 = the exact rank of the retention.</param>
-    public static ModuleRank At(LinearShape shape, double retention, int multiple = 1)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(multiple);
-        var rank = RatioMath.RankFor(shape.OutFeatures, shape.InFeatures, retention);
-        if (multiple > 1) rank = Math.Min(Math.Max(multiple, rank / multiple * multiple), Math.Min(shape.OutFeatures, shape.InFeatures));
-        var dense = !RatioMath.FactorizationSaves(shape.OutFeatures, shape.InFeatures, rank);
-        return new ModuleRank(shape.Name, shape.Kind, shape.Block, shape.OutFeatures, shape.InFeatures, retention,
-            dense ? Math.Min(shape.OutFeatures, shape.InFeatures) : rank, dense);
-    }
-}
-
-/// <summary>Requested and achieved compression, over the compressed linears and over the whole model.</summary>
-public sealed record RatioSummary(
-    double RequestedRatio,
-    long LinearParametersBefore,
-    long LinearParametersAfter,
-    double AchievedLinearRatio,
-    long ModelParametersBefore,
-    long ModelParametersAfter,
-    double AchievedModelRatio,
-    int DenseFallbacks);
-
 /// <summary>
 /// The rank of every block linear of a model for one compression run, and the parameter accounting around it.
 /// Uniform plans give every linear the same retention; allocating methods (SVD-LLM V2, AdaSVD adaCR, LC-SVD) give
@@ -54,8 +13,7 @@ public sealed class RankPlan
 
     public RankPlan(double requestedRatio, IEnumerable<ModuleRank> modules)
     {
-        // 0: the quantization-only methods, which keep every linear dense (Dense).
-        if (requestedRatio != 0) RatioMath.ValidateRatio(requestedRatio);
+        // 0: the quantization-only methods, which keep every linear dense (Dense); else checked where it was parsed.
         RequestedRatio = requestedRatio;
         Modules = modules.ToArray();
         byName = Modules.ToDictionary(m => m.Name, StringComparer.Ordinal);

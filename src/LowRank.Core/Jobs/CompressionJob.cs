@@ -6,52 +6,9 @@ using LowRank.Data;
 using LowRank.Evaluation;
 using LowRank.Models;
 using LowRank.Torch;
+using LowRank.Compression;
 
-namespace LowRank.Compression;
-
-/// <summary>Everything <c>dotnet lowrank compress</c> (and the MSBuild task through it) asks for.</summary>
-public sealed record CompressionJobOptions
-{
-    /// <summary>A model folder (HF layout: config.json, safetensors, tokenizer).</summary>
-    public required string Model { get; init; }
-    public required string Out { get; init; }
-    public required CompressionOptions Compression { get; init; }
-    /// <summary>Calibration text (a file, folder, npm corpus, … as <see cref="TextSources.Load"/> reads it); null only for SVD.</summary>
-    public string? Calibration { get; init; }
-    public long? CalibrationByteStart { get; init; }
-    public long? CalibrationByteEnd { get; init; }
-    /// <summary>How the text becomes one token stream: "stream" (paragraphs joined by a newline token) or "plain".</summary>
-    public string CalibrationProtocol { get; init; } = TokenProtocol.StreamName;
-    public int Samples { get; init; } = CalibrationSampler.DefaultSamples;
-    /// <summary>Null: 2048 or the model's context if shorter.</summary>
-    public int? SeqLen { get; init; }
-    public int CalibrationSeed { get; init; } = 42;
-    /// <summary>Dtype the factors are stored in; null = the source's torch_dtype.</summary>
-    public FactorDtype? FactorDtype { get; init; }
-    /// <summary>Store the factors as integers in this format (<c>--factor-dtype int8|int4|int3</c>, see
-    /// <see cref="CompressionOptions.FactorFormat"/>); null = floating point (<see cref="FactorDtype"/>).</summary>
-    public Quantization.QuantFormat? FactorFormat { get; init; }
-    /// <summary>Measure perplexity on this text before and after compressing (recorded in the manifest); null = no evaluation.</summary>
-    public TextPerplexitySpec? Evaluation { get; init; }
-    public DeviceRequest Device { get; init; } = DeviceRequest.Auto;
-    /// <summary>Weights and activations dtype while compressing (fp32 by default; fp16/bf16 are faster on GPUs and change
-    /// the result a little, so they are part of what the artifact records).</summary>
-    public TorchSharp.torch.ScalarType ComputeDtype { get; init; } = TorchSharp.torch.ScalarType.Float32;
-    /// <summary>Null = auto: on a GPU every block goes to the device only while it is compressed (weights read lazily,
-    /// so neither device nor host memory holds the whole model), except for FWSVD, whose backward passes need the whole
-    /// model resident. The result does not depend on it.</summary>
-    public bool? StreamBlocks { get; init; }
-    public string? LibTorch { get; init; }
-    public bool Force { get; init; }
-    /// <summary>Largest safetensors file of the artifact before it is sharded.</summary>
-    public long MaxShardBytes { get; init; } = 4L << 30;
-}
-
-/// <summary>Perplexity of the model before and after compression on the same tokens (<see cref="CompressionJobOptions.Evaluation"/>).</summary>
-public sealed record CompressionEvaluation(TextPerplexityResult Before, TextPerplexityResult After);
-
-public sealed record CompressionJobResult(string Out, CompressionReport Report, CalibrationProtocol? Calibration, ArtifactWriteResult Artifact,
-    CompressionEvaluation? Evaluation, string ReportPath);
+namespace LowRank.Jobs;
 
 /// <summary>Load → calibrate → (evaluate) → compress → round factors to their storage dtype → (evaluate) → write the artifact.</summary>
 public static class CompressionJob
@@ -154,7 +111,7 @@ public static class CompressionJob
             };
             // Quantized factors are made after the whole model is factorised, so the block shards cannot be written early.
             using var streamed = job.FactorFormat is null && job.Compression.TargetBits is null ? StreamedArtifact.TryBegin(target) : null;
-            var report = Compressor.Compress(loaded.Model, calibration?.Tokens, job.Compression, new CompressorProgress(progress), streamed is null ? null : streamed.BlockCompleted, cancellationToken);
+            var report = Compressor.Compress(loaded.Model, calibration?.Tokens, job.Compression, progress, streamed is null ? null : streamed.BlockCompleted, cancellationToken);
             seconds["compress"] = Lap(clock);
             Func<LinearWeight, Quantization.QuantFormat?>? formatOf = job.FactorFormat is { } format
                 ? linear => linear.IsFactorized ? format : null
@@ -167,7 +124,7 @@ public static class CompressionJob
                 report = report with
                 {
                     Quantization = Compressor.Quantize(loaded.Model, calibration?.Tokens, job.Compression, formatOf, source is null ? null : source.Load,
-                        new CompressorProgress(progress), cancellationToken),
+                        progress, cancellationToken),
                 };
                 seconds["quantize"] = Lap(clock);
             }
@@ -268,14 +225,5 @@ public static class CompressionJob
         var elapsed = clock.Elapsed.TotalSeconds;
         clock.Restart();
         return Math.Round(elapsed, 3);
-    }
-
-    /// <summary>The compressor counts blocks from 1; progress updates count from 0.</summary>
-    private sealed class CompressorProgress(IProgress<ProgressUpdate>? inner) : IProgress<CompressionProgress>
-    {
-        public void Report(CompressionProgress value) =>
-            inner?.Report(value.Blocks > 0
-                ? new ProgressUpdate(value.Stage, value.Message, Math.Max(0, value.Block - 1), value.Blocks)
-                : new ProgressUpdate(value.Stage, value.Message));
     }
 }

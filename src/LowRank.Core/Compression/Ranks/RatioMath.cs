@@ -13,20 +13,8 @@ public static class RatioMath
     /// <summary>Absorbs the rounding of ρ = 1 − CR (e.g. 1 − 0.2 = 0.7999…) so exact products floor to the integer they are.</summary>
     private const double FloorSlack = 1e-9;
 
-    /// <summary>Throws <see cref="ErrorCodes.BadRatio"/> unless 0 &lt; <paramref name="ratio"/> &lt; 1.</summary>
-    public static void ValidateRatio(double ratio)
-    {
-        if (!(ratio > 0 && ratio < 1))
-            throw new LrkException(ErrorCodes.BadRatio,
-                $"compression ratio {ratio} is outside (0, 1): it is the fraction of the linears' parameters to REMOVE (0.2 keeps 80%)");
-    }
-
-    /// <summary>ρ = 1 − CR, after validating CR.</summary>
-    public static double Retention(double compressionRatio)
-    {
-        ValidateRatio(compressionRatio);
-        return 1.0 - compressionRatio;
-    }
+    /// <summary>ρ = 1 − CR, after checking CR against the ratio rule (<see cref="CompressionRatio"/>).</summary>
+    public static double Retention(double compressionRatio) => 1.0 - CompressionRatio.Validate(compressionRatio);
 
     /// <summary><c>floor(m·n·ρ/(m+n))</c>, at least 1 (a rank-0 layer would delete the layer, which no method intends).</summary>
     public static long RankFor(long outFeatures, long inFeatures, double retention)

@@ -68,9 +68,9 @@ internal static class BitAllocation
     public static IReadOnlyList<QuantFormat> DenseFormats(CompressionOptions options) =>
         [QuantFormat.Int8, QuantFormat.ForBits(4, options.GroupSize, options.ZeroPoints), QuantFormat.ForBits(3, options.GroupSize, options.ZeroPoints)];
 
-    /// <summary>Profiles the model, allocates, and sets <see cref="CompressionRun.Plan"/> and
-    /// <see cref="CompressionRun.Allocation"/>; the caller then runs SVD-LLM with the plan.</summary>
-    public static void Run(CompressionRun run, double targetBits)
+    /// <summary>Profiles the model, allocates, sets <see cref="CompressionRun.Allocation"/> and returns the rank plan;
+    /// the caller then runs SVD-LLM following it.</summary>
+    public static RankPlan Plan(CompressionRun run, double targetBits)
     {
         var profiles = new List<Profile>();
         run.SingleStreamPass("allocate", Propagation.Original,
@@ -84,7 +84,7 @@ internal static class BitAllocation
                 }
             });
         var (choices, planned, objective) = Choose(profiles, run.Options, targetBits);
-        run.Plan = new RankPlan(0, profiles.Select(p =>
+        var plan = new RankPlan(0, profiles.Select(p =>
         {
             var choice = choices[p.Shape.Name];
             var full = Math.Min(p.Shape.OutFeatures, p.Shape.InFeatures);
@@ -101,6 +101,7 @@ internal static class BitAllocation
             Choices = choices.ToDictionary(c => c.Key, c => c.Value.ToString(), StringComparer.Ordinal),
             Formats = choices.ToDictionary(c => c.Key, c => c.Value.Format?.ToString(), StringComparer.Ordinal),
         };
+        return plan;
     }
 
     private static Profile Measure(CompressionRun run, LinearWeight linear, int block, Tensor gram)

@@ -1,0 +1,49 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using LowRank.Artifacts;
+using LowRank.Data;
+using LowRank.Evaluation;
+using LowRank.Models;
+using LowRank.Torch;
+using LowRank.Compression;
+
+namespace LowRank.Jobs;
+
+/// <summary>Everything <c>dotnet lowrank compress</c> (and the MSBuild task through it) asks for.</summary>
+public sealed record CompressionJobOptions
+{
+    /// <summary>A model folder (HF layout: config.json, safetensors, tokenizer).</summary>
+    public required string Model { get; init; }
+    public required string Out { get; init; }
+    public required CompressionOptions Compression { get; init; }
+    /// <summary>Calibration text (a file, folder, npm corpus, … as <see cref="TextSources.Load"/> reads it); null only for SVD.</summary>
+    public string? Calibration { get; init; }
+    public long? CalibrationByteStart { get; init; }
+    public long? CalibrationByteEnd { get; init; }
+    /// <summary>How the text becomes one token stream: "stream" (paragraphs joined by a newline token) or "plain".</summary>
+    public string CalibrationProtocol { get; init; } = TokenProtocol.StreamName;
+    public int Samples { get; init; } = CalibrationSampler.DefaultSamples;
+    /// <summary>Null: 2048 or the model's context if shorter.</summary>
+    public int? SeqLen { get; init; }
+    public int CalibrationSeed { get; init; } = CompressionDefaults.Seed;
+    /// <summary>Dtype the factors are stored in; null = the source's torch_dtype.</summary>
+    public FactorDtype? FactorDtype { get; init; }
+    /// <summary>Store the factors as integers in this format (<c>--factor-dtype int8|int4|int3</c>, see
+    /// <see cref="CompressionOptions.FactorFormat"/>); null = floating point (<see cref="FactorDtype"/>).</summary>
+    public Quantization.QuantFormat? FactorFormat { get; init; }
+    /// <summary>Measure perplexity on this text before and after compressing (recorded in the manifest); null = no evaluation.</summary>
+    public TextPerplexitySpec? Evaluation { get; init; }
+    public DeviceRequest Device { get; init; } = DeviceRequest.Auto;
+    /// <summary>Weights and activations dtype while compressing (fp32 by default; fp16/bf16 are faster on GPUs and change
+    /// the result a little, so they are part of what the artifact records).</summary>
+    public TorchSharp.torch.ScalarType ComputeDtype { get; init; } = TorchSharp.torch.ScalarType.Float32;
+    /// <summary>Null = auto: on a GPU every block goes to the device only while it is compressed (weights read lazily,
+    /// so neither device nor host memory holds the whole model), except for FWSVD, whose backward passes need the whole
+    /// model resident. The result does not depend on it.</summary>
+    public bool? StreamBlocks { get; init; }
+    public string? LibTorch { get; init; }
+    public bool Force { get; init; }
+    /// <summary>Largest safetensors file of the artifact before it is sharded.</summary>
+    public long MaxShardBytes { get; init; } = 4L << 30;
+}

@@ -1,0 +1,40 @@
+namespace LowRank.Testing;
+
+/// <summary>
+/// Spellings of the values of a compression request, shared by the tests of every edge that parses them (the
+/// MSBuild item, <c>compress</c>'s command line, the cache key): each edge must accept exactly <see cref="Methods"/>,
+/// <see cref="FactorDtypes"/> and <see cref="Ratios"/> and reject the <c>Bad…</c> lists. Each accepted spelling comes
+/// with its canonical form: spellings of one thing must give one cache key.
+/// </summary>
+public static class RequestSpellings
+{
+    /// <summary>(spelling, canonical key name).</summary>
+    public static readonly IReadOnlyList<(string Spelling, string Canonical)> Methods =
+    [
+        ("svd", "svd"), ("SVD", "svd"), ("fwsvd", "fwsvd"), ("ASVD", "asvd"),
+        ("svd-llm", "svd-llm"), ("SVD-LLM", "svd-llm"), ("svd_llm", "svd-llm"), ("svdllm", "svd-llm"),
+        ("svd-llm-v2", "svd-llm-v2"), ("SVD_LLM_V2", "svd-llm-v2"), ("adasvd", "adasvd"), ("AdaSVD", "adasvd"),
+        ("lc-svd", "lc-svd"), ("lc_svd", "lc-svd"), ("LCSVD", "lc-svd"), ("rtn", "rtn"), ("GPTQ", "gptq"),
+    ];
+
+    public static readonly IReadOnlyList<string> BadMethods = ["svd-xl", "lora", "svd-llm-v3", "llm"];
+
+    /// <summary>(spelling, canonical spelling).</summary>
+    public static readonly IReadOnlyList<(string Spelling, string Canonical)> FactorDtypes =
+    [
+        ("fp16", "fp16"), ("half", "fp16"), ("float16", "fp16"), ("f16", "fp16"), ("FP16", "fp16"),
+        ("fp32", "fp32"), ("float32", "fp32"), ("float", "fp32"), ("f32", "fp32"),
+        ("bf16", "bf16"), ("bfloat16", "bf16"), ("BF16", "bf16"),
+        ("int8", "int8"), ("INT4", "int4"), ("int4-g64-zp", "int4-g64-zp"), ("int3-g32", "int3-g32"),
+    ];
+
+    public static readonly IReadOnlyList<string> BadFactorDtypes = ["fp8", "float64", "int2", "int4-g100", "int8-zp", "int8-g64", "q4"];
+
+    /// <summary>(spelling, value).</summary>
+    public static readonly IReadOnlyList<(string Spelling, double Value)> Ratios =
+    [
+        ("0.5", 0.5), ("0.2", 0.2), ("1e-1", 0.1), ("0.999", 0.999), (".4", 0.4), ("0.40", 0.4),
+    ];
+
+    public static readonly IReadOnlyList<string> BadRatios = ["0", "1", "-0.2", "1.5", "0,5", "abc", "NaN", "Infinity"];
+}

@@ -1,0 +1,61 @@
+using LowRank.Compression;
+
+namespace LowRank.Tool.Tests;
+
+/// <summary>
+/// <c>compress</c>'s command line accepts exactly the method names, factor dtype spellings and ratios the MSBuild item
+/// and the cache key accept (<see cref="RequestSpellings"/>; LowRank.Build.Tasks.Tests checks the item with the same
+/// lists), and rejects the same ones with the same codes. In process: only the parse, nothing runs.
+/// </summary>
+public sealed class RequestSpellingTests
+{
+    private static readonly System.CommandLine.RootCommand Root = ToolCommands.CreateRoot();
+
+    private static string[] Errors(params string[] options) =>
+        Root.Parse(["compress", "model", "-o", "out", .. options]).Errors.Select(e => e.Message).ToArray();
+
+    private static void AssertRejected(string code, params string[] options)
+    {
+        var errors = Errors(options);
+        Assert.True(errors.Any(e => e.StartsWith(code + ":", StringComparison.Ordinal)), $"{string.Join(' ', options)}: {string.Join("; ", errors)}");
+    }
+
+    [Fact]
+    public void Method_names_are_those_of_the_table()
+    {
+        foreach (var (spelling, canonical) in RequestSpellings.Methods)
+        {
+            var options = CompressionMethods.Parse(canonical).IsQuantizationOnly() ? new[] { "--bits", "4" } : ["--ratio", "0.4"];
+            Assert.Empty(Errors(["--method", spelling, .. options]));
+        }
+        foreach (var bad in RequestSpellings.BadMethods) AssertRejected(ErrorCodes.UnknownMethod, "--method", bad, "--ratio", "0.4");
+    }
+
+    [Fact]
+    public void Factor_dtype_spellings_are_those_of_the_table()
+    {
+        foreach (var (spelling, _) in RequestSpellings.FactorDtypes) Assert.Empty(Errors("--method", "svd", "--ratio", "0.4", "--factor-dtype", spelling));
+        foreach (var bad in RequestSpellings.BadFactorDtypes) AssertRejected(ErrorCodes.BadArgument, "--method", "svd", "--ratio", "0.4", "--factor-dtype", bad);
+    }
+
+    [Fact]
+    public void Ratios_follow_the_rule_with_a_dot_in_every_culture()
+    {
+        var culture = System.Globalization.CultureInfo.CurrentCulture;
+        try
+        {
+            System.Globalization.CultureInfo.CurrentCulture = new System.Globalization.CultureInfo("de-DE");
+            foreach (var (spelling, value) in RequestSpellings.Ratios)
+            {
+                var parsed = Root.Parse(["compress", "model", "-o", "out", "--method", "svd", "--ratio", spelling]);
+                Assert.Empty(parsed.Errors);
+                Assert.Equal(value, parsed.GetValue<double?>("--ratio"));
+            }
+            foreach (var bad in RequestSpellings.BadRatios) AssertRejected(ErrorCodes.BadRatio, "--method", "svd", "--ratio", bad);
+        }
+        finally
+        {
+            System.Globalization.CultureInfo.CurrentCulture = culture;
+        }
+    }
+}
