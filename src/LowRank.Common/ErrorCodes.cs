@@ -1,7 +1,8 @@
 namespace LowRank;
 
 /// <summary>
-/// Every error code the product emits, in one place (the README's "Error codes" table mirrors this file).
+/// Every error code the product emits, in one place; docs/error-codes.md has a row for each (what it means, how to
+/// fix it), which ErrorCodeTableTests checks against this file.
 /// Ranges: 1xxx environment and backend, 2xxx model files, 3xxx data and evaluation, 4xxx compression,
 /// 5xxx artifacts and cache, 6xxx configuration and command line, 7xxx MSBuild integration.
 /// </summary>
