@@ -108,7 +108,7 @@ public abstract class DecoderModel : IStagedDecoder
     /// attention step attends to the cached positions too and appends its keys and values, without one it attends
     /// causally within the state. Scope and weights as for <see cref="Enter"/>.
     /// </summary>
-    protected abstract BlockState Step(int index, int group, BlockState state, long startPosition, KvCache? cache);
+    protected abstract BlockState Step(int index, LinearGroup group, BlockState state, long startPosition, KvCache? cache);
 
     public Tensor RunBlock(int index, Tensor hidden, LinearInputObserver? observer = null) =>
         WithBlockOnDevice(CheckBlock(index), () => Block(index, hidden, 0, null, observer));
@@ -197,7 +197,7 @@ public abstract class DecoderModel : IStagedDecoder
     private BlockState Stepped(int index, int group, BlockState state, long startPosition, KvCache? cache)
     {
         using var scope = NewDisposeScope();
-        return Kept(state, Step(index, group, state, startPosition, cache));
+        return Kept(state, Step(index, (LinearGroup)group, state, startPosition, cache));
     }
 
     /// <summary>Moves the tensors a step made out of its scope. Those it passed through belong to an outer scope already,
