@@ -19,11 +19,12 @@ public sealed record FuzzOptions(int Cases, int Seed, string SourceModel, string
 /// <summary>One case's outcome, as counted.</summary>
 public sealed record FuzzOutcome(int Index, string Family, string Mutation, FuzzClass Class, int? ExitCode, string Detail, double Seconds, long PeakRssBytes);
 
-public sealed record FuzzReport(int Seed, int Requested, IReadOnlyList<FuzzOutcome> Outcomes, bool SourceUnchanged, TimeSpan Elapsed)
+/// <param name="HarnessErrors">Cases the harness itself could not prepare or run (its own bug; each is reported, none may occur).</param>
+public sealed record FuzzReport(int Seed, int Requested, IReadOnlyList<FuzzOutcome> Outcomes, IReadOnlyList<string> HarnessErrors, bool SourceUnchanged, TimeSpan Elapsed)
 {
     public int Count(FuzzClass c) => Outcomes.Count(o => o.Class == c);
     public IEnumerable<FuzzOutcome> Failures => Outcomes.Where(o => FuzzClasses.IsFailure(o.Class));
-    public bool Clean => SourceUnchanged && !Failures.Any();
+    public bool Clean => SourceUnchanged && HarnessErrors.Count == 0 && !Failures.Any();
 }
 
 /// <summary>
@@ -36,7 +37,7 @@ public static partial class FuzzHarness
 {
     public static readonly IReadOnlyList<string> AllFamilies = ["safetensors-header", "safetensors-data", "config", "tokenizer", "shard-index", "cli", "remote-cache-package"];
 
-    public static FuzzReport Run(FuzzOptions options, Action<FuzzOutcome>? onCase = null, CancellationToken cancellation = default)
+    public static FuzzReport Run(FuzzOptions options, Action<FuzzOutcome>? onCase = null, Action<string>? onHarnessError = null, CancellationToken cancellation = default)
     {
         var families = options.Families is { Count: > 0 } f ? f : AllFamilies;
         foreach (var family in families)
@@ -46,6 +47,7 @@ public static partial class FuzzHarness
         var clock = Stopwatch.StartNew();
         var sourceHash = TreeHash(options.SourceModel);
         var outcomes = new List<FuzzOutcome>();
+        var harnessErrors = new List<string>();
         try
         {
             var package = CachePackageSeed.Create(work, options.SourceModel, options.Seed);
@@ -58,8 +60,18 @@ public static partial class FuzzHarness
                 var folder = Path.Combine(work, $"case-{i:D5}");
                 var context = new FuzzContext(new Random(unchecked(options.Seed * 1_000_003 + i)), folder, options.SourceModel, calibration, package);
                 Directory.CreateDirectory(folder);
-                var fuzzCase = Prepare(context, family, i);
-                var outcome = Execute(options, fuzzCase);
+                FuzzOutcome outcome;
+                try
+                {
+                    outcome = Execute(options, Prepare(context, family, i));
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    var error = $"case {i} ({family}): {e.GetType().Name}: {e.Message}";
+                    harnessErrors.Add(error);
+                    onHarnessError?.Invoke(error);
+                    continue;
+                }
                 outcomes.Add(outcome);
                 onCase?.Invoke(outcome);
                 if (!(options.KeepFailures && FuzzClasses.IsFailure(outcome.Class))) Delete(folder);
@@ -69,7 +81,7 @@ public static partial class FuzzHarness
         {
             if (!options.KeepFailures) Delete(work);
         }
-        return new FuzzReport(options.Seed, options.Cases, outcomes, TreeHash(options.SourceModel) == sourceHash, clock.Elapsed);
+        return new FuzzReport(options.Seed, options.Cases, outcomes, harnessErrors, TreeHash(options.SourceModel) == sourceHash, clock.Elapsed);
     }
 
     private static FuzzCase Prepare(FuzzContext c, string family, int index)

@@ -264,7 +264,7 @@ public static class ModelFileMutations
                 return label + ":added-token";
             }
             default:
-                File.WriteAllText(file, c.Pick(new[] { "", "{}", "[]", "null", "#version: 0.2\nA\n", "\ud800" }));
+                File.WriteAllText(file, c.Pick(new[] { "", "{}", "[]", "null", "#version: 0.2\nA\n", "\"\\ud800\"", "{\"model\":{\"vocab\":{\"\\udc00\":0}}}" }));
                 return label + ":replaced";
         }
     }

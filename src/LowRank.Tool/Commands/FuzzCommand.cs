@@ -51,9 +51,9 @@ public static class FuzzCommand
             var report = FuzzHarness.Run(options, outcome =>
             {
                 if (each || (!asJson && FuzzClasses.IsFailure(outcome.Class)))
-                    Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"case {outcome.Index,5} {outcome.Family,-20} {FuzzClasses.Name(outcome.Class),-14} exit {outcome.ExitCode?.ToString(CultureInfo.InvariantCulture) ?? "-",-3} {outcome.Seconds,5:F1} s  {outcome.Mutation}: {outcome.Detail}"));
-            }, cancellation);
+                    Console.Error.WriteLine(Printable(string.Create(CultureInfo.InvariantCulture,
+                        $"case {outcome.Index,5} {outcome.Family,-20} {FuzzClasses.Name(outcome.Class),-14} exit {outcome.ExitCode?.ToString(CultureInfo.InvariantCulture) ?? "-",-3} {outcome.Seconds,5:F1} s  {outcome.Mutation}: {outcome.Detail}")));
+            }, error => Console.Error.WriteLine(Printable("harness error: " + error)), cancellation);
             if (asJson)
             {
                 Output.WriteJson(new
@@ -64,6 +64,7 @@ public static class FuzzCommand
                     ran = report.Outcomes.Count,
                     seconds = Math.Round(report.Elapsed.TotalSeconds, 1),
                     sourceUnchanged = report.SourceUnchanged,
+                    harnessErrors = report.HarnessErrors.Select(Printable).ToList(),
                     classes = Enum.GetValues<FuzzClass>().ToDictionary(FuzzClasses.Name, report.Count),
                     families = report.Outcomes.GroupBy(o => o.Family).ToDictionary(g => g.Key, g => Enum.GetValues<FuzzClass>().ToDictionary(FuzzClasses.Name, c => g.Count(o => o.Class == c))),
                     failures = report.Failures,
@@ -96,6 +97,19 @@ public static class FuzzCommand
         foreach (var group in report.Outcomes.GroupBy(o => o.Family).OrderBy(g => FuzzHarness.AllFamilies.ToList().IndexOf(g.Key)))
             Console.WriteLine($"{group.Key,-22}{string.Join("", classes.Select(c => $"{group.Count(o => o.Class == c),15}"))}{group.Count(),8}");
         foreach (var failure in report.Failures)
-            Console.WriteLine($"FAIL case {failure.Index} {failure.Family} {FuzzClasses.Name(failure.Class)}: {failure.Mutation}: {failure.Detail}");
+            Console.WriteLine(Printable($"FAIL case {failure.Index} {failure.Family} {FuzzClasses.Name(failure.Class)}: {failure.Mutation}: {failure.Detail}"));
+        foreach (var error in report.HarnessErrors) Console.WriteLine(Printable("HARNESS ERROR " + error));
+    }
+
+    /// <summary>Text safe for a UTF-8 console: a lone surrogate (hostile inputs carry them) becomes U+FFFD.</summary>
+    private static string Printable(string text)
+    {
+        var chars = text.ToCharArray();
+        for (var i = 0; i < chars.Length; i++)
+        {
+            if (char.IsHighSurrogate(chars[i]) && i + 1 < chars.Length && char.IsLowSurrogate(chars[i + 1])) i++;
+            else if (char.IsSurrogate(chars[i])) chars[i] = '\uFFFD';
+        }
+        return new string(chars);
     }
 }
