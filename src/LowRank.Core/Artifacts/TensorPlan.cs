@@ -1,12 +1,9 @@
-using System.Diagnostics;
-using System.Text.Json.Nodes;
-using LowRank.Cache;
-using LowRank.IO;
 using LowRank.Models;
 using LowRank.Quantization;
 using static TorchSharp.torch;
 
 namespace LowRank.Artifacts;
+
 /// <summary>
 /// Decides, tensor by tensor in the source's order, what the artifact stores: factors for a factorised linear
 /// (at the position of its weight), the source bytes for anything the model did not change, and the model's
