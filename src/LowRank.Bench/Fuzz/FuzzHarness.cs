@@ -14,6 +14,8 @@ public sealed record FuzzOptions(int Cases, int Seed, string SourceModel, string
     public IReadOnlyList<string>? Families { get; init; }
     public string? WorkFolder { get; init; }
     public bool KeepFailures { get; init; }
+    /// <summary>Index of the first case (a long run can be split over processes: 0–499 and 500–999 are the cases of one 0–999 run).</summary>
+    public int First { get; init; }
 }
 
 /// <summary>One case's outcome, as counted.</summary>
@@ -52,7 +54,7 @@ public static partial class FuzzHarness
         {
             var package = CachePackageSeed.Create(work, options.SourceModel, options.Seed);
             var calibration = CalibrationText(options.Seed);
-            for (var i = 0; i < options.Cases; i++)
+            for (var i = options.First; i < options.First + options.Cases; i++)
             {
                 cancellation.ThrowIfCancellationRequested();
                 if (options.TimeLimit is { } limit && clock.Elapsed > limit) break;

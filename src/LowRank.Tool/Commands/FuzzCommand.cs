@@ -24,10 +24,11 @@ public static class FuzzCommand
         var keep = new Option<bool>("--keep-failures") { Description = "Keep the folders of failing cases (and the work folder) to reproduce them" };
         var work = new Option<string?>("--work") { Description = "Work folder (default: a new folder under the temp folder)" };
         var verbose = new Option<bool>("--each") { Description = "Print one line per case" };
+        var first = new Option<int>("--first") { Description = "Index of the first case (to split one seed's cases over several runs)", DefaultValueFactory = _ => 0 };
         var json = CommonOptions.Json();
         var command = new Command("fuzz", "Fuzz the tool with seeded mutations of model files, command lines and remote cache packages; count coded errors, crashes, hangs, memory blow-ups, accepted and silent wrong results.")
         {
-            cases, seed, model, timeout, rssCap, timeLimit, families, keep, work, verbose, json,
+            cases, seed, first, model, timeout, rssCap, timeLimit, families, keep, work, verbose, json,
         };
         command.SetAction((parse, cancellation) =>
         {
@@ -45,6 +46,7 @@ public static class FuzzCommand
                 Families = parse.GetValue(families)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
                 WorkFolder = parse.GetValue(work) is { } w ? Path.GetFullPath(w) : null,
                 KeepFailures = parse.GetValue(keep),
+                First = parse.GetValue(first) is >= 0 and var f ? f : throw new LrkException(ErrorCodes.BadArgument, "--first: 0 or more"),
             };
             var asJson = parse.GetValue(json);
             var each = parse.GetValue(verbose) && !asJson;
