@@ -198,52 +198,22 @@ internal sealed class RemoteCache
 
     private string Where(CacheKey key) => $"remote cache package {Describe(key.Hash)} from {Feed}";
 
-    /// <summary>Checks the package's identity and record and unpacks exactly the recorded files into <paramref name="folder"/>.</summary>
+    /// <summary>Checks the package's identity (NuGet's reader) and layout, record and files (<see cref="CachePackage"/>) and unpacks exactly the recorded files into <paramref name="folder"/>.</summary>
     private CacheEntryRecord Extract(string nupkg, CacheKey key, string folder)
     {
+        using (CachePackageLayout.Open(nupkg, Where(key))) { } // LRK5003 unless a zip of NuGet's parts and entry/ only
         try
         {
-            using (CachePackageLayout.Open(nupkg, Where(key))) { } // LRK5003 unless a zip of NuGet's parts and entry/ only
             using var reader = new PackageArchiveReader(nupkg);
             var identity = reader.GetIdentity();
             if (!string.Equals(identity.Id, PackageId(key.Hash), StringComparison.OrdinalIgnoreCase) || identity.Version != EntryVersion)
                 throw new LrkException(ErrorCodes.CacheCorrupt, $"{Where(key)} says it is {identity.Id} {identity.Version}");
-            var recordPath = $"{EntryFolder}/{CacheEntry.RecordFileName}";
-            var paths = reader.GetFiles(EntryFolder).ToList();
-            if (!paths.Contains(recordPath, StringComparer.Ordinal))
-                throw new LrkException(ErrorCodes.CacheCorrupt, $"{Where(key)} has no {recordPath}: it is not a LowRank cache entry");
-            CacheEntryRecord? record;
-            using (var text = new StreamReader(reader.GetStream(recordPath)))
-            {
-                record = ModelCache.TryParseRecord(text.ReadToEnd());
-            }
-            if (record is null) throw new LrkException(ErrorCodes.CacheCorrupt, $"{Where(key)}: {recordPath} is not an entry record");
-            if (record.Key != key.Hash || CanonicalJson.Serialize(record.KeyFields) != key.CanonicalText)
-                throw new LrkException(ErrorCodes.CacheCorrupt, $"{Where(key)}: its {recordPath} is for another key ({record.Key[..Math.Min(12, record.Key.Length)]}…), not {key.Hash[..12]}…");
-
-            var listed = record.Files.Select(f => f.Path).ToHashSet(StringComparer.Ordinal);
-            var packaged = paths.Where(p => p != recordPath).Select(p => p[(EntryFolder.Length + 1)..]).ToList();
-            var unlisted = packaged.Where(p => !listed.Contains(p)).ToList();
-            if (unlisted.Count > 0) throw new LrkException(ErrorCodes.HashMismatch, $"{Where(key)} holds files its entry.json does not list: {string.Join(", ", unlisted)}");
-            var root = Path.GetFullPath(folder) + Path.DirectorySeparatorChar;
-            foreach (var file in record.Files)
-            {
-                var target = Path.GetFullPath(Path.Combine(folder, file.Path));
-                if (!target.StartsWith(root, StringComparison.Ordinal) || Path.IsPathRooted(file.Path))
-                    throw new LrkException(ErrorCodes.CacheCorrupt, $"{Where(key)}: entry.json names a file outside the entry: {file.Path}");
-                if (!packaged.Contains(file.Path, StringComparer.Ordinal))
-                    throw new LrkException(ErrorCodes.HashMismatch, $"{Where(key)} was rejected and nothing was installed: {file.Path} is listed in its entry.json but not in the package");
-                Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-                using var from = reader.GetStream($"{EntryFolder}/{file.Path}");
-                using var to = new FileStream(target, FileMode.CreateNew, FileAccess.Write);
-                from.CopyTo(to);
-            }
-            return record;
         }
         catch (Exception e) when (e is InvalidDataException or PackagingException or System.Xml.XmlException)
         {
             throw new LrkException(ErrorCodes.CacheCorrupt, $"{Where(key)} is damaged ({e.GetType().Name}: {e.Message})");
         }
+        return CachePackage.Extract(nupkg, key, folder, Where(key)).Record;
     }
 
     private async Task<FindPackageByIdResource> Finder(CancellationToken cancellation) =>

@@ -1,7 +1,8 @@
 namespace LowRank;
 
 /// <summary>
-/// Every error code the product emits, in one place (the README's "Error codes" table mirrors this file).
+/// Every error code the product emits, in one place; docs/error-codes.md has a row for each (what it means, how to
+/// fix it), which ErrorCodeTableTests checks against this file.
 /// Ranges: 1xxx environment and backend, 2xxx model files, 3xxx data and evaluation, 4xxx compression,
 /// 5xxx artifacts and cache, 6xxx configuration and command line, 7xxx MSBuild integration.
 /// </summary>
@@ -28,6 +29,9 @@ public static class ErrorCodes
     public const string DataTooShort = "LRK3002";
     public const string BadTaskFile = "LRK3003";
     public const string ReportUnwritable = "LRK3004";
+    /// <summary>A perplexity measured as part of a command (compress --eval) is NaN or infinite on some window: the
+    /// model's outputs overflow. The command fails with exit code 3, as <c>eval</c> does, and writes nothing.</summary>
+    public const string NonFinitePerplexity = "LRK3005";
 
     public const string UnknownMethod = "LRK4001";
     public const string BadRatio = "LRK4002";

@@ -24,6 +24,7 @@ public static class CommandExamples
         ["cache list"] = ["dotnet lowrank cache list", "dotnet lowrank cache list --cache /data/lowrank-cache --json"],
         ["cache verify"] = ["dotnet lowrank cache verify", "dotnet lowrank cache verify 3f2a9c --json"],
         ["cache prune"] = ["dotnet lowrank cache prune --older-than 30d --dry-run", "dotnet lowrank cache prune --max-size 50GB"],
+        ["cache import"] = ["dotnet lowrank cache import LowRank.Cache.9324c8f622540385fd5de7ed05bbe0fe429ab2404284558148a17881bfe6443f.1.0.0.nupkg", "dotnet lowrank cache import entry.nupkg --cache /mnt/shared/lowrank-cache"],
         ["inspect"] = ["dotnet lowrank inspect models/llama2-7b", "dotnet lowrank inspect out/llama2-7b-svdllm-0.4 --verify --json"],
         ["compress"] =
         [
@@ -40,6 +41,7 @@ public static class CommandExamples
         [
             "dotnet lowrank bench quant models/llama-moby --calib npm:moby-dick --calib-end 1084497 --eval npm:moby-dick --eval-start 1084497 --report out/quant",
         ],
+        ["bench fuzz"] = ["dotnet lowrank bench fuzz --cases 1000 --seed 1", "dotnet lowrank bench fuzz --cases 50 --seed 7 --families config,cli --each --keep-failures"],
         ["bench gpu"] = ["dotnet lowrank bench gpu --shape 7b --layers 2 --work /tmp/lowrank-gpu -o gpu-7b.json", "dotnet lowrank bench gpu --shape tiny --work /tmp/lowrank-gpu --device cpu"],
         ["bench parity"] = ["dotnet lowrank bench parity", "dotnet lowrank bench parity tests/fixtures/parity --device cuda --json"],
         ["bench kernels"] = ["dotnet lowrank bench kernels --device cuda", "dotnet lowrank bench kernels --tokens 65536 --json"],

@@ -31,8 +31,9 @@ public sealed class ScaleBenchmarkTests : IDisposable
         Assert.Equal(4, result.BlocksRun);
         Assert.Equal("whole", result.Checkpoint);
         Assert.InRange(result.Ratios.AchievedLinearRatio, 0.49, 0.52);
-        foreach (var stage in new[] { "load", "statistics", "decomposition", "write", "end_to_end" })
-            Assert.True(result.Seconds[stage] >= 0, stage);
+        // Every stage was timed (times are rounded to ms, so a tiny stage may read 0; the whole run cannot).
+        Assert.Equal(["decomposition", "end_to_end", "load", "statistics", "write"], result.Seconds.Keys.Where(k => k is "load" or "statistics" or "decomposition" or "write" or "end_to_end").Order());
+        Assert.True(result.Seconds["end_to_end"] > 0);
         Assert.True(result.Seconds["end_to_end"] >= result.Seconds["load"] + result.Seconds["write"]);
         Assert.Equal(3, result.Accuracy.Count);
         foreach (var check in result.Accuracy)

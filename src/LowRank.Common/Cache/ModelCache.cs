@@ -268,6 +268,7 @@ public sealed class ModelCache
 
     private void RemoveOrphans()
     {
+        if (!Directory.Exists(Root)) return; // no cache yet: nothing to prune
         if (Directory.Exists(TempFolder))
         {
             foreach (var temp in Directory.EnumerateFileSystemEntries(TempFolder))

@@ -1,8 +1,5 @@
 namespace LowRank.Compression;
 
-/// <summary>A progress event: <see cref="Stage"/> is "fisher", "profile" or "compress"; blocks count from 1.</summary>
-public sealed record CompressionProgress(string Stage, int Block, int Blocks, string Message);
-
 /// <summary>What happened to one linear.</summary>
 public sealed record ModuleReport
 {

@@ -20,7 +20,7 @@ public static class Compressor
     /// <param name="model">The model to compress; its block linears are replaced by factors.</param>
     /// <param name="calibrationIds">[samples, seq] int64 token ids (each sample starting with BOS); null only for SVD.</param>
     public static CompressionReport Compress(IDecoderModel model, Tensor? calibrationIds, CompressionOptions options,
-        IProgress<CompressionProgress>? progress = null, CancellationToken cancellationToken = default) =>
+        IProgress<ProgressUpdate>? progress = null, CancellationToken cancellationToken = default) =>
         Compress(model, calibrationIds, options, progress, blockCompleted: null, cancellationToken);
 
     /// <param name="blockCompleted">Called (from any thread) once a block's layers are final — factors installed and, with
@@ -28,12 +28,15 @@ public static class Compressor
     /// (<see cref="LowRank.Artifacts.StreamedArtifact"/>). The block-by-block pipelines report every block; the others
     /// report none, and their artifact is written at the end.</param>
     public static CompressionReport Compress(IDecoderModel model, Tensor? calibrationIds, CompressionOptions options,
-        IProgress<CompressionProgress>? progress, Action<int>? blockCompleted, CancellationToken cancellationToken = default)
+        IProgress<ProgressUpdate>? progress, Action<int>? blockCompleted, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         if (NeedsCalibration(options.Method)) CheckCalibration(calibrationIds, model, options);
+        // Embeddings, norms and heads are carried into the artifact as they are; the block linears are checked as each is read.
+        foreach (var (name, tensor) in model.OtherTensors)
+            NonFinite.Check(tensor, name, "a checkpoint with non-finite weights cannot be compressed");
         var total = Stopwatch.StartNew();
         using var run = new CompressionRun(model, options, NeedsCalibration(options.Method) || calibrationIds is not null ? calibrationIds : null, progress, cancellationToken)
         {
@@ -66,13 +69,13 @@ public static class Compressor
     /// null, or a null result, fits them to A·B); the caller owns what it returns.
     /// </summary>
     public static QuantizationReport QuantizeFactors(IDecoderModel model, Tensor? calibrationIds, CompressionOptions options, Quantization.QuantFormat format,
-        Func<LinearWeight, Tensor?>? original, IProgress<CompressionProgress>? progress = null, CancellationToken cancellationToken = default) =>
+        Func<LinearWeight, Tensor?>? original, IProgress<ProgressUpdate>? progress = null, CancellationToken cancellationToken = default) =>
         Quantize(model, calibrationIds, options, linear => linear.IsFactorized ? format : null, original, progress, cancellationToken);
 
     /// <summary>As <see cref="QuantizeFactors"/> with a format per linear (null leaves a linear as it is): factorised linears
     /// get quantized factors, dense ones a quantized weight (<c>--target-bits</c>'s choices).</summary>
     public static QuantizationReport Quantize(IDecoderModel model, Tensor? calibrationIds, CompressionOptions options, Func<LinearWeight, Quantization.QuantFormat?> formatOf,
-        Func<LinearWeight, Tensor?>? original, IProgress<CompressionProgress>? progress = null, CancellationToken cancellationToken = default)
+        Func<LinearWeight, Tensor?>? original, IProgress<ProgressUpdate>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);

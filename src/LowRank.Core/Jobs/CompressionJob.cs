@@ -34,6 +34,7 @@ public static class CompressionJob
             throw new LrkException(ErrorCodes.BadArgument, $"{job.Compression.Method.Name()}{(job.FactorFormat is null ? "" : $" with GPTQ-quantized {job.FactorFormat} factors")} needs calibration text: pass --calib FILE (only SVD and RTN work without)");
         // RTN reports its objective on calibration data when it is given.
         var usesData = needsData || !string.IsNullOrWhiteSpace(job.Calibration) && job.Compression.Method != CompressionMethod.Svd;
+        if (usesData) CalibrationSampler.Validate(job.Samples, job.SeqLen);
         var seconds = new Dictionary<string, double>(StringComparer.Ordinal);
         var clock = Stopwatch.StartNew();
         // The manifest records the source's digest: hashing a 13 GB checkpoint takes seconds, so it runs beside the load
@@ -85,6 +86,7 @@ public static class CompressionJob
             {
                 evalText = TextPerplexity.Encode(Tokenizer(loaded, job.Model), spec, cancellationToken);
                 before = TextPerplexity.Measure(loaded.Model, evalText.Value.Source, evalText.Value.Tokens, spec, progress, "evaluate before", cancellationToken);
+                RequireFinite(before, "of the source model", "nothing was compressed");
                 seconds["evaluate_before"] = Lap(clock);
             }
 
@@ -109,7 +111,7 @@ public static class CompressionJob
             };
             // Quantized factors are made after the whole model is factorised, so the block shards cannot be written early.
             using var streamed = job.FactorFormat is null && job.Compression.TargetBits is null ? StreamedArtifact.TryBegin(target) : null;
-            var report = Compressor.Compress(loaded.Model, calibration?.Tokens, job.Compression, new CompressorProgress(progress), streamed is null ? null : streamed.BlockCompleted, cancellationToken);
+            var report = Compressor.Compress(loaded.Model, calibration?.Tokens, job.Compression, progress, streamed is null ? null : streamed.BlockCompleted, cancellationToken);
             seconds["compress"] = Lap(clock);
             Func<LinearWeight, Quantization.QuantFormat?>? formatOf = job.FactorFormat is { } format
                 ? linear => linear.IsFactorized ? format : null
@@ -122,7 +124,7 @@ public static class CompressionJob
                 report = report with
                 {
                     Quantization = Compressor.Quantize(loaded.Model, calibration?.Tokens, job.Compression, formatOf, source is null ? null : source.Load,
-                        new CompressorProgress(progress), cancellationToken),
+                        progress, cancellationToken),
                 };
                 seconds["quantize"] = Lap(clock);
             }
@@ -133,6 +135,7 @@ public static class CompressionJob
             if (job.Evaluation is { } evalSpec && evalText is { } text)
             {
                 after = TextPerplexity.Measure(loaded.Model, text.Source, text.Tokens, evalSpec, progress, "evaluate after", cancellationToken);
+                RequireFinite(after, "of the compressed model", "nothing was written");
                 seconds["evaluate_after"] = Lap(clock);
             }
             var evaluation = before is not null && after is not null ? new CompressionEvaluation(before, after) : null;
@@ -196,6 +199,19 @@ public static class CompressionJob
         return bytes <= 0.4 * available;
     }
 
+    /// <summary>A perplexity over windows that came out NaN/Inf is no measurement: the command fails as <c>eval</c> does
+    /// (exit code 3), before anything is written.</summary>
+    private static void RequireFinite(TextPerplexityResult result, string when, string consequence)
+    {
+        var ppl = result.Perplexity;
+        if (!ppl.Flagged && double.IsFinite(ppl.Perplexity)) return;
+        throw new LrkException(ErrorCodes.NonFinitePerplexity,
+            $"the perplexity {when} is not finite: {ppl.NonFiniteWindows.Count} of {ppl.Windows} window(s) gave NaN/Inf (the model's outputs overflow); {consequence}")
+        {
+            ExitCode = ExitCodes.CheckFailed,
+        };
+    }
+
     /// <summary>The files a model argument names: itself when it exists (a folder, or a checkpoint file), else the Hugging
     /// Face cache snapshot of a hub id (<see cref="ModelLocator"/>; a missing model fails here, before anything else).</summary>
     public static string SourceLocation(string model) =>
@@ -209,14 +225,5 @@ public static class CompressionJob
         var elapsed = clock.Elapsed.TotalSeconds;
         clock.Restart();
         return Math.Round(elapsed, 3);
-    }
-
-    /// <summary>The compressor counts blocks from 1; progress updates count from 0.</summary>
-    private sealed class CompressorProgress(IProgress<ProgressUpdate>? inner) : IProgress<CompressionProgress>
-    {
-        public void Report(CompressionProgress value) =>
-            inner?.Report(value.Blocks > 0
-                ? new ProgressUpdate(value.Stage, value.Message, Math.Max(0, value.Block - 1), value.Blocks)
-                : new ProgressUpdate(value.Stage, value.Message));
     }
 }

@@ -1,12 +1,7 @@
-using System.Diagnostics;
-using System.Text.Json;
-using System.Text.Json.Nodes;
 using LowRank.Artifacts;
+using LowRank.Compression;
 using LowRank.Data;
 using LowRank.Evaluation;
-using LowRank.Models;
-using LowRank.Torch;
-using LowRank.Compression;
 
 namespace LowRank.Jobs;
 

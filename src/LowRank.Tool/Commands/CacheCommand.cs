@@ -14,6 +14,7 @@ public static partial class CacheCommand
         command.Subcommands.Add(List());
         command.Subcommands.Add(Verify());
         command.Subcommands.Add(Prune());
+        command.Subcommands.Add(Import());
         return command;
     }
 
@@ -106,6 +107,53 @@ public static partial class CacheCommand
                 foreach (var o in outcomes) Console.WriteLine($"{o.Key[..12]}  {FormatBytes(o.Bytes),10}  {o.Usage,-22}  {o.Action}");
                 Console.WriteLine($"{(parse.GetValue(dryRun) ? "would free" : "freed")} {FormatBytes(freed)}");
             });
+            return Task.FromResult(ExitCodes.Success);
+        });
+        return command;
+    }
+
+    /// <summary>
+    /// Installs an entry package (what a remote cache holds, e.g. copied from a CI feed to an offline machine) with
+    /// the checks a build's fetch makes: layout, id, record, key, exactly the recorded files with their sizes and
+    /// SHA-256s, committed under the key's lock through .tmp/. An entry already there is left alone.
+    /// </summary>
+    private static Command Import()
+    {
+        var cache = CacheOption();
+        var json = CommonOptions.Json();
+        var package = new Argument<string>("package") { Description = "A LowRank.Cache.<key>.1.0.0.nupkg" };
+        var command = new Command("import", "Install a remote cache entry package (.nupkg) into the cache, checking every file against its record.") { package, cache, json };
+        command.SetAction((parse, cancellation) =>
+        {
+            var modelCache = Open(parse, cache);
+            var nupkg = Path.GetFullPath(parse.GetValue(package)!);
+            if (!File.Exists(nupkg)) throw new LrkException(ErrorCodes.PackageNotFound, $"{nupkg} is not a file");
+            var describe = $"package {nupkg}";
+            CacheEntry entry;
+            bool installed;
+            // Check the package and read its record first, unlocked, to learn the key; then extract under the key's lock.
+            var (record, key) = CachePackage.Extract(nupkg, null, null, describe);
+            using var held = modelCache.Lock(key.Hash, TimeSpan.FromMinutes(10), cancellation);
+            if (modelCache.TryGet(key.Hash) is { } existing)
+            {
+                (entry, installed) = (existing, false);
+            }
+            else
+            {
+                var temp = modelCache.PrepareTemp(held, key.Hash);
+                try
+                {
+                    CachePackage.Extract(nupkg, key, temp, describe);
+                    entry = modelCache.Commit(held, key, temp, record.Files);
+                    installed = true;
+                }
+                finally
+                {
+                    ModelCache.DeleteTree(temp);
+                }
+            }
+            ToolProgress.Result(new { cache = modelCache.Root, key = entry.Key, installed, files = entry.Record.Files.Count, bytes = entry.Record.TotalBytes }, parse.GetValue(json),
+                () => Console.WriteLine($"{entry.Key[..12]}  {(installed ? "installed" : "already in the cache")} ({entry.Record.Files.Count} files, {FormatBytes(entry.Record.TotalBytes)}) in {modelCache.Root}"));
             return Task.FromResult(ExitCodes.Success);
         });
         return command;

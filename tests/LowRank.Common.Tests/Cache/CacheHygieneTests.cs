@@ -83,6 +83,17 @@ public class CacheHygieneTests
     }
 
     [Fact]
+    public void Prune_and_list_of_a_cache_folder_that_does_not_exist_find_nothing_and_create_nothing()
+    {
+        using var temp = new TempFolder();
+        var cache = new ModelCache(temp.Combine("no", "such", "cache"));
+        Assert.Empty(cache.Prune(TimeSpan.Zero, 0));
+        Assert.Empty(cache.Prune(TimeSpan.Zero, 0, dryRun: true));
+        Assert.Empty(cache.List());
+        Assert.False(Directory.Exists(cache.Root));
+    }
+
+    [Fact]
     public void Prune_reports_the_last_use_it_read_before_deleting_and_never_used_entries_as_such()
     {
         using var temp = new TempFolder();

@@ -35,7 +35,7 @@ public sealed class CompressorTests
         using var scope = NewDisposeScope();
         var ids = TestModels.RandomIds(8, 32, model.Config.VocabSize, 5);
         var options = new CompressionOptions { Method = CompressionMethods.Parse(methodName), Ratio = 0.4, BatchSize = 4 };
-        var events = new List<CompressionProgress>();
+        var events = new List<ProgressUpdate>();
         var report = Compressor.Compress(model, ids, options, new SynchronousProgress(events.Add));
 
         var linears = Enumerable.Range(0, model.BlockCount).SelectMany(b => model.BlockLinears(b)).ToArray();
@@ -52,7 +52,10 @@ public sealed class CompressorTests
         Assert.Equal(1 - (double)stored / dense, report.Ratio.AchievedLinearRatio, 12);
         Assert.InRange(report.Ratio.AchievedLinearRatio, 0.39, 0.45);
         Assert.True(report.Ratio.AchievedModelRatio < report.Ratio.AchievedLinearRatio);
-        Assert.Contains(events, e => e.Stage == "compress" && e.Block == model.BlockCount);
+        // One 0-based block number from the engine to the tool's renderers (which add 1 only for display).
+        Assert.Contains(events, e => e.Stage == "compress" && e.Block == 0 && e.Blocks == model.BlockCount);
+        Assert.Contains(events, e => e.Stage == "compress" && e.Block == model.BlockCount - 1);
+        Assert.DoesNotContain(events, e => e.Block >= model.BlockCount);
 
         // The compressed model still computes something close to the original.
         var logits = ((IDecoderModel)model).Logits(ids);
@@ -196,7 +199,7 @@ public sealed class CompressorTests
         using var cancellation = new CancellationTokenSource();
         var progress = new SynchronousProgress(e =>
         {
-            if (e.Block == 2) cancellation.Cancel();
+            if (e.Block == 1) cancellation.Cancel(); // the second block (0-based)
         });
         Assert.ThrowsAny<OperationCanceledException>(() => Compressor.Compress(model, TestModels.RandomIds(4, 16, 256, 1),
             new CompressionOptions { Method = CompressionMethod.SvdLlm, Ratio = 0.2 }, progress, cancellation.Token));
@@ -218,8 +221,8 @@ public sealed class CompressorTests
         Assert.Equal([25L, 17, 17, 25, 37, 37, 37], report.Modules.Where(m => m.Block == 0).Select(m => m.Rank));
     }
 
-    private sealed class SynchronousProgress(Action<CompressionProgress> action) : IProgress<CompressionProgress>
+    private sealed class SynchronousProgress(Action<ProgressUpdate> action) : IProgress<ProgressUpdate>
     {
-        public void Report(CompressionProgress value) => action(value);
+        public void Report(ProgressUpdate value) => action(value);
     }
 }

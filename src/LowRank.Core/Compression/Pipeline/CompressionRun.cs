@@ -9,12 +9,12 @@ namespace LowRank.Compression;
 /// <summary>The state of one compression run, shared by the method pipelines.</summary>
 internal sealed class CompressionRun : IDisposable
 {
-    private readonly IProgress<CompressionProgress>? progress;
+    private readonly IProgress<ProgressUpdate>? progress;
     private readonly Dictionary<string, ModuleReport> modules = new(StringComparer.Ordinal);
     private readonly Dictionary<int, BlockReport> blocks = [];
     private readonly Tensor? ids;
 
-    public CompressionRun(IDecoderModel model, CompressionOptions options, Tensor? calibrationIds, IProgress<CompressionProgress>? progress, CancellationToken token)
+    public CompressionRun(IDecoderModel model, CompressionOptions options, Tensor? calibrationIds, IProgress<ProgressUpdate>? progress, CancellationToken token)
     {
         Model = model;
         Options = options;
@@ -34,7 +34,7 @@ internal sealed class CompressionRun : IDisposable
     public Device Device { get; }
     public SvdAlgorithm Algorithm { get; }
     public IReadOnlyList<LinearShape> Shapes { get; }
-    /// <summary>See <see cref="Compressor.Compress(IDecoderModel, Tensor?, CompressionOptions, IProgress{CompressionProgress}?, Action{int}?, CancellationToken)"/>.</summary>
+    /// <summary>See <see cref="Compressor.Compress(IDecoderModel, Tensor?, CompressionOptions, IProgress{ProgressUpdate}?, Action{int}?, CancellationToken)"/>.</summary>
     public Action<int>? BlockCompleted { get; init; }
     /// <summary>The ranks this run compresses to: uniform (or dense) from the options, until an allocating method's
     /// planning step returns its own plan (<see cref="Follow"/>).</summary>
@@ -60,7 +60,7 @@ internal sealed class CompressionRun : IDisposable
     public void Report(string stage, int block, string message)
     {
         Token.ThrowIfCancellationRequested();
-        progress?.Report(new CompressionProgress(stage, block + 1, BlockCount, message));
+        progress?.Report(new ProgressUpdate(stage, message, block, BlockCount));
     }
 
     /// <summary>Sample indices per forward pass: consecutive, or a seeded shuffle grouped in whole buckets.</summary>
@@ -239,8 +239,12 @@ internal sealed class CompressionRun : IDisposable
     }
 
     /// <summary>The dense weight of a linear on the compute device (fp64 math happens there).</summary>
-    public Tensor WeightOnDevice(LinearWeight linear) =>
-        (linear.Weight ?? throw new LrkException(ErrorCodes.BadMethodOption, $"{linear.Name} is already factorised: compress an uncompressed model")).to(Device);
+    public Tensor WeightOnDevice(LinearWeight linear)
+    {
+        var weight = (linear.Weight ?? throw new LrkException(ErrorCodes.BadMethodOption, $"{linear.Name} is already factorised: compress an uncompressed model")).to(Device);
+        NonFinite.Check(weight, $"{linear.Name}: the weight", "a checkpoint with non-finite weights cannot be compressed");
+        return weight;
+    }
 
     /// <summary>Installs factors on a linear (in its dtype, on its home device) and records it.</summary>
     public void Apply(LinearWeight linear, LowRankFactors factors, string? whitening = null, double? objectiveBefore = null, double? objectiveAfter = null)

@@ -34,7 +34,7 @@ public sealed class Gpt2Model : DecoderModel
         LinearWeight CFc,
         LinearWeight MlpCProj)
     {
-        public IReadOnlyList<IReadOnlyList<LinearWeight>> Groups { get; } = [[CAttn], [AttnCProj], [CFc], [MlpCProj]];
+        public IReadOnlyList<IReadOnlyList<LinearWeight>> Groups { get; } = [[CAttn], [AttnCProj], [CFc], [MlpCProj]]; // in LinearGroup order
     }
 
     public Gpt2Model(ModelConfig config, WeightSource weights, DecoderModelOptions? options = null) : base(config, weights, options)
@@ -66,6 +66,7 @@ public sealed class Gpt2Model : DecoderModel
             }
             lnFWeight = Take($"{prefix}ln_f.weight", hidden);
             lnFBias = Take($"{prefix}ln_f.bias", hidden);
+            if (config.TieWordEmbeddings) CheckTiedHead("lm_head.weight", vocab, hidden);
             lmHead = config.TieWordEmbeddings || !Has("lm_head.weight") ? wte : Take("lm_head.weight", vocab, hidden);
         }
         catch
@@ -88,13 +89,13 @@ public sealed class Gpt2Model : DecoderModel
 
     protected override BlockState Enter(int index, Tensor hidden) => new(hidden, LayerNorm(hidden, blocks[index].Ln1Weight, blocks[index].Ln1Bias));
 
-    protected override BlockState Step(int index, int group, BlockState state, long startPosition, KvCache? cache)
+    protected override BlockState Step(int index, LinearGroup group, BlockState state, long startPosition, KvCache? cache)
     {
         var block = blocks[index];
         var (hidden, x) = (state.Residual, state.Input!);
         switch (group)
         {
-            case 0:
+            case LinearGroup.AttentionInput:
                 long width = Config.HiddenSize, heads = Config.NumHeads, headDim = width / heads;
                 var qkv = block.CAttn.Forward(x);
                 var query = SplitHeads(qkv.narrow(-1, 0, width), heads, headDim);
@@ -102,15 +103,15 @@ public sealed class Gpt2Model : DecoderModel
                 var value = SplitHeads(qkv.narrow(-1, 2 * width, width), heads, headDim);
                 if (cache is not null) (key, value) = cache.Append(index, key, value);
                 return new BlockState(hidden, Attention(query, key, value, startPosition));
-            case 1:
+            case LinearGroup.AttentionOutput:
                 hidden = hidden + block.AttnCProj.Forward(x);
                 return new BlockState(hidden, LayerNorm(hidden, block.Ln2Weight, block.Ln2Bias));
-            case 2:
+            case LinearGroup.MlpInput:
                 return new BlockState(hidden, act(block.CFc.Forward(x)));
-            case 3:
+            case LinearGroup.MlpOutput:
                 return new BlockState(hidden + block.MlpCProj.Forward(x), null);
             default:
-                throw new ArgumentOutOfRangeException(nameof(group), group, "a GPT-2 block has 4 linear groups");
+                throw new ArgumentOutOfRangeException(nameof(group), group, "a GPT-2 block has the 4 linear groups of LinearGroup");
         }
     }
 

@@ -35,7 +35,7 @@ public sealed class LlamaModel : DecoderModel
         LinearWeight DownProj,
         int? SlidingWindow)
     {
-        public IReadOnlyList<IReadOnlyList<LinearWeight>> Groups { get; } = [[QProj, KProj, VProj], [OProj], [GateProj, UpProj], [DownProj]];
+        public IReadOnlyList<IReadOnlyList<LinearWeight>> Groups { get; } = [[QProj, KProj, VProj], [OProj], [GateProj, UpProj], [DownProj]]; // in LinearGroup order
     }
 
     public LlamaModel(ModelConfig config, WeightSource weights, DecoderModelOptions? options = null) : base(config, weights, options)
@@ -72,6 +72,7 @@ public sealed class LlamaModel : DecoderModel
             }
             norm = Take("model.norm.weight", hidden);
             // Tied: HF ties lm_head to embed_tokens after loading, so a stored lm_head.weight is ignored.
+            if (config.TieWordEmbeddings) CheckTiedHead("lm_head.weight", vocab, hidden);
             lmHead = config.TieWordEmbeddings ? embedTokens : Take("lm_head.weight", vocab, hidden);
         }
         catch
@@ -87,25 +88,25 @@ public sealed class LlamaModel : DecoderModel
 
     protected override BlockState Enter(int index, Tensor hidden) => new(hidden, RmsNorm(hidden, layers[index].InputLayernorm));
 
-    protected override BlockState Step(int index, int group, BlockState state, long startPosition, KvCache? cache)
+    protected override BlockState Step(int index, LinearGroup group, BlockState state, long startPosition, KvCache? cache)
     {
         var layer = layers[index];
         var (hidden, x) = (state.Residual, state.Input!);
         switch (group)
         {
-            case 0:
+            case LinearGroup.AttentionInput:
                 return new BlockState(hidden, SelfAttention(index, layer, x, startPosition, cache));
-            case 1:
+            case LinearGroup.AttentionOutput:
                 hidden = hidden + layer.OProj.Forward(x);
                 return new BlockState(hidden, RmsNorm(hidden, layer.PostAttentionLayernorm));
-            case 2:
+            case LinearGroup.MlpInput:
                 var gate = layer.GateProj.Forward(x);
                 var up = layer.UpProj.Forward(x);
                 return new BlockState(hidden, act(gate) * up);
-            case 3:
+            case LinearGroup.MlpOutput:
                 return new BlockState(hidden + layer.DownProj.Forward(x), null);
             default:
-                throw new ArgumentOutOfRangeException(nameof(group), group, "a LLaMA block has 4 linear groups");
+                throw new ArgumentOutOfRangeException(nameof(group), group, "a LLaMA block has the 4 linear groups of LinearGroup");
         }
     }
 

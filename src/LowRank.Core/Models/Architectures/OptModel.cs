@@ -43,7 +43,7 @@ public sealed class OptModel : DecoderModel
         LinearWeight Fc1,
         LinearWeight Fc2)
     {
-        public IReadOnlyList<IReadOnlyList<LinearWeight>> Groups { get; } = [[QProj, KProj, VProj], [OutProj], [Fc1], [Fc2]];
+        public IReadOnlyList<IReadOnlyList<LinearWeight>> Groups { get; } = [[QProj, KProj, VProj], [OutProj], [Fc1], [Fc2]]; // in LinearGroup order
     }
 
     public OptModel(ModelConfig config, WeightSource weights, DecoderModelOptions? options = null) : base(config, weights, options)
@@ -87,6 +87,7 @@ public sealed class OptModel : DecoderModel
                 finalLayerNormWeight = Take($"{prefix}.final_layer_norm.weight", hidden);
                 finalLayerNormBias = Take($"{prefix}.final_layer_norm.bias", hidden);
             }
+            if (config.TieWordEmbeddings) CheckTiedHead("lm_head.weight", vocab, projDim);
             lmHead = config.TieWordEmbeddings || !Has("lm_head.weight") ? embedTokens : Take("lm_head.weight", vocab, projDim);
         }
         catch
@@ -116,32 +117,32 @@ public sealed class OptModel : DecoderModel
         return new BlockState(hidden, Config.LayerNormBefore ? LayerNorm(hidden, layer.SelfAttnLayerNormWeight, layer.SelfAttnLayerNormBias) : hidden);
     }
 
-    protected override BlockState Step(int index, int group, BlockState state, long startPosition, KvCache? cache)
+    protected override BlockState Step(int index, LinearGroup group, BlockState state, long startPosition, KvCache? cache)
     {
         var layer = layers[index];
         var preNorm = Config.LayerNormBefore;
         var (hidden, x) = (state.Residual, state.Input!);
         switch (group)
         {
-            case 0:
+            case LinearGroup.AttentionInput:
                 long heads = Config.NumHeads, headDim = Config.HiddenSize / Config.NumHeads;
                 var query = SplitHeads(layer.QProj.Forward(x), heads, headDim);
                 var key = SplitHeads(layer.KProj.Forward(x), heads, headDim);
                 var value = SplitHeads(layer.VProj.Forward(x), heads, headDim);
                 if (cache is not null) (key, value) = cache.Append(index, key, value);
                 return new BlockState(hidden, Attention(query, key, value, startPosition));
-            case 1:
+            case LinearGroup.AttentionOutput:
                 hidden = hidden + layer.OutProj.Forward(x);
                 if (!preNorm) hidden = LayerNorm(hidden, layer.SelfAttnLayerNormWeight, layer.SelfAttnLayerNormBias);
                 return new BlockState(hidden, preNorm ? LayerNorm(hidden, layer.FinalLayerNormWeight, layer.FinalLayerNormBias) : hidden);
-            case 2:
+            case LinearGroup.MlpInput:
                 return new BlockState(hidden, act(layer.Fc1.Forward(x)));
-            case 3:
+            case LinearGroup.MlpOutput:
                 hidden = hidden + layer.Fc2.Forward(x);
                 if (!preNorm) hidden = LayerNorm(hidden, layer.FinalLayerNormWeight, layer.FinalLayerNormBias);
                 return new BlockState(hidden, null);
             default:
-                throw new ArgumentOutOfRangeException(nameof(group), group, "an OPT block has 4 linear groups");
+                throw new ArgumentOutOfRangeException(nameof(group), group, "an OPT block has the 4 linear groups of LinearGroup");
         }
     }
 

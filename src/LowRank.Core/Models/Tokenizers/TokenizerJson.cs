@@ -141,8 +141,10 @@ public static class TokenizerJson
     {
         try
         {
-            using var stream = File.OpenRead(path);
-            return JsonNode.Parse(stream) as JsonObject ?? throw Bad(path, "is not a JSON object");
+            // Strict UTF-8, and every string decodable (no lone surrogate), before any key is looked up.
+            var text = IO.StrictUtf8.ReadAllText(path, ErrorCodes.BadTokenizer);
+            IO.JsonTextCheck.Check(text, path, ErrorCodes.BadTokenizer);
+            return JsonNode.Parse(text) as JsonObject ?? throw Bad(path, "is not a JSON object");
         }
         catch (JsonException e)
         {

@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: the benchmark driver reads in the order it runs (synthesise the model, stage the
+// checkpoint, compress, time, sample the accuracy, report); its records are in the files next to it.
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
@@ -10,132 +12,6 @@ using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LowRank.Bench;
-
-/// <summary>A LLaMA-2-shaped model size for <see cref="ScaleBenchmark"/>.</summary>
-public sealed record ScaleShape(string Name, int Hidden, int Layers, int Heads, int KvHeads, int Ffn, int Vocab)
-{
-    public static readonly IReadOnlyList<ScaleShape> Known =
-    [
-        new("7b", 4096, 32, 32, 32, 11008, 32000),
-        new("13b", 5120, 40, 40, 40, 13824, 32000),
-        new("70b", 8192, 80, 64, 8, 28672, 32000),
-        // bench inference on a CPU: large enough that decoding is bound by reading the weights (3.8 GB in fp32).
-        new("cpu", 2048, 16, 16, 16, 5504, 32000),
-        // A CPU-sized model with the same structure, for tests and dry runs.
-        new("tiny", 256, 4, 4, 2, 688, 1000),
-    ];
-
-    public static ScaleShape Parse(string name) =>
-        Known.FirstOrDefault(s => s.Name.Equals(name.Trim(), StringComparison.OrdinalIgnoreCase))
-        ?? throw new LrkException(ErrorCodes.BadArgument, $"unknown shape '{name}' (known: {string.Join(", ", Known.Select(s => s.Name))})");
-}
-
-public enum CheckpointStaging
-{
-    Auto,
-    Whole,
-    Staged,
-}
-
-public sealed record ScaleBenchmarkOptions
-{
-    public required ScaleShape Shape { get; init; }
-    /// <summary>Decoder blocks to synthesise (null = the shape's); fewer blocks give a per-block time to extrapolate.</summary>
-    public int? Layers { get; init; }
-    public CompressionMethod Method { get; init; } = CompressionMethod.SvdLlm;
-    public double Ratio { get; init; } = 0.5;
-    public int Samples { get; init; } = 256;
-    public int SeqLen { get; init; } = 2048;
-    public int BatchSize { get; init; } = 16;
-    public DeviceRequest Device { get; init; } = DeviceRequest.Auto;
-    /// <summary>Where the synthetic checkpoint and the compressed output go (reused when the checkpoint is already there).</summary>
-    public required string WorkFolder { get; init; }
-    public int Seed { get; init; } = 1234;
-    /// <summary>Block-0 linears whose factorisation is checked against an fp64 reference after the run.</summary>
-    public IReadOnlyList<string> AccuracyKinds { get; init; } = ["q_proj", "gate_proj", "down_proj"];
-    /// <summary>Calibration samples whose block-0 inputs make the Grams of the accuracy check (0 = one batch, so the
-    /// Gram is accumulated over as many tokens as the pipeline's per-batch products).</summary>
-    public int AccuracySamples { get; init; }
-
-    /// <summary>Write block shards while compressing (<see cref="LowRank.Artifacts.StreamedArtifact"/>), as <c>compress</c> does; false = all at the end.</summary>
-    public bool StreamWrite { get; init; } = true;
-    /// <summary>Where the checkpoint lives: a whole file set on disk, staged block by block (<see cref="StagedCheckpoint"/>),
-    /// or Auto = staged when the whole checkpoint would not fit in 80% of the free disk space.</summary>
-    public CheckpointStaging Staging { get; init; } = CheckpointStaging.Auto;
-    /// <summary>Blocks a staged checkpoint keeps on disk at most.</summary>
-    public int StagedBlocks { get; init; } = 4;
-    /// <summary>Also hash every factor after the run (<see cref="ScaleBenchmarkResult.FactorSha256"/>; outside the timed window).</summary>
-    public bool Checksum { get; init; }
-    public bool WriteOutput { get; init; } = true;
-    /// <summary>Extra compression options Name=Value (as <c>--set</c>).</summary>
-    public IReadOnlyList<string> Set { get; init; } = [];
-}
-
-/// <summary>One sampled linear of the accuracy check (relative Frobenius errors of the product A·B, and of Grams).</summary>
-/// <param name="RelativeErrorVsFp64Svd">The pipeline's decomposition of (W, H) against fp64 Cholesky + fp64 torch.linalg.svd of
-/// the same (W, H), H being the Gram the pipeline computed: the decomposition's own accuracy.</param>
-/// <param name="Fp32SvdRelativeErrorVsFp64Svd">What fp32 torch.linalg.svd (the reference implementation's step) gives for the same (W, H).</param>
-/// <param name="GramPath">How the pipeline computed H (<see cref="GramPrecision"/>); the next three: Gram errors against the
-/// fp64 Gram of the same activations.</param>
-/// <param name="FactorsVsAllFp64">End to end: the pipeline's factors from its own H against fp64 factors from the fp64 Gram.</param>
-public sealed record FactorisationAccuracy(
-    string Linear,
-    long OutFeatures,
-    long InFeatures,
-    long Rank,
-    string Algorithm,
-    double RelativeErrorVsFp64Svd,
-    double Fp32SvdRelativeErrorVsFp64Svd,
-    string GramPath,
-    double PipelineGramVsFp64Gram,
-    double Fp32GramVsFp64Gram,
-    double Tf32GramVsFp64Gram,
-    double FactorsVsAllFp64);
-
-public sealed record ScaleBenchmarkResult
-{
-    public required string Shape { get; init; }
-    public required JsonObject Config { get; init; }
-    public required int BlocksRun { get; init; }
-    public required int BlocksOfShape { get; init; }
-    public required string Method { get; init; }
-    public required double Ratio { get; init; }
-    public required int Samples { get; init; }
-    public required int SeqLen { get; init; }
-    public required int BatchSize { get; init; }
-    public required string Calibration { get; init; }
-    public required string Weights { get; init; }
-    public required string Device { get; init; }
-    public required string Machine { get; init; }
-    public required string DateUtc { get; init; }
-    public required double SynthesisSeconds { get; init; }
-    public required double CheckpointGiB { get; init; }
-    /// <summary>load, statistics (activation profiling), decomposition, propagation, profile (adaCR), write, total.</summary>
-    public required IReadOnlyDictionary<string, double> Seconds { get; init; }
-    public double? SecondsExtrapolatedToAllBlocks { get; init; }
-    public required double? PeakGpuGiB { get; init; }
-    public required double? GpuBaselineGiB { get; init; }
-    public required string PeakGpuMethod { get; init; }
-    public required RatioSummary Ratios { get; init; }
-    public required IReadOnlyList<FactorisationAccuracy> Accuracy { get; init; }
-    /// <summary>Native CUDA kernels in use (<see cref="LowRank.Torch.CudaNative.Status"/>).</summary>
-    public required string Kernels { get; init; }
-    /// <summary>Whether decompositions ran beside the next block's profiling (<see cref="CompressionReport.DecompositionOverlap"/>).</summary>
-    public string? DecompositionOverlap { get; init; }
-    /// <summary>AdaSVD: how the original model was profiled (<see cref="CompressionReport.OriginalPass"/>).</summary>
-    public string? OriginalPass { get; init; }
-    /// <summary>How the artifact was written (streamed beside the compression, or at the end), or "none".</summary>
-    public string? Write { get; init; }
-    /// <summary>"whole" or "staged (N blocks at most on disk)".</summary>
-    public required string Checkpoint { get; init; }
-    /// <summary>Staged checkpoints: seconds spent generating and writing blocks inside the end-to-end window (on the
-    /// loader's read-ahead thread, overlapping the compression), and the peak bytes on disk.</summary>
-    public double? StagingSeconds { get; init; }
-    public double? StagedPeakGiB { get; init; }
-    /// <summary>SHA-256 over every factor (name, A, B in block order), when asked for: two runs made the same factors iff equal.</summary>
-    public string? FactorSha256 { get; init; }
-    public required IReadOnlyList<string> Notes { get; init; }
-}
 
 /// <summary>
 /// The scale benchmark of issue 8: synthesise a LLaMA-shaped fp16 checkpoint with random weights (seeded randn·0.02,
@@ -270,7 +146,7 @@ public static class ScaleBenchmark
             };
             // As `compress` does: block shards are written while later blocks are compressed.
             using var streamed = options.WriteOutput && options.StreamWrite ? LowRank.Artifacts.StreamedArtifact.TryBegin(request) : null;
-            var report = Compressor.Compress(model, ids, compression, new Progress<CompressionProgress>(p => log($"{p.Stage} {p.Message}")),
+            var report = Compressor.Compress(model, ids, compression, new Progress<ProgressUpdate>(p => log($"{p.Stage} {p.Message}")),
                 streamed is null ? null : streamed.BlockCompleted, token);
             foreach (var (stage, value) in report.Seconds) seconds[stage] = value;
 
