@@ -29,6 +29,9 @@ public static class ErrorCodes
     public const string DataTooShort = "LRK3002";
     public const string BadTaskFile = "LRK3003";
     public const string ReportUnwritable = "LRK3004";
+    /// <summary>A perplexity measured as part of a command (compress --eval) is NaN or infinite on some window: the
+    /// model's outputs overflow. The command fails with exit code 3, as <c>eval</c> does, and writes nothing.</summary>
+    public const string NonFinitePerplexity = "LRK3005";
 
     public const string UnknownMethod = "LRK4001";
     public const string BadRatio = "LRK4002";

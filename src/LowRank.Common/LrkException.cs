@@ -20,6 +20,10 @@ public sealed class LrkException : Exception
 
     public string Code { get; }
 
+    /// <summary>The process exit code a command ends with: <see cref="ExitCodes.Failure"/>, or <see cref="ExitCodes.CheckFailed"/>
+    /// for a measurement that ran and failed (a NaN perplexity).</summary>
+    public int ExitCode { get; init; } = ExitCodes.Failure;
+
     public override string ToString() => $"{Code}: {Message}";
 }
 

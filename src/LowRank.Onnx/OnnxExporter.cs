@@ -51,6 +51,7 @@ public static class OnnxExporter
         var config = ModelConfigReader.Read(folder);
         var section = LowRankSection.Read(folder);
         using var store = TensorStore.Open(folder);
+        ModelSizeCheck.Check(config, store.Names, name => store.Info(name).Shape);
         var graph = CreateGraph(config, new SafeTensorsExportWeights(store), options.Dtype);
         progress?.Report(new ProgressUpdate("export", $"building the {config.Architecture} graph"));
         graph.Build();

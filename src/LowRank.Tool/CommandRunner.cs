@@ -83,7 +83,7 @@ public static partial class CommandRunner
             ToolProgress.Finish();
             await Console.Error.WriteLineAsync($"error {e.Code}: {e.Message}");
             ToolProgress.Error(e.Code, e.Message);
-            return ExitCodes.Failure;
+            return e.ExitCode;
         }
         catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
         {
@@ -95,15 +95,24 @@ public static partial class CommandRunner
         catch (Exception e)
         {
             ToolProgress.Finish();
-            ToolProgress.Error(ErrorCodes.Internal, $"internal error ({e.GetType().Name}: {e.Message})");
-            await Console.Error.WriteLineAsync($"error {ErrorCodes.Internal}: internal error ({e.GetType().Name}: {e.Message}); please report it" +
-                (Environment.GetEnvironmentVariable("LOWRANK_DEBUG") == "1" || ToolVerbosity.Level >= Verbosity.Detailed ? Environment.NewLine + e : " (-v detailed or LOWRANK_DEBUG=1 shows the stack trace)"));
+            // Native (libtorch) messages carry their C++ stack after the first line: that is for the debug output only.
+            var debug = Environment.GetEnvironmentVariable("LOWRANK_DEBUG") == "1" || ToolVerbosity.Level >= Verbosity.Detailed;
+            var message = debug ? e.Message : FirstLine(e.Message);
+            ToolProgress.Error(ErrorCodes.Internal, $"internal error ({e.GetType().Name}: {message})");
+            await Console.Error.WriteLineAsync($"error {ErrorCodes.Internal}: internal error ({e.GetType().Name}: {message}); please report it" +
+                (debug ? Environment.NewLine + e : " (-v detailed or LOWRANK_DEBUG=1 shows the stack trace)"));
             return ExitCodes.Internal;
         }
         finally
         {
             ToolProgress.Finish();
         }
+    }
+
+    private static string FirstLine(string message)
+    {
+        var end = message.IndexOfAny(['\r', '\n']);
+        return end < 0 ? message : message[..end].TrimEnd();
     }
 
     private static T? ValueOrDefault<T>(ParseResult parse, Option<T> option)

@@ -49,6 +49,33 @@ public static class CommonOptions
     };
 
     /// <summary>
+    /// Reads a number the same way under every culture: '.' is the decimal point and nothing else is accepted, so
+    /// <c>0,4</c> is an error (LRK6003) instead of 4 (a thousands separator to the default parser) or 0.4 (under de-DE).
+    /// </summary>
+    public static Option<double> Invariant(this Option<double> option)
+    {
+        option.CustomParser = result => ParseNumber(result, option.Name) ?? 0;
+        return option;
+    }
+
+    /// <inheritdoc cref="Invariant(Option{double})"/>
+    public static Option<double?> Invariant(this Option<double?> option)
+    {
+        option.CustomParser = result => ParseNumber(result, option.Name);
+        return option;
+    }
+
+    /// <summary>The one number of an option's tokens, parsed with <see cref="InvariantNumber.TryParse"/>.</summary>
+    private static double? ParseNumber(System.CommandLine.Parsing.ArgumentResult result, string name)
+    {
+        if (result.Tokens.Count == 0) return null;
+        var text = result.Tokens[^1].Value;
+        if (InvariantNumber.TryParse(text, out var value)) return value;
+        result.AddError($"{ErrorCodes.BadArgument}: {name} '{text}' is not a number; write it with a '.' decimal point and no thousands separator (e.g. 0.4)");
+        return null;
+    }
+
+    /// <summary>
     /// Checks an option's value while the command line is parsed, with the same check (and error code) the engine
     /// applies: a bad value on the command line is then "error LRK####: …" (exit 2) before anything is loaded, and a bad
     /// value from lowrank.json or LOWRANK_* is reported as LRK6002 naming the key (see ToolConfiguration).

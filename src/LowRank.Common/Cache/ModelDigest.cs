@@ -73,6 +73,8 @@ public static partial class ModelDigest
 
     private static ModelFileDigest Describe(string file, string relative, DigestSidecar sidecar)
     {
+        // Hashing a FIFO would block forever, a device never end.
+        IO.RegularFile.Require(file, ErrorCodes.BadCheckpoint, "the files of a model");
         var info = new FileInfo(file);
         if (info.LinkTarget is { } linkTarget)
         {

@@ -120,12 +120,23 @@ public static class ArtifactWriter
                 var computeA = linear.A!.dtype;
                 var computeB = linear.B!.dtype;
                 using var scope = NewDisposeScope();
-                var a = linear.A.to(storage).to(computeA).MoveToOuterDisposeScope();
-                var b = linear.B!.to(storage).to(computeB).MoveToOuterDisposeScope();
+                var storedA = linear.A.to(storage);
+                var storedB = linear.B!.to(storage);
+                CheckStorable(linear.Name, "A", storedA, dtype);
+                CheckStorable(linear.Name, "B", storedB, dtype);
+                var a = storedA.to(computeA).MoveToOuterDisposeScope();
+                var b = storedB.to(computeB).MoveToOuterDisposeScope();
                 linear.Factorize(a, b);
             }
         }
     }
+
+    /// <summary>Factors that overflow their storage dtype (fp16 saturates at ±65504 to ±Inf) or are not finite at all are an
+    /// error (<see cref="ErrorCodes.DecompositionFailed"/>), never written.</summary>
+    internal static void CheckStorable(string linear, string factor, Tensor stored, FactorDtype dtype) =>
+        Compression.NonFinite.Check(stored, $"{linear}: factor {factor} in {dtype.ShortName()}", dtype == FactorDtype.Float16
+            ? "the factors exceed fp16's range (±65504); store them as --factor-dtype fp32 or bf16"
+            : "the factorisation is not finite");
 
     public static ArtifactWriteResult Write(ArtifactRequest request, IProgress<ProgressUpdate>? progress = null, CancellationToken cancellationToken = default)
     {

@@ -165,7 +165,7 @@ internal static class ArtifactJson
         string text;
         try
         {
-            text = File.ReadAllText(path);
+            text = IO.StrictUtf8.ReadAllText(path, errorCode);
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
@@ -177,6 +177,7 @@ internal static class ArtifactJson
         }
         try
         {
+            IO.JsonTextCheck.Check(text, path, errorCode);
             return JsonNode.Parse(text, documentOptions: new JsonDocumentOptions { MaxDepth = 64 }) as JsonObject
                 ?? throw new LrkException(errorCode, $"{path}: must hold a JSON object");
         }

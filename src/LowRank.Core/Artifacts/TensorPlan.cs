@@ -205,8 +205,15 @@ internal sealed class TensorPlan
     private IEnumerable<TensorSpec> FloatFactorSpecs(LinearWeight linear)
     {
         var dtype = factorDtype.ToScalarType();
-        yield return new TensorSpec(linear.Name + ArtifactFormat.FactorASuffix, dtype, [linear.OutFeatures, linear.Rank], () => linear.A!);
-        yield return new TensorSpec(linear.Name + ArtifactFormat.FactorBSuffix, dtype, [linear.Rank, linear.InFeatures], () => linear.B!);
+        // Checked in the stored dtype before a byte is written (streamed shards are written before the factors are rounded).
+        Tensor Storable(Tensor factor, string which)
+        {
+            using var stored = factor.to(dtype);
+            ArtifactWriter.CheckStorable(linear.Name, which, stored, factorDtype);
+            return factor;
+        }
+        yield return new TensorSpec(linear.Name + ArtifactFormat.FactorASuffix, dtype, [linear.OutFeatures, linear.Rank], () => Storable(linear.A!, "A"));
+        yield return new TensorSpec(linear.Name + ArtifactFormat.FactorBSuffix, dtype, [linear.Rank, linear.InFeatures], () => Storable(linear.B!, "B"));
     }
 
     /// <summary>No safetensors source (a llama2.c checkpoint): every tensor comes from the model, non-factors in the config's dtype.</summary>

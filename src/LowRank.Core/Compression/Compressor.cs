@@ -34,6 +34,9 @@ public static class Compressor
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         if (NeedsCalibration(options.Method)) CheckCalibration(calibrationIds, model, options);
+        // Embeddings, norms and heads are carried into the artifact as they are; the block linears are checked as each is read.
+        foreach (var (name, tensor) in model.OtherTensors)
+            NonFinite.Check(tensor, name, "a checkpoint with non-finite weights cannot be compressed");
         var total = Stopwatch.StartNew();
         using var run = new CompressionRun(model, options, NeedsCalibration(options.Method) || calibrationIds is not null ? calibrationIds : null, progress, cancellationToken)
         {

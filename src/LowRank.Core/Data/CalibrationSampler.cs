@@ -74,14 +74,28 @@ public static class CalibrationSampler
     public const int PaperSeqLen = 2048;
     public const string SamplerName = "random-offsets/v1: System.Random(seed).Next(0, n-L+1) per sample in order; BOS overwrites token 0";
 
+    /// <summary>Calibration tokens N·L at most (the papers use 256 × 2048 = 524,288): every one of them runs through the
+    /// model and its hidden states are held, so a count beyond this is a typo, not a calibration set.</summary>
+    public const long MaxTokens = 1L << 26;
+
+    /// <summary>The checks on N and L that need no data; run before anything is loaded.</summary>
+    public static void Validate(int samples, int? seqLen)
+    {
+        if (samples < 1) throw new LrkException(ErrorCodes.BadArgument, $"calibration needs at least one sample (got --samples {samples})");
+        if (seqLen is < 2) throw new LrkException(ErrorCodes.BadArgument, $"calibration samples need at least 2 tokens (got --seq-len {seqLen})");
+        var tokens = (long)samples * (seqLen ?? 2);
+        if (tokens > MaxTokens)
+            throw new LrkException(ErrorCodes.BadArgument,
+                $"--samples {samples}{(seqLen is { } l ? $" × --seq-len {l}" : "")} is {tokens:N0} calibration tokens, more than the {MaxTokens:N0} the calibration can hold (the papers use 256 × 2048)");
+    }
+
     /// <summary>2048 (the papers' length), or the model's context if that is shorter.</summary>
     public static int DefaultSeqLen(ModelConfig config) => Math.Min(PaperSeqLen, config.MaxPositions);
 
     public static CalibrationSet Sample(TokenizedText stream, SourceText source, CalibrationOptions options)
     {
         var seqLen = options.SeqLen ?? PaperSeqLen;
-        if (options.Samples < 1) throw new LrkException(ErrorCodes.BadArgument, $"calibration needs at least one sample (got {options.Samples})");
-        if (seqLen < 2) throw new LrkException(ErrorCodes.BadArgument, $"calibration samples need at least 2 tokens (got {seqLen})");
+        Validate(options.Samples, seqLen);
         var tokens = stream.Tokens;
         var n = tokens.Length;
         if (n < seqLen)

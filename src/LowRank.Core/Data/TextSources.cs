@@ -63,6 +63,8 @@ public static partial class TextSources
         if (specRange is not null && (options.ByteStart is not null || options.ByteEnd is not null))
             throw new LrkException(ErrorCodes.BadArgument, $"'{spec}' has a byte range and --text-start/--text-end are also given; use one");
         var range = specRange ?? (options.ByteStart is null && options.ByteEnd is null ? null : new ByteRange(options.ByteStart ?? 0, options.ByteEnd));
+        if (range is { } r && (r.Start < 0 || r.End < 0))
+            throw new LrkException(ErrorCodes.BadArgument, $"byte range [{r.Start}:{r.End}] of '{location}' has a negative bound; byte offsets count from 0");
 
         var (bytes, format, conversion) = Read(location, options);
         var total = bytes.Length;

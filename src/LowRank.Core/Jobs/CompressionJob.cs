@@ -34,6 +34,7 @@ public static class CompressionJob
             throw new LrkException(ErrorCodes.BadArgument, $"{job.Compression.Method.Name()}{(job.FactorFormat is null ? "" : $" with GPTQ-quantized {job.FactorFormat} factors")} needs calibration text: pass --calib FILE (only SVD and RTN work without)");
         // RTN reports its objective on calibration data when it is given.
         var usesData = needsData || !string.IsNullOrWhiteSpace(job.Calibration) && job.Compression.Method != CompressionMethod.Svd;
+        if (usesData) CalibrationSampler.Validate(job.Samples, job.SeqLen);
         var seconds = new Dictionary<string, double>(StringComparer.Ordinal);
         var clock = Stopwatch.StartNew();
         // The manifest records the source's digest: hashing a 13 GB checkpoint takes seconds, so it runs beside the load
@@ -85,6 +86,7 @@ public static class CompressionJob
             {
                 evalText = TextPerplexity.Encode(Tokenizer(loaded, job.Model), spec, cancellationToken);
                 before = TextPerplexity.Measure(loaded.Model, evalText.Value.Source, evalText.Value.Tokens, spec, progress, "evaluate before", cancellationToken);
+                RequireFinite(before, "of the source model", "nothing was compressed");
                 seconds["evaluate_before"] = Lap(clock);
             }
 
@@ -133,6 +135,7 @@ public static class CompressionJob
             if (job.Evaluation is { } evalSpec && evalText is { } text)
             {
                 after = TextPerplexity.Measure(loaded.Model, text.Source, text.Tokens, evalSpec, progress, "evaluate after", cancellationToken);
+                RequireFinite(after, "of the compressed model", "nothing was written");
                 seconds["evaluate_after"] = Lap(clock);
             }
             var evaluation = before is not null && after is not null ? new CompressionEvaluation(before, after) : null;
@@ -194,6 +197,19 @@ public static class CompressionJob
         using var store = TensorStore.Open(ModelLocator.Resolve(model));
         var bytes = store.Entries.Sum(e => e.ElementCount) * (dtype == TorchSharp.torch.ScalarType.Float32 ? 4 : 2);
         return bytes <= 0.4 * available;
+    }
+
+    /// <summary>A perplexity over windows that came out NaN/Inf is no measurement: the command fails as <c>eval</c> does
+    /// (exit code 3), before anything is written.</summary>
+    private static void RequireFinite(TextPerplexityResult result, string when, string consequence)
+    {
+        var ppl = result.Perplexity;
+        if (!ppl.Flagged && double.IsFinite(ppl.Perplexity)) return;
+        throw new LrkException(ErrorCodes.NonFinitePerplexity,
+            $"the perplexity {when} is not finite: {ppl.NonFiniteWindows.Count} of {ppl.Windows} window(s) gave NaN/Inf (the model's outputs overflow); {consequence}")
+        {
+            ExitCode = ExitCodes.CheckFailed,
+        };
     }
 
     /// <summary>The files a model argument names: itself when it exists (a folder, or a checkpoint file), else the Hugging

@@ -19,6 +19,26 @@ public abstract partial class DecoderModel
     protected bool Has(string name) => weights.Contains(name);
 
     /// <summary>
+    /// A tied model (tie_word_embeddings) uses its embedding as the head and ignores a stored <paramref name="name"/>,
+    /// but an artifact carries that tensor along: one of another shape than the head's is refused
+    /// (<see cref="ErrorCodes.BadCheckpoint"/>) instead of being copied into it unused.
+    /// </summary>
+    protected void CheckTiedHead(string name, params long[] shape)
+    {
+        if (!weights.Contains(name)) return;
+        var actual = weights.ShapeOf(name);
+        if (actual is null)
+        {
+            using var stored = weights.Load(name);
+            actual = stored.shape;
+        }
+        if (!actual.SequenceEqual(shape))
+            throw new LrkException(ErrorCodes.BadCheckpoint,
+                $"tensor '{name}' has shape [{string.Join(", ", actual)}] but the config implies [{string.Join(", ", shape)}] " +
+                "(tie_word_embeddings is set, so the head is the embedding and a stored one must have its shape)");
+    }
+
+    /// <summary>
     /// Loads the linear <paramref name="name"/> of block <paramref name="block"/>: dense <c>name.weight</c> [out, in]
     /// ([in, out] for GPT-2's Conv1D, transposed here), or factors <c>name.lowrank_A.weight</c> [out, k] and
     /// <c>name.lowrank_B.weight</c> [k, in]; plus <c>name.bias</c> [out] when <paramref name="bias"/>.

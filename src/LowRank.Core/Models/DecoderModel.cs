@@ -37,6 +37,8 @@ public abstract partial class DecoderModel : IStagedDecoder
         StreamBlocks = options.StreamBlocks && options.Device.type != DeviceType.CPU;
         lazy = options.LazyBlockWeights;
         if (config.NumLayers <= 0) throw new LrkException(ErrorCodes.BadConfig, $"num_hidden_layers must be positive (got {config.NumLayers})");
+        // Before anything is allocated per layer or per dimension (the families' constructors run after this one).
+        ModelSizeCheck.Check(config, weights.Names, weights.ShapeOf);
         blockLinears = Enumerable.Range(0, config.NumLayers).Select(_ => new List<LinearWeight>()).ToArray();
         holds = new int[config.NumLayers];
     }

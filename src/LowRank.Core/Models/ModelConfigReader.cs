@@ -39,10 +39,11 @@ public static class ModelConfigReader
     public static ModelConfig Read(string folderOrConfigJson)
     {
         var path = Directory.Exists(folderOrConfigJson) ? Path.Combine(folderOrConfigJson, FileName) : folderOrConfigJson;
+        IO.RegularFile.Require(path, ErrorCodes.BadConfig, "a model's config");
         string text;
         try
         {
-            text = File.ReadAllText(path);
+            text = IO.StrictUtf8.ReadAllText(path, ErrorCodes.BadConfig);
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
@@ -62,6 +63,7 @@ public static class ModelConfigReader
         try
         {
             using var document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 32 });
+            IO.JsonTextCheck.Check(document.RootElement, source, ErrorCodes.BadConfig);
             // JsonObject would only notice a duplicate key when first read, with an ArgumentException.
             RejectDuplicateKeys(document.RootElement, "", source);
             node = JsonNode.Parse(json, documentOptions: new JsonDocumentOptions { MaxDepth = 32 });

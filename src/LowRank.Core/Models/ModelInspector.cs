@@ -45,6 +45,7 @@ public static class ModelInspector
         using var store = TensorStore.Open(weights);
         var configPath = Path.Combine(store.Folder, ModelConfigReader.FileName);
         var config = File.Exists(configPath) ? ModelConfigReader.Read(configPath) : null;
+        if (config is not null) ModelSizeCheck.Check(config, store.Names, name => store.Info(name).Shape);
         return Inspect(store, config);
     }
 

@@ -61,7 +61,7 @@ public static class BenchCommand
         var shape = new Option<string>("--shape") { Description = "Model shape: 7b, 13b, 70b (LLaMA-2) or tiny", DefaultValueFactory = _ => "7b" };
         var layers = new Option<int?>("--layers") { Description = "Decoder blocks to synthesise (default: all of the shape; fewer = per-block timing, extrapolated)" };
         var method = new Option<string>("--method") { Description = "Compression method", DefaultValueFactory = _ => "svd-llm" };
-        var ratio = new Option<double>("--ratio") { Description = "Compression ratio (fraction removed)", DefaultValueFactory = _ => 0.5 };
+        var ratio = new Option<double>("--ratio") { Description = "Compression ratio (fraction removed)", DefaultValueFactory = _ => 0.5 }.Invariant();
         var samples = new Option<int>("--samples") { Description = "Calibration samples", DefaultValueFactory = _ => 256 };
         var seqLen = new Option<int>("--seq-len") { Description = "Tokens per calibration sample", DefaultValueFactory = _ => 2048 };
         var batch = CommonOptions.BatchSize<int>("Calibration samples per block forward", () => 16);

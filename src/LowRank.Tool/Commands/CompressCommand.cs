@@ -22,7 +22,7 @@ public static class CompressCommand
             CustomParser = result => CommonOptions.Parsed(result, text => CompressionRatio.Parse(text, "--ratio")),
         };
         var bits = new Option<int?>("--bits") { Description = "rtn/gptq: bits per weight, 8 (per output channel), 4 or 3 (group-wise, --group-size)" };
-        var targetBits = new Option<double?>("--target-bits") { Description = "SVD-LLM: instead of --ratio, a budget in bits per original weight of the block linears; every linear's rank and storage (int8/int4 factors, or dense GPTQ 8/4/3-bit or fp16) are chosen under it" };
+        var targetBits = new Option<double?>("--target-bits") { Description = "SVD-LLM: instead of --ratio, a budget in bits per original weight of the block linears; every linear's rank and storage (int8/int4 factors, or dense GPTQ 8/4/3-bit or fp16) are chosen under it" }.Invariant();
         var groupSize = new Option<int?>("--group-size") { Description = "Input columns per scale of 4- and 3-bit storage: 32, 64 or 128 (default 128)" };
         var calib = new Option<string?>("--calib") { Description = "Calibration text: a file, folder or npm:<corpus> (needed by every method but SVD)" };
         var calibStart = new Option<long?>("--calib-start") { Description = "First byte of the calibration text to use" };
@@ -59,20 +59,21 @@ public static class CompressCommand
             // --ratio is required by the low-rank methods; rtn/gptq take --bits instead (a ratio given to them, such as
             // MSBuild's default Ratio metadata, is ignored).
             if (!CompressionMethods.TryParse(result.GetValue(method), out var parsed)) return;
-            double? ratioValue;
+            double? ratioValue, targetBitsValue;
             try
             {
                 ratioValue = result.GetValue(ratio);
+                targetBitsValue = result.GetValue(targetBits);
             }
             catch (InvalidOperationException)
             {
-                return; // a bad --ratio: its parser reports it
+                return; // a bad --ratio or --target-bits: its parser reports it
             }
             if (parsed.IsQuantizationOnly())
             {
                 if (result.GetValue(bits) is null) result.AddError($"{ErrorCodes.BadMethodOption}: {parsed.Name()} needs --bits 8, 4 or 3");
             }
-            else if (result.GetValue(targetBits) is not null)
+            else if (targetBitsValue is not null)
             {
                 if (ratioValue is not null) result.AddError($"{ErrorCodes.BadRatio}: --target-bits sets the size; drop --ratio");
             }

@@ -26,7 +26,7 @@ public static class DemoCommand
         var method = new Option<string>("--method") { Description = $"Compression method: {string.Join(", ", CompressionMethods.ValidNames)}", DefaultValueFactory = _ => "svd-llm" }
             .Checked(value => CompressionMethods.Parse(value as string));
         var ratio = new Option<double>("--ratio") { Description = "Fraction of the block linears' parameters to REMOVE, in (0, 1)", DefaultValueFactory = _ => 0.4 }
-            .Checked(value => CompressionRatio.Validate((double)value!));
+            .Invariant().Checked(value => CompressionRatio.Validate((double)value!));
         var samples = new Option<int>("--samples") { Description = "Calibration samples", DefaultValueFactory = _ => CompressionDefaults.Samples };
         var seed = new Option<int>("--seed") { Description = "Seed of the calibration sampler", DefaultValueFactory = _ => CompressionDefaults.Seed };
         var output = CommonOptions.Output<string?>("Output folder (default: artifacts/demo/<model>-<method>-<ratio>, replaced on every run)");

@@ -14,7 +14,7 @@ public static class GenerateCommand
         var model = new Argument<string>("model") { Description = "A model folder, or a Hugging Face id in the local cache (org/name)" };
         var prompt = new Option<string?>("--prompt") { Description = "Text to continue; without it generation starts from BOS" };
         var maxNewTokens = new Option<int>("--max-new-tokens") { Description = "Most tokens to generate", DefaultValueFactory = _ => 128 };
-        var temperature = new Option<double>("--temperature") { Description = "0 = greedy (argmax); otherwise sample from softmax(logits / T)", DefaultValueFactory = _ => 0.0 };
+        var temperature = new Option<double>("--temperature") { Description = "0 = greedy (argmax); otherwise sample from softmax(logits / T)", DefaultValueFactory = _ => 0.0 }.Invariant();
         var seed = new Option<long>("--seed") { Description = "Seed of the sampler (temperature > 0)", DefaultValueFactory = _ => 0 };
         var dtype = new Option<string>("--dtype") { Description = "Compute dtype: fp32, fp16 or bf16", DefaultValueFactory = _ => "fp32" };
         var streamBlocks = new Option<bool>("--stream-blocks") { Description = "Keep weights on the host and move one block at a time to the device (models larger than device memory)" };

@@ -71,16 +71,33 @@ public static class SvdKernel
         if (rank < 1 || rank > full) throw new ArgumentOutOfRangeException(nameof(rank), $"rank {rank} outside [1, {full}]");
         using var scope = NewDisposeScope();
         var m = matrix.to(float64);
-        if (Resolve(algorithm, m.device) == SvdAlgorithm.Direct)
+        // LAPACK fails on NaN/Inf with a native stack (or returns garbage): say what went wrong instead.
+        NonFinite.Check(m, $"the [{m.shape[0]}, {m.shape[1]}] matrix to decompose", "the weights, or the calibration statistics that weight them, are not finite");
+        try
         {
-            var (u, s, vh) = linalg.svd(m, fullMatrices: false);
-            return new TruncatedSvd(u[.., ..(int)rank].contiguous(), s, vh[..(int)rank].contiguous());
+            if (Resolve(algorithm, m.device) == SvdAlgorithm.Direct)
+            {
+                var (u, s, vh) = linalg.svd(m, fullMatrices: false);
+                return new TruncatedSvd(u[.., ..(int)rank].contiguous(), s, vh[..(int)rank].contiguous());
+            }
+            // Decompose the smaller Gram: M Mᵀ = U Σ² Uᵀ (wide) or Mᵀ M = V Σ² Vᵀ (tall).
+            var gram = m.shape[0] <= m.shape[1] ? matmul(m, m.T) : matmul(m.T, m);
+            gram = 0.5 * (gram + gram.T);
+            var (eigenvalues, eigenvectors) = linalg.eigh(gram);
+            return FromGramEigen(m, eigenvalues, eigenvectors, rank);
         }
-        // Decompose the smaller Gram: M Mᵀ = U Σ² Uᵀ (wide) or Mᵀ M = V Σ² Vᵀ (tall).
-        var gram = m.shape[0] <= m.shape[1] ? matmul(m, m.T) : matmul(m.T, m);
-        gram = 0.5 * (gram + gram.T);
-        var (eigenvalues, eigenvectors) = linalg.eigh(gram);
-        return FromGramEigen(m, eigenvalues, eigenvectors, rank);
+        catch (System.Runtime.InteropServices.ExternalException e)
+        {
+            throw new LrkException(ErrorCodes.DecompositionFailed,
+                $"the SVD of a [{m.shape[0]}, {m.shape[1]}] matrix failed: {FirstLine(e.Message)}", e);
+        }
+    }
+
+    /// <summary>A native error's first line (libtorch appends its C++ stack to the message).</summary>
+    internal static string FirstLine(string message)
+    {
+        var end = message.IndexOfAny(['\r', '\n']);
+        return (end < 0 ? message : message[..end]).Trim();
     }
 
     private static TruncatedSvd FromGramEigen(Tensor m, Tensor eigenvalues, Tensor eigenvectors, long rank)

@@ -86,6 +86,7 @@ public sealed class Whitening : IDisposable
     {
         using var scope = NewDisposeScope();
         var h = Symmetrize(gram);
+        CheckFinite(h);
         var n = h.shape[0];
         var trace = h.diagonal().sum().item<double>();
         if (!(trace > 0)) return IdentityOf(n, h.device);
@@ -107,6 +108,7 @@ public sealed class Whitening : IDisposable
     {
         using var scope = NewDisposeScope();
         var h = Symmetrize(gram);
+        CheckFinite(h);
         var (eigenvalues, eigenvectors) = linalg.eigh(h);
         var largest = eigenvalues[-1].item<double>();
         if (!(largest > 0)) return IdentityOf(h.shape[0], h.device);
@@ -115,6 +117,10 @@ public sealed class Whitening : IDisposable
         var roots = eigenvalues.clamp_min(floor).sqrt();
         return new Whitening(WhiteningKind.Eigen, eigenvectors * roots.unsqueeze(0), roots, 0, clamped);
     }
+
+    /// <summary>A NaN trace would otherwise read as "no signal" and whiten with the identity, silently.</summary>
+    private static void CheckFinite(Tensor h) =>
+        NonFinite.Check(h, $"the [{h.shape[0]}, {h.shape[1]}] calibration Gram", "the activations overflowed: the weights or norms upstream are not finite, or the compute dtype is too narrow (use --dtype fp32)");
 
     private static Whitening IdentityOf(long n, Device device) =>
         new(WhiteningKind.Identity, eye(n, dtype: float64, device: device), null, 0, 0);

@@ -239,8 +239,12 @@ internal sealed class CompressionRun : IDisposable
     }
 
     /// <summary>The dense weight of a linear on the compute device (fp64 math happens there).</summary>
-    public Tensor WeightOnDevice(LinearWeight linear) =>
-        (linear.Weight ?? throw new LrkException(ErrorCodes.BadMethodOption, $"{linear.Name} is already factorised: compress an uncompressed model")).to(Device);
+    public Tensor WeightOnDevice(LinearWeight linear)
+    {
+        var weight = (linear.Weight ?? throw new LrkException(ErrorCodes.BadMethodOption, $"{linear.Name} is already factorised: compress an uncompressed model")).to(Device);
+        NonFinite.Check(weight, $"{linear.Name}: the weight", "a checkpoint with non-finite weights cannot be compressed");
+        return weight;
+    }
 
     /// <summary>Installs factors on a linear (in its dtype, on its home device) and records it.</summary>
     public void Apply(LinearWeight linear, LowRankFactors factors, string? whitening = null, double? objectiveBefore = null, double? objectiveAfter = null)

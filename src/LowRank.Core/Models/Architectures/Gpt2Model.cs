@@ -66,6 +66,7 @@ public sealed class Gpt2Model : DecoderModel
             }
             lnFWeight = Take($"{prefix}ln_f.weight", hidden);
             lnFBias = Take($"{prefix}ln_f.bias", hidden);
+            if (config.TieWordEmbeddings) CheckTiedHead("lm_head.weight", vocab, hidden);
             lmHead = config.TieWordEmbeddings || !Has("lm_head.weight") ? wte : Take("lm_head.weight", vocab, hidden);
         }
         catch

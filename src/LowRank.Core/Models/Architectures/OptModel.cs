@@ -87,6 +87,7 @@ public sealed class OptModel : DecoderModel
                 finalLayerNormWeight = Take($"{prefix}.final_layer_norm.weight", hidden);
                 finalLayerNormBias = Take($"{prefix}.final_layer_norm.bias", hidden);
             }
+            if (config.TieWordEmbeddings) CheckTiedHead("lm_head.weight", vocab, projDim);
             lmHead = config.TieWordEmbeddings || !Has("lm_head.weight") ? embedTokens : Take("lm_head.weight", vocab, projDim);
         }
         catch

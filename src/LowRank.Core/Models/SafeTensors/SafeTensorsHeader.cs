@@ -44,6 +44,8 @@ public sealed class SafeTensorsHeader
     /// <summary>Reads and validates the header of the file at <paramref name="path"/>.</summary>
     public static SafeTensorsHeader Read(string path)
     {
+        // Opening a FIFO blocks until a writer comes; a device never ends.
+        IO.RegularFile.Require(path, ErrorCodes.BadSafetensors, "model weights");
         try
         {
             using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.None);
@@ -107,7 +109,9 @@ public sealed class SafeTensorsHeader
             var seen = new HashSet<string>(StringComparer.Ordinal);
             foreach (var property in root.EnumerateObject())
             {
-                if (!seen.Add(property.Name))
+                // "\ud800" is valid JSON but no text: such a name cannot be decoded, printed or written again.
+                var name = Text(path, () => property.Name, "a tensor name");
+                if (!seen.Add(name))
                     throw Bad(path, property.Name == "__metadata__" ? "'__metadata__' appears twice in the header" : $"tensor '{property.Name}' is declared twice in the header");
                 if (property.Name == "__metadata__")
                     ReadMetadata(path, property.Value, metadata);
@@ -119,6 +123,22 @@ public sealed class SafeTensorsHeader
         }
     }
 
+    /// <summary>A JSON string of the header; one holding an escaped lone surrogate ("\ud800", valid JSON but not text) is
+    /// <see cref="ErrorCodes.BadSafetensors"/>.</summary>
+    private static string Text(string path, Func<string> read, string what)
+    {
+        string text;
+        try
+        {
+            text = read();
+        }
+        catch (InvalidOperationException)
+        {
+            throw Bad(path, $"{what} holds a lone UTF-16 surrogate escape (such as \\ud800): not text");
+        }
+        return IO.StrictUtf8.IsWellFormed(text) ? text : throw Bad(path, $"{what} ('{IO.StrictUtf8.Printable(text)}') is not well-formed text");
+    }
+
     private static void ReadMetadata(string path, JsonElement value, Dictionary<string, string> metadata)
     {
         if (value.ValueKind != JsonValueKind.Object)
@@ -127,6 +147,8 @@ public sealed class SafeTensorsHeader
         {
             if (entry.Value.ValueKind != JsonValueKind.String)
                 throw Bad(path, $"'__metadata__' value of '{entry.Name}' must be a string, found {Describe(entry.Value.ValueKind)}");
+            var key = Text(path, () => entry.Name, "a '__metadata__' key");
+            Text(path, () => entry.Value.GetString()!, $"the '__metadata__' value of '{key}'");
             if (!metadata.TryAdd(entry.Name, entry.Value.GetString()!))
                 throw Bad(path, $"'__metadata__' key '{entry.Name}' appears twice");
         }

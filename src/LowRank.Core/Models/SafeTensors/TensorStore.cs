@@ -157,6 +157,7 @@ public sealed class TensorStore : IDisposable
     /// <summary>Parses <c>weight_map</c> (tensor → shard file name). Shard names must stay inside the model folder.</summary>
     private static List<(string Name, string Shard)> ReadIndex(string folder, string indexPath)
     {
+        IO.RegularFile.Require(indexPath, ErrorCodes.BadShardIndex, "a shard index");
         JsonDocument document;
         try
         {
@@ -178,6 +179,7 @@ public sealed class TensorStore : IDisposable
         }
         using (document)
         {
+            IO.JsonTextCheck.Check(document.RootElement, indexPath, ErrorCodes.BadShardIndex);
             if (document.RootElement.ValueKind != JsonValueKind.Object)
                 throw BadIndex(indexPath, "must be a JSON object with a 'weight_map'");
             if (!document.RootElement.TryGetProperty("weight_map", out var map) || map.ValueKind != JsonValueKind.Object)

@@ -76,7 +76,8 @@ public sealed partial class ByteLevelBpeTokenizer : ITokenizer
         List<string> merges;
         try
         {
-            merges = File.ReadLines(mergesTxt).Where(line => line.Length > 0 && !line.StartsWith("#version", StringComparison.Ordinal)).ToList();
+            merges = IO.StrictUtf8.ReadAllText(mergesTxt, ErrorCodes.BadTokenizer).Split('\n').Select(line => line.TrimEnd('\r'))
+                .Where(line => line.Length > 0 && !line.StartsWith("#version", StringComparison.Ordinal)).ToList();
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

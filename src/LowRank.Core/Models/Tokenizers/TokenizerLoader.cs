@@ -15,6 +15,9 @@ public static class TokenizerLoader
     public static ITokenizer? Load(string folder, ModelConfig? config = null)
     {
         string In(string name) => Path.Combine(folder, name);
+        // A FIFO or device under a tokenizer's name would block the read or never end.
+        foreach (var name in new[] { Llama2cTokenizer.FileName, TokenizerSettings.FileName, TokenizerJson.FileName, SentencePieceFileName, VocabFileName, MergesFileName })
+            IO.RegularFile.Require(In(name), ErrorCodes.BadTokenizer, "tokenizer files");
         if (File.Exists(In(Llama2cTokenizer.FileName))) return Llama2cTokenizer.Load(In(Llama2cTokenizer.FileName));
         var settings = TokenizerSettings.Read(folder, config);
         if (File.Exists(In(TokenizerJson.FileName))) return TokenizerJson.Load(In(TokenizerJson.FileName), settings);
