@@ -156,5 +156,16 @@ public class RemoteCacheTests(PackedFeed feed, ITestOutputHelper output)
         output.WriteLine(d.Output);
         Assert.Matches(@"LowRank warning LRK5009: the remote cache .* refused to push to it \(403 Forbidden\); check the API key: it came from the property LowRankRemoteCacheApiKey", d.Output);
         Assert.Single(server.Packages);
+
+        // Machine E has neither the property nor the variable, so the key would come from nuget.config's apikeys, which
+        // NuGet encrypts with Windows DPAPI: here that is said with LRK5009 before anything is sent, not a bare 403.
+        File.WriteAllText(fixture.PathOf("nuget.config"), File.ReadAllText(fixture.PathOf("nuget.config")).Replace("</configuration>",
+            $"  <apikeys>\n    <add key=\"{server.ServiceIndex}\" value=\"AQAAANCMnd8BFdERjHoAwE/Cl+sBAAAA\" />\n  </apikeys>\n</configuration>", StringComparison.Ordinal));
+        var pushes = server.Requests.Count(r => r.Method == "PUT");
+        App("app-e", ratio: "0.4");
+        var e = Dotnet.Run(fixture.PathOf("app-e"), Machine(fixture.PathOf("cache-e")), "build", "-nologo", "-p:LowRankRemoteCachePush=true").ShouldSucceed();
+        output.WriteLine(e.Output);
+        Assert.Contains($"LowRank warning LRK5009: the API key for {server.ServiceIndex} (source '{Source}') in nuget.config's apikeys cannot be decrypted here", e.Output, StringComparison.Ordinal);
+        Assert.Equal(pushes, server.Requests.Count(r => r.Method == "PUT"));
     }
 }

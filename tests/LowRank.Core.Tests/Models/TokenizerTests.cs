@@ -126,4 +126,26 @@ public sealed class TokenizerTests
         Assert.Null(TokenizerLoader.Load(temp.Path));
         Assert.Equal(ErrorCodes.BadTokenizer, Assert.Throws<LrkException>(() => TokenizerLoader.LoadRequired(temp.Path)).Code);
     }
+
+    /// <summary>Fields of the wrong JSON type in a real tokenizer.json (found by bench fuzz, tokenizer family): LRK2005, not LRK0001.</summary>
+    [Theory]
+    [InlineData("added-id-string")]
+    [InlineData("added-id-negative")]
+    [InlineData("model-type-number")]
+    public void Tokenizer_json_fields_of_the_wrong_type_are_rejected_with_a_code(string what)
+    {
+        using var temp = new TempFolder();
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(RepoPaths.Root, "models", "llama-moby", "tokenizer.json")))!.AsObject();
+        var added = new System.Text.Json.Nodes.JsonObject { ["content"] = "<x>", ["special"] = true };
+        switch (what)
+        {
+            case "added-id-string": added["id"] = "a"; json["added_tokens"] = new System.Text.Json.Nodes.JsonArray(added); break;
+            case "added-id-negative": added["id"] = -5; json["added_tokens"] = new System.Text.Json.Nodes.JsonArray(added); break;
+            default: json["model"]!["type"] = 5; break;
+        }
+        File.WriteAllText(temp.File("tokenizer.json"), json.ToJsonString());
+        var e = Assert.Throws<LrkException>(() => TokenizerLoader.Load(temp.Path));
+        Assert.Equal(ErrorCodes.BadTokenizer, e.Code);
+        Assert.Contains(temp.File("tokenizer.json"), e.Message, StringComparison.Ordinal);
+    }
 }

@@ -15,6 +15,19 @@ public static class TokenizerJson
 
     public static ITokenizer Load(string path, TokenizerSettings settings)
     {
+        try
+        {
+            return LoadCore(path, settings);
+        }
+        catch (InvalidOperationException e)
+        {
+            // JsonNode's typed reads (GetValue<string>() on a number, …): a field of the wrong JSON type.
+            throw Bad(path, $"has a value of the wrong JSON type ({e.Message})");
+        }
+    }
+
+    private static ITokenizer LoadCore(string path, TokenizerSettings settings)
+    {
         var root = ParseObject(path);
         var model = root["model"] as JsonObject ?? throw Bad(path, "has no 'model' object");
         var type = model["type"]?.GetValue<string>();
@@ -28,8 +41,10 @@ public static class TokenizerJson
         {
             foreach (var token in addedTokens.OfType<JsonObject>())
             {
-                if (token["special"]?.GetValueKind() == JsonValueKind.True && token["content"]?.GetValue<string>() is { } content && token["id"] is JsonValue id)
-                    added[content] = id.GetValue<int>();
+                if (token["special"]?.GetValueKind() != JsonValueKind.True || token["content"]?.GetValue<string>() is not { } content) continue;
+                if (token["id"] is not JsonValue id || !id.TryGetValue<int>(out var number) || number < 0)
+                    throw Bad(path, $"added token '{content}' has no non-negative integer id");
+                added[content] = number;
             }
         }
         var all = new Dictionary<string, int>(vocabulary, StringComparer.Ordinal);
