@@ -13,27 +13,12 @@ namespace LowRank.Bench;
 
 /// <summary>What <c>dotnet lowrank bench methods</c> measures: every method × ratio on one model, one calibration set,
 /// one evaluation text.</summary>
-public sealed record MethodBenchmarkOptions
+public sealed record MethodBenchmarkOptions : BenchmarkSetup
 {
-    public required string Model { get; init; }
     public required IReadOnlyList<CompressionMethod> Methods { get; init; }
     /// <summary>Extra rows: a method with its own option overrides (ablations), after <see cref="Methods"/>.</summary>
     public IReadOnlyList<MethodVariant> Variants { get; init; } = [];
     public required IReadOnlyList<double> Ratios { get; init; }
-    public required string Calibration { get; init; }
-    public long? CalibrationByteStart { get; init; }
-    public long? CalibrationByteEnd { get; init; }
-    public required string Evaluation { get; init; }
-    public long? EvaluationByteStart { get; init; }
-    public long? EvaluationByteEnd { get; init; }
-    public string Protocol { get; init; } = TokenProtocol.StreamName;
-    public int Window { get; init; } = 512;
-    public int Samples { get; init; } = 256;
-    public int? SeqLen { get; init; }
-    public int Seed { get; init; } = CompressionDefaults.Seed;
-    public DeviceRequest Device { get; init; } = DeviceRequest.Auto;
-    /// <summary>Option overrides applied to every run (<see cref="CompressionOptionsText"/>), e.g. BatchSize=16.</summary>
-    public IReadOnlyList<string> Set { get; init; } = [];
     /// <summary>Held-out samples of the calibration text (<see cref="HeldOutSampler"/>): their perplexity is reported beside
     /// the evaluation text's, as the number defaults are chosen on. 0 = none.</summary>
     public int HeldOut { get; init; }
@@ -183,20 +168,11 @@ public static class MethodBenchmark
     public static MethodBenchmarkResult Run(MethodBenchmarkOptions options, Action<string>? log = null, CancellationToken cancellationToken = default)
     {
         using var original = ModelLoader.Load(options.Model, new ModelLoadOptions { Device = options.Device });
-        var tokenizer = original.Tokenizer ?? throw new LrkException(ErrorCodes.BadTokenizer, $"{options.Model} has no tokenizer");
-        var protocol = TokenProtocol.Parse(options.Protocol);
-        var evalSource = TextSources.Load(options.Evaluation, new TextSourceOptions { ByteStart = options.EvaluationByteStart, ByteEnd = options.EvaluationByteEnd });
-        var evalTokens = protocol.Encode(tokenizer, evalSource, cancellationToken).Tokens;
-        var calibSource = TextSources.Load(options.Calibration, new TextSourceOptions { ByteStart = options.CalibrationByteStart, ByteEnd = options.CalibrationByteEnd });
-        var calibStream = protocol.Encode(tokenizer, calibSource, cancellationToken);
-        var calibrationOptions = new CalibrationOptions
-        {
-            Samples = options.Samples,
-            SeqLen = options.SeqLen ?? CalibrationSampler.DefaultSeqLen(original.Config),
-            Seed = options.Seed,
-        };
-        using var calibration = CalibrationSampler.Sample(calibStream, calibSource, calibrationOptions);
-        using var heldOut = options.HeldOut > 0 ? HeldOutSampler.Sample(calibStream, calibrationOptions, options.HeldOut) : null;
+        var texts = options.LoadTexts(original, cancellationToken);
+        var tokenizer = original.Tokenizer!; // LoadTexts has checked it
+        var (protocol, evalTokens) = (texts.Protocol, texts.EvaluationTokens);
+        using var calibration = texts.SampleCalibration();
+        using var heldOut = options.HeldOut > 0 ? HeldOutSampler.Sample(texts.CalibrationStream, texts.Sampler, options.HeldOut) : null;
         var tasks = options.Tasks.Select(TaskFile.Read).ToArray();
         var perplexity = new PerplexityOptions { WindowLength = options.Window };
         var baseline = PerplexityEvaluator.Evaluate(original.Model, evalTokens, perplexity, cancellation: cancellationToken);
@@ -236,7 +212,7 @@ public static class MethodBenchmark
                     $"  (achieved {report.Ratio.AchievedLinearRatio:F4} linears / {report.Ratio.AchievedModelRatio:F4} model; compress {compressSeconds:F1} s, eval {result.Seconds:F1} s)");
             }
         }
-        return new MethodBenchmarkResult(original.Folder, baseline.Perplexity, baseline.MeanNll, baseline.ScoredTokens, evalSource.Description,
+        return new MethodBenchmarkResult(original.Folder, baseline.Perplexity, baseline.MeanNll, baseline.ScoredTokens, texts.EvaluationSource.Description,
             protocol.Name, options.Window, calibration.Protocol, original.Model.Device.ToString(), MachineDescription(),
             DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture), rows)
         {

@@ -15,21 +15,11 @@ namespace LowRank.Bench;
 /// <summary>What <c>dotnet lowrank bench quant</c> measures on one model: perplexity against the bytes of the block
 /// linears for dense fp16, the rtn/gptq baselines, the low-rank methods with fp16/int8/int4 factors, and
 /// <c>--target-bits</c>.</summary>
-public sealed record QuantBenchmarkOptions
+public sealed record QuantBenchmarkOptions : BenchmarkSetup
 {
-    public required string Model { get; init; }
-    public required string Calibration { get; init; }
-    public long? CalibrationByteStart { get; init; }
-    public long? CalibrationByteEnd { get; init; }
-    public required string Evaluation { get; init; }
-    public long? EvaluationByteStart { get; init; }
-    public long? EvaluationByteEnd { get; init; }
-    public string Protocol { get; init; } = TokenProtocol.StreamName;
-    public int Window { get; init; } = 512;
-    public int Samples { get; init; } = 128;
-    public int? SeqLen { get; init; }
-    public int Seed { get; init; } = CompressionDefaults.Seed;
-    public DeviceRequest Device { get; init; } = DeviceRequest.Auto;
+    /// <summary>128 calibration samples by default (half the papers' 256: this benchmark runs many configurations).</summary>
+    public QuantBenchmarkOptions() => Samples = 128;
+
     public IReadOnlyList<CompressionMethod> Methods { get; init; } = [CompressionMethod.SvdLlm, CompressionMethod.AdaSvd, CompressionMethod.LcSvd];
     public IReadOnlyList<double> Ratios { get; init; } = [0.2, 0.4, 0.6];
     /// <summary>Factor storages: fp16, or quantized spellings (<see cref="CompressionOptions.FactorFormat"/>).</summary>
@@ -39,8 +29,6 @@ public sealed record QuantBenchmarkOptions
     public IReadOnlyList<double> TargetBits { get; init; } = [3, 4];
     /// <summary>Also run <c>--target-bits</c> at the bits per weight GPTQ 3-bit measured (the same bytes as that baseline).</summary>
     public bool MatchGptq3 { get; init; } = true;
-    /// <summary>Option overrides applied to every run (<see cref="CompressionOptionsText"/>), e.g. GroupSize=64.</summary>
-    public IReadOnlyList<string> Set { get; init; } = [];
 }
 
 /// <summary>One measured configuration. <see cref="Bytes"/>: the block linears' weights as stored (float factors and
@@ -132,17 +120,9 @@ public static class QuantBenchmark
     public static QuantBenchmarkResult Run(QuantBenchmarkOptions options, Action<string>? log = null, CancellationToken cancellationToken = default)
     {
         using var original = ModelLoader.Load(options.Model, new ModelLoadOptions { Device = options.Device });
-        var tokenizer = original.Tokenizer ?? throw new LrkException(ErrorCodes.BadTokenizer, $"{options.Model} has no tokenizer");
-        var protocol = TokenProtocol.Parse(options.Protocol);
-        var evalSource = TextSources.Load(options.Evaluation, new TextSourceOptions { ByteStart = options.EvaluationByteStart, ByteEnd = options.EvaluationByteEnd });
-        var evalTokens = protocol.Encode(tokenizer, evalSource, cancellationToken).Tokens;
-        var calibSource = TextSources.Load(options.Calibration, new TextSourceOptions { ByteStart = options.CalibrationByteStart, ByteEnd = options.CalibrationByteEnd });
-        using var calibration = CalibrationSampler.Sample(protocol.Encode(tokenizer, calibSource, cancellationToken), calibSource, new CalibrationOptions
-        {
-            Samples = options.Samples,
-            SeqLen = options.SeqLen ?? CalibrationSampler.DefaultSeqLen(original.Config),
-            Seed = options.Seed,
-        });
+        var texts = options.LoadTexts(original, cancellationToken);
+        var (protocol, evalTokens) = (texts.Protocol, texts.EvaluationTokens);
+        using var calibration = texts.SampleCalibration();
         var perplexity = new PerplexityOptions { WindowLength = Math.Min(options.Window, original.Config.MaxPositions) };
         var points = new List<QuantBenchmarkPoint>();
         var weights = Linears(original.Model).Sum(l => l.OutFeatures * l.InFeatures);
@@ -234,7 +214,7 @@ public static class QuantBenchmark
             Measure("target-bits (SVD-LLM)", CompressionMethod.SvdLlm.Name(), null, "mixed", target, loaded.Model, clock.Elapsed.TotalSeconds, quantization.RtnFallbacks);
         }
 
-        return new QuantBenchmarkResult(original.Folder, evalSource.Description, protocol.Name, perplexity.WindowLength,
+        return new QuantBenchmarkResult(original.Folder, texts.EvaluationSource.Description, protocol.Name, perplexity.WindowLength,
             scored, calibration.Protocol, weights, original.Model.Device.ToString(), MethodBenchmark.MachineDescription(),
             DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture), points);
     }

@@ -1,14 +1,3 @@
-using System.Diagnostics;
-using System.Globalization;
-using System.Runtime.InteropServices;
-using System.Text.Json.Nodes;
-using LowRank.Artifacts;
-using LowRank.Compression;
-using LowRank.Models;
-using LowRank.Torch;
-using TorchSharp;
-using static TorchSharp.torch;
-
 namespace LowRank.Bench;
 
 /// <summary>One sampled linear of the accuracy check (relative Frobenius errors of the product A·B, and of Grams).</summary>

@@ -1,13 +1,5 @@
-using System.Diagnostics;
-using System.Globalization;
-using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
-using LowRank.Artifacts;
 using LowRank.Compression;
-using LowRank.Models;
-using LowRank.Torch;
-using TorchSharp;
-using static TorchSharp.torch;
 
 namespace LowRank.Bench;
 

@@ -81,8 +81,17 @@ public static class Compressor
         ArgumentNullException.ThrowIfNull(options);
         if (options.FactorQuantizer == Quantization.Quantizer.Gptq) CheckCalibration(calibrationIds, model, options);
         using var run = new CompressionRun(model, options, calibrationIds, progress, cancellationToken);
-        return QuantizationPass.Run(run, formatOf, options.FactorQuantizer, original);
+        return QuantizationPass.Run(run, formatOf, options.FactorQuantizer, RefitsToOriginal(options.Method) ? original : null);
     }
+
+    /// <summary>
+    /// Whether quantized factors are refitted to the linear's original weight W (<see cref="Quantization.FactorQuantizer"/>'s
+    /// target) or to the method's own product A·B. SVD, FWSVD, ASVD, SVD-LLM (V2) and AdaSVD fit each linear to its own
+    /// W, so the refit to W continues their objective. LC-SVD fits a block's factors together to the block's output
+    /// (its error-driven rank search and collaborative refits): pulling each linear back to W undoes that, so its factors
+    /// are quantized against A·B and the refit only absorbs the rounding of B.
+    /// </summary>
+    public static bool RefitsToOriginal(CompressionMethod method) => method != CompressionMethod.LcSvd;
 
     /// <summary>Every method but SVD and RTN needs calibration data (RTN uses it only to report its objective).</summary>
     public static bool NeedsCalibration(CompressionMethod method) => method is not (CompressionMethod.Svd or CompressionMethod.Rtn);

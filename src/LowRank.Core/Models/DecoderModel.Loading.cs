@@ -1,9 +1,8 @@
-using System.Runtime.InteropServices;
 using LowRank.Quantization;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LowRank.Models;
+
 /// <summary>Weight loading with shape checks: dense, factorised and quantized linears, the other tensors.</summary>
 public abstract partial class DecoderModel
 {

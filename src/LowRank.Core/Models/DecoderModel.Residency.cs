@@ -1,9 +1,8 @@
-using System.Runtime.InteropServices;
-using LowRank.Quantization;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LowRank.Models;
+
 /// <summary>Block residency: holding a block on the device while it runs, streaming and lazy reading, read-ahead.</summary>
 public abstract partial class DecoderModel
 {

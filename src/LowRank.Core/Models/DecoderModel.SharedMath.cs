@@ -1,9 +1,8 @@
-using System.Runtime.InteropServices;
-using LowRank.Quantization;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LowRank.Models;
+
 /// <summary>The math the families share: causal attention, head splitting, embedding lookup, activations.</summary>
 public abstract partial class DecoderModel
 {

@@ -1,9 +1,9 @@
 using System.Runtime.InteropServices;
-using LowRank.Quantization;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LowRank.Models;
+
 /// <summary>
 /// What the three architectures share: weight loading with shape checks (dense or factorised linears, PyTorch or
 /// Conv1D layout), the <see cref="OtherTensors"/> table, block streaming, incremental decoding with a

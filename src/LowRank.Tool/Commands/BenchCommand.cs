@@ -149,33 +149,20 @@ public static class BenchCommand
 
     private static Command Methods()
     {
-        var model = new Argument<string>("model") { Description = "Model folder (HF layout)" };
+        var setup = new BenchSetupOptions("Perplexity window W (non-overlapping)", CompressionDefaults.Samples, "Compression option Name=Value for every run, repeatable");
         var methods = new Option<string>("--methods") { Description = "Comma-separated methods, 'all', or 'none' (only --variant rows)", DefaultValueFactory = _ => "all" };
         var variants = new Option<string[]>("--variant") { Description = "Extra row LABEL=METHOD[;Name=Value…] (an ablation), repeatable" };
         var heldOut = new Option<int>("--held-out") { Description = "Held-out calibration samples (disjoint from the calibration windows) whose perplexity is also reported", DefaultValueFactory = _ => 0 };
         var tasks = new Option<string[]>("--tasks") { Description = "Zero-shot task files scored for the original and every row", AllowMultipleArgumentsPerToken = true };
         var diagnose = new Option<bool>("--diagnose") { Description = "Per-block drift and per-linear errors of every row against the original (calibration and held-out samples)" };
         var ratios = new Option<string>("--ratios") { Description = "Comma-separated compression ratios (fraction removed)", DefaultValueFactory = _ => "0.2,0.4,0.6" };
-        var calib = new Option<string>("--calib") { Description = "Calibration text", Required = true };
-        var calibStart = new Option<long?>("--calib-start") { Description = "First byte of the calibration text" };
-        var calibEnd = new Option<long?>("--calib-end") { Description = "Byte after the last calibration byte" };
-        var eval = new Option<string>("--eval") { Description = "Evaluation text", Required = true };
-        var evalStart = new Option<long?>("--eval-start") { Description = "First byte of the evaluation text" };
-        var evalEnd = new Option<long?>("--eval-end") { Description = "Byte after the last evaluation byte" };
-        var protocol = CommonOptions.Protocol("Text → token protocol of both texts: stream or plain");
-        var window = new Option<int>("--window") { Description = "Perplexity window W (non-overlapping)", DefaultValueFactory = _ => 512 };
-        var samples = new Option<int>("--samples") { Description = "Calibration samples N", DefaultValueFactory = _ => CompressionDefaults.Samples };
-        var seqLen = new Option<int?>("--seq-len") { Description = "Tokens per calibration sample (default: min(2048, context))" };
-        var seed = new Option<int>("--seed") { Description = "Calibration sampler seed", DefaultValueFactory = _ => CompressionDefaults.Seed };
-        var set = new Option<string[]>("--set") { Description = "Compression option Name=Value for every run, repeatable" };
         var markdown = new Option<string?>("--markdown") { Description = "Also write the table and the setup as Markdown to this file" };
-        var device = CommonOptions.Device();
         var json = CommonOptions.Json();
         var command = new Command("methods", "Compress a model with every method at every ratio and report WikiText-style perplexity.")
         {
-            model, methods, variants, ratios, calib, calibStart, calibEnd, eval, evalStart, evalEnd, protocol, window, samples, seqLen, seed, set,
-            heldOut, tasks, diagnose, markdown, device, json,
+            methods, variants, ratios, heldOut, tasks, diagnose, markdown, json,
         };
+        setup.AddTo(command);
         command.SetAction((parse, token) =>
         {
             var methodText = parse.GetValue(methods)!;
@@ -190,30 +177,17 @@ public static class BenchCommand
             var ratioList = parse.GetValue(ratios)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(r => CompressionRatio.Parse(r, "--ratios")).ToArray();
             var asJson = parse.GetValue(json);
-            var result = MethodBenchmark.Run(new MethodBenchmarkOptions
+            var result = MethodBenchmark.Run(setup.Fill(new MethodBenchmarkOptions
             {
-                Model = parse.GetValue(model)!,
+                Model = "", Calibration = "", Evaluation = "", // set by Fill
                 Methods = methodList,
                 Variants = variantList,
                 Ratios = ratioList,
-                Calibration = parse.GetValue(calib)!,
-                CalibrationByteStart = parse.GetValue(calibStart),
-                CalibrationByteEnd = parse.GetValue(calibEnd),
-                Evaluation = parse.GetValue(eval)!,
-                EvaluationByteStart = parse.GetValue(evalStart),
-                EvaluationByteEnd = parse.GetValue(evalEnd),
-                Protocol = parse.GetValue(protocol)!,
-                Window = parse.GetValue(window),
-                Samples = parse.GetValue(samples),
-                SeqLen = parse.GetValue(seqLen),
-                Seed = parse.GetValue(seed),
-                Device = TorchBackend.ParseDevice(parse.GetValue(device)),
-                Set = parse.GetValue(set) ?? [],
                 HeldOut = parse.GetValue(heldOut),
                 Tasks = parse.GetValue(tasks) ?? [],
                 Diagnose = parse.GetValue(diagnose),
-            }, line => Console.Error.WriteLine(line), token);
-            var table = Describe(result, parse.GetValue(set) ?? []);
+            }, parse), line => Console.Error.WriteLine(line), token);
+            var table = Describe(result, parse.GetValue(setup.Set) ?? []);
             if (parse.GetValue(markdown) is { } path)
             {
                 var temp = path + ".tmp";
@@ -229,31 +203,19 @@ public static class BenchCommand
 
     private static Command Quant()
     {
-        var model = new Argument<string>("model") { Description = "Model folder (HF layout)" };
+        var setup = new BenchSetupOptions("Perplexity window W (non-overlapping; at most the model's context)", 128, "Compression option Name=Value for every run, repeatable (e.g. GroupSize=64)");
         var methods = new Option<string>("--methods") { Description = "Comma-separated low-rank methods", DefaultValueFactory = _ => "svd-llm,adasvd,lc-svd" };
         var ratios = new Option<string>("--ratios") { Description = "Comma-separated compression ratios of the low-rank methods", DefaultValueFactory = _ => "0.2,0.4,0.6" };
         var factorDtypes = new Option<string>("--factor-dtypes") { Description = "Comma-separated factor storages: fp16, int8, int4[-gN][-zp], int3…", DefaultValueFactory = _ => "fp16,int8,int4" };
         var bits = new Option<string>("--bits") { Description = "Comma-separated bit widths of the rtn and gptq baselines", DefaultValueFactory = _ => "8,4,3" };
         var targetBits = new Option<string>("--target-bits") { Description = "Comma-separated --target-bits budgets (SVD-LLM allocation)", DefaultValueFactory = _ => "3,4" };
-        var calib = new Option<string>("--calib") { Description = "Calibration text", Required = true };
-        var calibStart = new Option<long?>("--calib-start") { Description = "First byte of the calibration text" };
-        var calibEnd = new Option<long?>("--calib-end") { Description = "Byte after the last calibration byte" };
-        var eval = new Option<string>("--eval") { Description = "Evaluation text", Required = true };
-        var evalStart = new Option<long?>("--eval-start") { Description = "First byte of the evaluation text" };
-        var evalEnd = new Option<long?>("--eval-end") { Description = "Byte after the last evaluation byte" };
-        var protocol = CommonOptions.Protocol("Text → token protocol of both texts: stream or plain");
-        var window = new Option<int>("--window") { Description = "Perplexity window W (non-overlapping; at most the model's context)", DefaultValueFactory = _ => 512 };
-        var samples = new Option<int>("--samples") { Description = "Calibration samples N", DefaultValueFactory = _ => 128 };
-        var seqLen = new Option<int?>("--seq-len") { Description = "Tokens per calibration sample (default: min(2048, context))" };
-        var seed = new Option<int>("--seed") { Description = "Calibration sampler seed", DefaultValueFactory = _ => CompressionDefaults.Seed };
-        var set = new Option<string[]>("--set") { Description = "Compression option Name=Value for every run, repeatable (e.g. GroupSize=64)" };
         var report = new Option<string?>("--report") { Description = "Folder for quant-<model>.json, .md and .png (perplexity against bytes)" };
-        var device = CommonOptions.Device();
         var json = CommonOptions.Json();
         var command = new Command("quant", "Perplexity against the bytes of the block linears: dense fp16, RTN and GPTQ, the low-rank methods with fp16/int8/int4 factors, --target-bits.")
         {
-            model, methods, ratios, factorDtypes, bits, targetBits, calib, calibStart, calibEnd, eval, evalStart, evalEnd, protocol, window, samples, seqLen, seed, set, report, device, json,
+            methods, ratios, factorDtypes, bits, targetBits, report, json,
         };
+        setup.AddTo(command);
         command.SetAction((parse, token) =>
         {
             static string[] List(string text) => text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
@@ -265,34 +227,21 @@ public static class BenchCommand
             var methodList = List(parse.GetValue(methods)!).Select(CompressionMethods.Parse).ToArray();
             if (methodList.FirstOrDefault(m => m.IsQuantizationOnly()) is var q && q.IsQuantizationOnly())
                 throw new LrkException(ErrorCodes.BadArgument, $"--methods lists the low-rank methods; {q.Name()} is always measured");
-            var result = QuantBenchmark.Run(new QuantBenchmarkOptions
+            var result = QuantBenchmark.Run(setup.Fill(new QuantBenchmarkOptions
             {
-                Model = parse.GetValue(model)!,
+                Model = "", Calibration = "", Evaluation = "", // set by Fill
                 Methods = methodList,
                 Ratios = ratioList,
                 FactorDtypes = storages,
                 Bits = List(parse.GetValue(bits)!).Select(b => (int)Number(b)).ToArray(),
                 TargetBits = List(parse.GetValue(targetBits)!).Select(Number).ToArray(),
-                Calibration = parse.GetValue(calib)!,
-                CalibrationByteStart = parse.GetValue(calibStart),
-                CalibrationByteEnd = parse.GetValue(calibEnd),
-                Evaluation = parse.GetValue(eval)!,
-                EvaluationByteStart = parse.GetValue(evalStart),
-                EvaluationByteEnd = parse.GetValue(evalEnd),
-                Protocol = parse.GetValue(protocol)!,
-                Window = parse.GetValue(window),
-                Samples = parse.GetValue(samples),
-                SeqLen = parse.GetValue(seqLen),
-                Seed = parse.GetValue(seed),
-                Device = TorchBackend.ParseDevice(parse.GetValue(device)),
-                Set = parse.GetValue(set) ?? [],
-            }, line => Console.Error.WriteLine(line), token);
+            }, parse), line => Console.Error.WriteLine(line), token);
             var c = result.Calibration;
             var text = $"""
                 Model: {result.Model} ({result.LinearWeights:N0} block-linear weights)
                 Evaluation: {result.Evaluation}; protocol {result.Protocol}, windows of {result.Window} tokens, {result.ScoredTokens:N0} tokens
                 Calibration: {c.Samples} × {c.SeqLen} tokens from {c.Source} (seed {c.Seed}, {c.TokenProtocol.Name} protocol)
-                Options: {(parse.GetValue(set) is { Length: > 0 } s ? string.Join(" ", s) : "defaults")}
+                Options: {(parse.GetValue(setup.Set) is { Length: > 0 } s ? string.Join(" ", s) : "defaults")}
                 Device: {result.Device}; machine: {result.Machine}; {result.DateUtc}
 
                 {result.Markdown()}
