@@ -36,7 +36,18 @@ public static partial class CommandRunner
         root.Options.Add(verbosity);
         CommandExamples.AddToHelp(root);
 
-        var parse = root.Parse(args);
+        ParseResult parse;
+        try
+        {
+            parse = root.Parse(args);
+        }
+        catch (InvalidOperationException e)
+        {
+            // A validator that reads a value the parser already found bad (e.g. an option given twice) must not crash the tool.
+            await Console.Error.WriteLineAsync($"error {ErrorCodes.BadArgument}: {e.Message}");
+            ToolProgress.Error(ErrorCodes.BadArgument, e.Message);
+            return ExitCodes.Usage;
+        }
         if (parse.Errors.Count == 0) ToolProgress.Mode = parse.GetValue(progress);
         else if (args.Contains("jsonl")) ToolProgress.Mode = ProgressMode.Jsonl;
         try

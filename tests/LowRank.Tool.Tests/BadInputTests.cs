@@ -72,6 +72,8 @@ public sealed partial class BadInputTests : IDisposable
     [InlineData(ErrorCodes.BadMethodOption, "--method", "gptq")]
     [InlineData(ErrorCodes.BadMethodOption, "--method", "rtn", "--ratio", "0.4")]
     [InlineData(ErrorCodes.BadArgument, "--method", "svd", "--ratio", "0.4", "--factor-dtype", "int5")]
+    [InlineData(ErrorCodes.BadArgument, "--method", "svd", "--method", "svd-llm", "--ratio", "0.4")] // was an unhandled exception (bench fuzz)
+    [InlineData(ErrorCodes.BadArgument, "--method", "gptq", "--bits", "4", "--bits", "3")]
     public void Ratio_bits_and_quantized_factor_dtypes_are_checked_while_parsing(string code, params string[] options)
     {
         var run = Run(null, ["compress", RepoPaths.LlamaMoby, .. options, "--out", Out]);

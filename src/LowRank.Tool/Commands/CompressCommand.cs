@@ -58,20 +58,24 @@ public static class CompressCommand
         {
             // --ratio is required by the low-rank methods; rtn/gptq take --bits instead (a ratio given to them, such as
             // MSBuild's default Ratio metadata, is ignored).
-            if (!CompressionMethods.TryParse(result.GetValue(method), out var parsed)) return;
+            string? methodText;
             double? ratioValue, targetBitsValue;
+            int? bitsValue;
             try
             {
+                methodText = result.GetValue(method);
                 ratioValue = result.GetValue(ratio);
                 targetBitsValue = result.GetValue(targetBits);
+                bitsValue = result.GetValue(bits);
             }
             catch (InvalidOperationException)
             {
-                return; // a bad --ratio or --target-bits: its parser reports it
+                return; // a bad or repeated --method, --ratio, --target-bits or --bits: the parser reports it
             }
+            if (!CompressionMethods.TryParse(methodText, out var parsed)) return;
             if (parsed.IsQuantizationOnly())
             {
-                if (result.GetValue(bits) is null) result.AddError($"{ErrorCodes.BadMethodOption}: {parsed.Name()} needs --bits 8, 4 or 3");
+                if (bitsValue is null) result.AddError($"{ErrorCodes.BadMethodOption}: {parsed.Name()} needs --bits 8, 4 or 3");
             }
             else if (targetBitsValue is not null)
             {
