@@ -114,7 +114,7 @@ public sealed class ModelCache
         RequireHeld(held, key);
         Directory.CreateDirectory(TempFolder);
         // Ours: "<key>.<pid>.<guid>" (the compressor's --out) and "<key>.push.…"; the compressor's own staging folder
-        // next to its --out: ".<key>.<pid>.<guid>.lowrank-<guid>.tmp". Both are dead once we hold the key's lock.
+        // next to its --out: ".<key>.<pid>.<guid>.lowrank-<pid>-<guid>.tmp". Both are dead once we hold the key's lock.
         foreach (var stale in Directory.EnumerateFileSystemEntries(TempFolder).Where(path => TempOwner(path) == key))
         {
             if (Directory.Exists(stale)) DeleteTree(stale);

@@ -73,9 +73,48 @@ public static class ArtifactFiles
         if (Directory.Exists(target) && !overwrite)
             throw new LrkException(ErrorCodes.OutputExists, $"{target} exists; choose another output folder or pass --force to replace it");
         Directory.CreateDirectory(parent);
-        var temp = Path.Combine(parent, $".{name}.lowrank-{Guid.NewGuid():N}.tmp");
+        RemoveStaleTemps(parent, name);
+        var temp = Path.Combine(parent, $"{TempPrefix(name)}{Environment.ProcessId}-{Guid.NewGuid():N}.tmp");
         Directory.CreateDirectory(temp);
         return temp;
+    }
+
+    /// <summary>The hidden temp folders of one target: <c>.{name}.lowrank-{pid}-{guid}.tmp</c>.</summary>
+    private static string TempPrefix(string name) => $".{name}.lowrank-";
+
+    /// <summary>
+    /// Deletes the temp folders an earlier writer of the same target left when it was killed (kill -9, power loss):
+    /// those whose process is gone. A live process's folder (another writer of the same target, or this process) is
+    /// left alone, and so is a name without a process id (written before ids were part of the name). A process id
+    /// from another PID namespace sharing the folder would look dead; its writer then fails at its rename, and no
+    /// source or finished output is ever touched (only <c>.tmp</c> folders are removed, never the displaced <c>.old</c> one).
+    /// </summary>
+    private static void RemoveStaleTemps(string parent, string name)
+    {
+        var prefix = TempPrefix(name);
+        foreach (var folder in Directory.EnumerateDirectories(parent, ".*"))
+        {
+            var entry = Path.GetFileName(folder);
+            if (!entry.StartsWith(prefix, StringComparison.Ordinal) || !entry.EndsWith(".tmp", StringComparison.Ordinal)) continue;
+            var rest = entry[prefix.Length..];
+            var dash = rest.IndexOf('-');
+            if (dash <= 0 || !int.TryParse(rest[..dash], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var pid)) continue;
+            if (pid == Environment.ProcessId || IsRunning(pid)) continue;
+            TryDelete(folder);
+        }
+    }
+
+    private static bool IsRunning(int pid)
+    {
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            return false;
+        }
     }
 
     /// <summary>The second half of <see cref="PublishFolder"/>: renames the complete <paramref name="temp"/> to
