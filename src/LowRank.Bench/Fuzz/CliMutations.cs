@@ -82,7 +82,7 @@ public static class CliMutations
         {
             Check = result =>
                 result.Output.Contains("NaN", StringComparison.Ordinal) && args[0] == "compress" ? "compress exited 0 and printed NaN"
-                : Directory.Exists(output) && NonFiniteScan.Count(output) is > 0 and var n ? $"exited 0 and wrote {n} non-finite values"
+                : Directory.Exists(output) && NonFiniteScan.Problem(output) is { } problem ? $"exited 0 and {problem}"
                 : null,
             TimeoutScale = args[0] is "compress" or "generate" ? 3 : 1, // a legitimate --max-new-tokens runs to the context length
         };

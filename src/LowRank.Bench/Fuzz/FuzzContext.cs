@@ -30,7 +30,7 @@ public sealed class FuzzContext(Random random, string caseFolder, string sourceM
         {
             var output = Path.Combine(CaseFolder, "out");
             return (["compress", model, "--method", "svd", "--ratio", "0.5", "-o", output, "--device", "cpu", "--no-config", "--progress", "none"],
-                _ => Directory.Exists(output) && NonFiniteScan.Count(output) is > 0 and var n ? $"compress exited 0 and wrote {n} non-finite values" : null, 3);
+                _ => Directory.Exists(output) && NonFiniteScan.Problem(output) is { } problem ? $"compress exited 0 and {problem}" : null, 3);
         }
         if (roll < compressShare + 0.3) return (["inspect", model, "--no-config"], null, 1);
         return (["generate", model, "--prompt", "Call me", "--max-new-tokens", "2", "--device", "cpu", "--no-config", "--progress", "none"],
