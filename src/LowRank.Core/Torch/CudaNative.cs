@@ -28,50 +28,28 @@ public static unsafe class CudaNative
     private const int CublasCompute32F = 68;
     private const int CublasGemmDefault = -1;
 
-    private static readonly object Gate = new();
-    private static bool initialised;
-    private static string status = "not initialised";
-    private static Api? api;
-    private static IntPtr cublas;
+    private static readonly CudaFeature<Kernel> Feature = new("off (torch kernels used instead): ");
 
     /// <summary>What is in use, or why not.</summary>
-    public static string Status
-    {
-        get
-        {
-            lock (Gate) return status;
-        }
-    }
+    public static string Status => Feature.Status;
 
     /// <summary>True when the native kernel loaded and passed its self-test on <paramref name="device"/>.</summary>
-    public static bool Available(Device device)
+    public static bool Available(Device device) => Feature.Available(device, SetUp);
+
+    private static (Kernel, string) SetUp(Device device)
     {
-        if (device.type != DeviceType.CUDA) return false;
-        lock (Gate)
-        {
-            if (!initialised)
-            {
-                initialised = true;
-                try
-                {
-                    api = Api.Resolve();
-                    Check(api.CudaSetDevice(device.index < 0 ? 0 : device.index), "cudaSetDevice");
-                    IntPtr handle;
-                    Check(api.CublasCreate(&handle), "cublasCreate");
-                    cublas = handle;
-                    Check(api.CublasSetStream(cublas, IntPtr.Zero), "cublasSetStream");
-                    SelfTest(device);
-                    status = $"cuBLAS GemmEx (half→fp32, {api.Libraries})";
-                }
-                catch (Exception e) when (e is LrkException or DllNotFoundException or EntryPointNotFoundException or InvalidOperationException or ExternalException)
-                {
-                    api = null;
-                    status = "off (torch kernels used instead): " + e.Message;
-                }
-            }
-            return api is not null;
-        }
+        var api = Api.Resolve();
+        Check(api.CudaSetDevice(device.index < 0 ? 0 : device.index), "cudaSetDevice");
+        IntPtr handle;
+        Check(api.CublasCreate(&handle), "cublasCreate");
+        var kernel = new Kernel(api, handle);
+        Check(api.CublasSetStream(kernel.Cublas, IntPtr.Zero), "cublasSetStream");
+        SelfTest(device, kernel);
+        return (kernel, $"cuBLAS GemmEx (half→fp32, {api.Libraries})");
     }
+
+    /// <summary>The resolved functions and the cuBLAS handle the GEMMs run with.</summary>
+    private sealed record Kernel(Api Api, IntPtr Cublas);
 
     /// <summary>Tokens per GEMM of <see cref="HalfGram"/>. The tensor cores' running sums lose low-order bits at every
     /// step, so their error grows with the length of the sum (1.9e-4 relative over 32768 tokens on an H200); chunks of
@@ -82,10 +60,12 @@ public static unsafe class CudaNative
     /// <summary><c>leftᵀ·right</c> in fp32 for [tokens, n₁] and [tokens, n₂] fp16/bf16 CUDA tensors of one dtype
     /// (products exact, fp32 accumulation on the tensor cores, in chunks of <paramref name="chunkTokens"/> tokens). When
     /// both are the same tensor object the Gram's lower triangle is computed and mirrored (<see cref="SymmetricPanels"/>).</summary>
-    public static Tensor HalfGram(Tensor left, Tensor right, int chunkTokens = DefaultChunkTokens)
+    public static Tensor HalfGram(Tensor left, Tensor right, int chunkTokens = DefaultChunkTokens) =>
+        HalfGram(Feature.Value ?? throw new InvalidOperationException("CudaNative is not available: " + Status), left, right, chunkTokens);
+
+    private static Tensor HalfGram(Kernel kernel, Tensor left, Tensor right, int chunkTokens)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(chunkTokens);
-        var native = api ?? throw new InvalidOperationException("CudaNative is not available: " + Status);
         if (left.dim() != 2 || right.dim() != 2 || left.shape[0] != right.shape[0])
             throw new ArgumentException($"HalfGram needs [t, n₁] and [t, n₂]; got [{string.Join(",", left.shape)}] and [{string.Join(",", right.shape)}]");
         if (left.dtype != right.dtype || left.dtype is not (ScalarType.Float16 or ScalarType.BFloat16))
@@ -105,7 +85,7 @@ public static unsafe class CudaNative
         var slice = (int)Math.Min(chunkTokens, Math.Max(1, int.MaxValue / Math.Max(n1, n2)));
         // A Gram (one operand) is symmetric: compute its lower triangle in row strips and mirror it (SymmetricPanels).
         var panels = ReferenceEquals(left, right) ? SymmetricPanels(n1) : [(0L, n1)];
-        lock (Gate)
+        lock (Feature.Gate)
         {
             for (long start = 0; start < tokens; start += slice)
             {
@@ -116,7 +96,7 @@ public static unsafe class CudaNative
                     // Row-major [t, n] is column-major n×t (ld n). The row-major strip R[lo:lo+rows, 0:cols] = L[:, lo:lo+rows]ᵀ·Rt[:, 0:cols]
                     // is, column-major, the cols×rows matrix right_c[0:cols] · left_c[lo:lo+rows]ᵀ at R + lo·n₂ (ld n₂).
                     var cols = panels.Length == 1 ? n2 : lo + rows;
-                    Check(native.CublasGemmEx(cublas, CublasOpN, CublasOpT, (int)cols, (int)rows, count, &alpha,
+                    Check(kernel.Api.CublasGemmEx(kernel.Cublas, CublasOpN, CublasOpT, (int)cols, (int)rows, count, &alpha,
                         (void*)(DataPointer(b) + (nint)(start * n2 * elementSize)), type, (int)n2,
                         (void*)(DataPointer(a) + (nint)((start * n1 + lo) * elementSize)), type, (int)n1, &beta,
                         (void*)(DataPointer(result) + (nint)(lo * n2 * sizeof(float))), CudaR32F, (int)n2, CublasCompute32F, CublasGemmDefault), "cublasGemmEx");
@@ -184,7 +164,7 @@ public static unsafe class CudaNative
     }
 
     /// <summary>Compares the kernel with torch on small matrices before anything relies on it.</summary>
-    private static void SelfTest(Device device)
+    private static void SelfTest(Device device, Kernel kernel)
     {
         using var scope = NewDisposeScope();
         // A private generator: the self-test must not move the global RNG that seeded runs depend on.
@@ -193,17 +173,17 @@ public static unsafe class CudaNative
         var x = (randn([333, 70], ScalarType.Float32, generator: generator) * 0.5).to(ScalarType.Float16).to(device);
         var y = (randn([333, 45], ScalarType.Float32, generator: generator) * 0.5).to(ScalarType.Float16).to(device);
         var expected = matmul(x.to(ScalarType.Float64).T, y.to(ScalarType.Float64));
-        var got = HalfGram(x, y).to(ScalarType.Float64);
+        var got = HalfGram(kernel, x, y, DefaultChunkTokens).to(ScalarType.Float64);
         var error = ((got - expected).norm() / expected.norm()).item<double>();
         if (!(error < 1e-3)) throw new InvalidOperationException($"self-test: GemmEx Gram differs from torch by {error:E2}");
         var xb = x.to(ScalarType.BFloat16);
-        var gotB = HalfGram(xb, xb).to(ScalarType.Float64);
+        var gotB = HalfGram(kernel, xb, xb, DefaultChunkTokens).to(ScalarType.Float64);
         var expectedB = matmul(xb.to(ScalarType.Float64).T, xb.to(ScalarType.Float64));
         var errorB = ((gotB - expectedB).norm() / expectedB.norm()).item<double>();
         if (!(errorB < 1e-3)) throw new InvalidOperationException($"self-test: bf16 GemmEx Gram differs from torch by {errorB:E2}");
         // The symmetric path: 2100 columns make two strips (the second narrower); 5000 tokens end in a partial chunk.
         var wide = (randn([5000, 2100], ScalarType.Float32, generator: generator) * 0.5).to(ScalarType.Float16).to(device);
-        var gotW = HalfGram(wide, wide, chunkTokens: 2048).to(ScalarType.Float64);
+        var gotW = HalfGram(kernel, wide, wide, chunkTokens: 2048).to(ScalarType.Float64);
         var expectedW = matmul(wide.to(ScalarType.Float64).T, wide.to(ScalarType.Float64));
         var errorW = ((gotW - expectedW).norm() / expectedW.norm()).item<double>();
         var asymmetry = ((gotW - gotW.T).norm() / gotW.norm()).item<double>();
