@@ -8,13 +8,13 @@ namespace LowRank.Torch;
 /// A direct call into the cuBLAS that libtorch has already loaded, for the kernel TorchSharp 0.107 cannot reach:
 /// <see cref="HalfGram"/>, a GEMM of fp16/bf16 inputs with an fp32 result on the tensor cores (what
 /// <c>torch.mm(..., out_dtype=torch.float32)</c> does in Python). TorchSharp's half matmul returns half (rounded, and the
-/// sums of 32k squared activations overflow fp16), and its TF32 matmul of fp32 copies runs at a third of the speed
-/// (measured on an H200, <c>bench kernels</c>: the 32768×11008 Gram of one calibration batch takes 11.2 ms, 35.9 ms with
-/// TF32, 149 ms with fp32 FMA). The handle uses PyTorch's default (legacy NULL) stream, so it is ordered with torch work.
+/// sums of 32k squared activations overflow fp16), and its TF32 matmul of fp32 copies runs at about a third of the speed
+/// (<c>bench kernels</c>; BENCHMARKS.md, "Kernels"). The handle uses PyTorch's default (legacy NULL) stream, so it is
+/// ordered with torch work.
 /// The kernel checks itself against torch on first use; any failure (library not found, wrong result) turns it off for
 /// the process with the reason in <see cref="Status"/>, and callers fall back to TF32.
 /// <para>Running several cuSOLVER eigendecompositions on separate streams was tried too and measured not to help
-/// (7 × 4096² fp64 syevd: 0.768 s one after another, 0.735 s on 8 streams from 8 threads), so the decompositions stay on
+/// (BENCHMARKS.md, "Kernels"), so the decompositions stay on
 /// torch's <c>linalg.eigh</c>; what does run on a second stream is a whole block's decomposition beside the next
 /// block's profiling (<see cref="CudaStreams"/>).</para>
 /// </summary>
@@ -52,7 +52,7 @@ public static unsafe class CudaNative
     private sealed record Kernel(Api Api, IntPtr Cublas);
 
     /// <summary>Tokens per GEMM of <see cref="HalfGram"/>. The tensor cores' running sums lose low-order bits at every
-    /// step, so their error grows with the length of the sum (1.9e-4 relative over 32768 tokens on an H200); chunks of
+    /// step, so their error grows with the length of the sum; chunks of
     /// this many tokens, each added into the result by the GEMM epilogue's correctly rounded fp32 β = 1 update, bound it
     /// (BENCHMARKS.md, "chunked Gram").</summary>
     public const int DefaultChunkTokens = 4096;
@@ -116,9 +116,8 @@ public static unsafe class CudaNative
 
     /// <summary>
     /// Row strips [lo, lo + rows) of a symmetric n×n product whose lower triangle (each strip against columns 0..lo + rows)
-    /// covers it: T strips cost (T + 1)/2T of the full GEMM. Measured on an H100 (bench/probe/lowrank_probe.py, one
-    /// 32768-token batch): 4096² 1.41 → 0.91 ms with 4 strips, 11008² 11.1 → 6.8 ms with 8; narrower strips than about
-    /// 1024 rows lose more to smaller GEMMs than they save. Strip starts are multiples of 64 elements, so every operand
+    /// covers it: T strips cost (T + 1)/2T of the full GEMM. Strips narrower than about 1024 rows lose more to smaller
+    /// GEMMs than they save (BENCHMARKS.md, "Kernels behind the changes"). Strip starts are multiples of 64 elements, so every operand
     /// pointer keeps the 16-byte alignment of cuBLAS's fast kernels.
     /// </summary>
     internal static (long Lo, long Rows)[] SymmetricPanels(long n)
