@@ -27,8 +27,6 @@ public static unsafe class CudaNative
     private const int CudaR16BF = 14;
     private const int CublasCompute32F = 68;
     private const int CublasGemmDefault = -1;
-    private const int RtldNow = 0x2;
-    private const int RtldGlobal = 0x100;
 
     private static readonly object Gate = new();
     private static bool initialised;
@@ -224,7 +222,7 @@ public static unsafe class CudaNative
         public required delegate* unmanaged<IntPtr, int, int, int, int, int, float*, void*, int, int, void*, int, int, float*, void*, int, int, int, int, int> CublasGemmEx { get; init; }
 
         private static readonly delegate* unmanaged<IntPtr, IntPtr> ThsTensorData =
-            (delegate* unmanaged<IntPtr, IntPtr>)TorchBackend.LibTorchSharpExport("THSTensor_data");
+            (delegate* unmanaged<IntPtr, IntPtr>)NativeLibraries.LibTorchSharpExport("THSTensor_data");
 
         /// <summary>TorchSharp's own accessor: <c>tensor->data_ptr()</c>, the device address for a CUDA tensor.</summary>
         public static IntPtr TensorData(IntPtr handle) => ThsTensorData(handle);
@@ -266,7 +264,7 @@ public static unsafe class CudaNative
             }
             foreach (var path in candidates)
             {
-                var handle = dlopen(path, RtldNow | RtldGlobal);
+                var handle = NativeLibraries.TryLoadGlobal(path);
                 if (handle != IntPtr.Zero) return (handle, path);
             }
             throw new DllNotFoundException($"{prefix}* is neither loaded in this process nor next to libtorch (looked at: {string.Join(", ", candidates.DefaultIfEmpty("nothing"))})");
@@ -277,14 +275,8 @@ public static unsafe class CudaNative
 
         internal static IntPtr Symbol((IntPtr Handle, string Path) library, string name)
         {
-            var pointer = dlsym(library.Handle, name);
+            var pointer = NativeLibraries.Symbol(library.Handle, name);
             return pointer != IntPtr.Zero ? pointer : throw new EntryPointNotFoundException($"{name} not found in {library.Path}");
         }
-
-        [DllImport("libc.so.6", CharSet = CharSet.Ansi, BestFitMapping = false, ThrowOnUnmappableChar = true)]
-        private static extern IntPtr dlopen(string fileName, int flags);
-
-        [DllImport("libc.so.6", CharSet = CharSet.Ansi, BestFitMapping = false, ThrowOnUnmappableChar = true)]
-        private static extern IntPtr dlsym(IntPtr handle, string symbol);
     }
 }

@@ -39,7 +39,7 @@ public static class Doctor
         }
         catch (LrkException e)
         {
-            return new DoctorReport(os, dotnet, "unknown", null, null, null, null, false, TorchBackend.HostLibStdCxxPath(),
+            return new DoctorReport(os, dotnet, "unknown", null, null, null, null, false, LibStdCxxCompat.HostLibraryPath(),
                 request.ToString().ToLowerInvariant(), [], "fail", $"{e.Code}: {e.Message}");
         }
 
@@ -69,7 +69,7 @@ public static class Doctor
                 break;
         }
         return new DoctorReport(os, dotnet, info.TorchSharpVersion, LibTorchVersion(info.LibTorchDirectory), info.LibTorchDirectory,
-            info.LibTorchSource, info.LibTorchSharpPath, info.CompatFix, TorchBackend.HostLibStdCxxPath(),
+            info.LibTorchSource, info.LibTorchSharpPath, info.CompatFix, LibStdCxxCompat.HostLibraryPath(),
             request.ToString().ToLowerInvariant(), devices, pass ? "pass" : "fail", error);
     }
 
