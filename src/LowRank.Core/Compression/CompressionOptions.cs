@@ -139,10 +139,10 @@ public sealed record CompressionOptions
 
     /// <summary>How the per-batch Gram products of fp16/bf16 activations are computed on CUDA (fp32 activations and the CPU
     /// always use fp32 FMA). Auto = <see cref="GramPrecision.TensorCores"/> where the native kernels load, else TF32.
-    /// Measured on an H200 (bench/results/2026-12-02-h200): fp32 FMA 4.6e-6 relative to an fp64 Gram of the same fp16
-    /// inputs; tensor cores 2.1e-5 when summed over 4096-token GEMMs (<see cref="LowRank.Torch.CudaNative.DefaultChunkTokens"/>;
-    /// 1.9e-4 over one 32768-token GEMM: their running sums drop bits) at 12–14× the speed; TF32 (one GEMM per batch)
-    /// 2.2e-4 at 4×.</summary>
+    /// fp32 FMA is the accurate, slow reference; the tensor cores are about an order of magnitude faster at a few times its
+    /// error when summed over chunks of tokens (<see cref="LowRank.Torch.CudaNative.DefaultChunkTokens"/>; their running
+    /// sums drop bits, so one long GEMM is worse); TF32 (one GEMM per batch) is slower than the tensor cores and less
+    /// accurate than their chunked sums (BENCHMARKS.md, "Chunked Gram").</summary>
     [JsonConverter(typeof(JsonStringEnumConverter<GramPrecision>))]
     public GramPrecision GramPrecision { get; init; } = GramPrecision.Auto;
 
