@@ -81,4 +81,31 @@ public sealed class RequestSpellingTests
             foreach (var bad in RequestSpellings.BadCounts) AssertRejected(ErrorCodes.BadArgument, "--method", "svd", "--ratio", "0.4", option, bad);
         }
     }
+
+    /// <summary>What the MSBuild task renders (<see cref="CompressionRequest.ToArguments"/>) is what compress parses: every
+    /// knob of the request comes back as the same typed value.</summary>
+    [Fact]
+    public void The_items_command_line_parses_back_into_the_same_request()
+    {
+        var request = new CompressionRequest
+        {
+            Method = CompressionMethod.AdaSvd, Ratio = 0.25, Samples = 64, SeqLen = 128, Seed = 7, FactorDtype = "int4-g64-zp",
+            Formats = ModelFormats.Parse("onnx;safetensors"), Calibration = "calib.txt", CalibrationStart = 10, CalibrationEnd = 2000, Device = "cpu",
+            ToolArguments = ["--set", "AdaSvdIterations=3"],
+        };
+        var parsed = Root.Parse(["compress", "model", .. request.ToArguments(), "-o", "out"]);
+        Assert.Empty(parsed.Errors);
+        Assert.Equal(request.Method, parsed.GetValue<CompressionMethod>("--method"));
+        Assert.Equal(request.Ratio, parsed.GetValue<double?>("--ratio"));
+        Assert.Equal(request.Samples, parsed.GetValue<int>("--samples"));
+        Assert.Equal(request.SeqLen, parsed.GetValue<int?>("--seq-len"));
+        Assert.Equal(request.Seed, parsed.GetValue<int>("--seed"));
+        Assert.Equal(request.FactorDtype, parsed.GetValue<FactorStorage?>("--factor-dtype")?.Canonical);
+        Assert.Equal(request.Formats, parsed.GetValue<ModelFormats>("--format"));
+        Assert.Equal(request.Calibration, parsed.GetValue<string?>("--calib"));
+        Assert.Equal(request.CalibrationStart, parsed.GetValue<long?>("--calib-start"));
+        Assert.Equal(request.CalibrationEnd, parsed.GetValue<long?>("--calib-end"));
+        Assert.Equal(LowRank.Torch.DeviceRequest.Cpu, parsed.GetValue<LowRank.Torch.DeviceRequest>("--device"));
+        Assert.Equal(["AdaSvdIterations=3"], parsed.GetValue<string[]>("--set")!);
+    }
 }

@@ -16,10 +16,10 @@ public static class ExportCommand
         var dense = new Option<bool>("--dense") { Description = "Multiply the factors back into dense weights: an HF checkpoint transformers loads" };
         var onnx = new Option<bool>("--onnx") { Description = "An ONNX model with KV cache (model.onnx, genai_config.json for LLaMA/Mistral/Qwen2); factorised linears stay two MatMuls" };
         var output = CommonOptions.Output<string>("Output folder (written atomically)", required: true);
-        var dtype = new Option<string?>("--dtype") { Description = "--dense: dtype of the merged weights, fp32, fp16 or bf16 (default: the config's torch_dtype); --onnx: graph dtype, fp32 (default; runs on every provider) or fp16 (GPU providers)" }
-            .Checked(value => FactorDtypes.Parse((string)value!));
-        var externalData = new Option<string>("--external-data") { Description = "--onnx: keep the weights in model.onnx.data beside the graph: auto (above 1 GiB), always or never", DefaultValueFactory = _ => "auto" }
-            .Checked(value => ParseExternalData((string?)value));
+        var dtype = CommonOptions.Typed<FactorDtype?>("--dtype", "--dense: dtype of the merged weights, fp32, fp16 or bf16 (default: the config's torch_dtype); --onnx: graph dtype, fp32 (default; runs on every provider) or fp16 (GPU providers)",
+            text => FactorDtypes.Parse(text), helpName: "fp32|fp16|bf16");
+        var externalData = CommonOptions.Typed("--external-data", "--onnx: keep the weights in model.onnx.data beside the graph: auto (above 1 GiB), always or never",
+            ParseExternalData, () => ExternalData.Auto, "auto|always|never");
         var force = new Option<bool>("--force") { Description = "Replace --output if it exists" };
         var json = CommonOptions.Json();
         var command = new Command("export", "Write a model as an ordinary dense Hugging Face checkpoint (--dense, from an artifact) or as an ONNX model for ONNX Runtime and ONNX Runtime GenAI (--onnx).")
@@ -39,12 +39,12 @@ public static class ExportCommand
         return command;
     }
 
-    private static int ExportDense(string artifact, string output, string? dtype, bool force, bool json, CancellationToken token)
+    private static int ExportDense(string artifact, string output, FactorDtype? dtype, bool force, bool json, CancellationToken token)
     {
         Torch.TorchBackend.Initialize(Torch.DeviceRequest.Cpu);
         var result = DenseExporter.Export(artifact, output, new DenseExportOptions
         {
-            Dtype = dtype is { } d ? FactorDtypes.Parse(d) : null,
+            Dtype = dtype,
             Overwrite = force,
         }, ToolProgress.Reporter, token);
         ToolProgress.Result(result, json, () =>
@@ -53,12 +53,12 @@ public static class ExportCommand
     }
 
     /// <summary>Needs no libtorch: the exporter reads the safetensors itself.</summary>
-    private static int ExportOnnx(string model, string output, string? dtype, string? externalData, bool force, bool json, CancellationToken token)
+    private static int ExportOnnx(string model, string output, FactorDtype? dtype, ExternalData externalData, bool force, bool json, CancellationToken token)
     {
         var result = OnnxExporter.Export(model, output, new OnnxExportOptions
         {
-            Dtype = OnnxDtypes.ParseGraphDtype(dtype),
-            ExternalData = ParseExternalData(externalData),
+            Dtype = GraphDtype(dtype),
+            ExternalData = externalData,
             Overwrite = force,
         }, ToolProgress.Reporter, token);
         ToolProgress.Result(result, json, () =>
@@ -74,7 +74,15 @@ public static class ExportCommand
         return ExitCodes.Success;
     }
 
-    private static ExternalData ParseExternalData(string? text) => (text ?? "auto").Trim().ToLowerInvariant() switch
+    /// <summary>The ONNX graph dtype of <c>--dtype</c>: fp32 (also the default) or fp16.</summary>
+    private static OnnxDtype GraphDtype(FactorDtype? dtype) => dtype switch
+    {
+        null or FactorDtype.Float32 => OnnxDtype.Float,
+        FactorDtype.Float16 => OnnxDtype.Float16,
+        { } other => throw new LrkException(ErrorCodes.BadArgument, $"unknown ONNX graph dtype '{other.ShortName()}': use fp32 or fp16"),
+    };
+
+    private static ExternalData ParseExternalData(string text) => text.Trim().ToLowerInvariant() switch
     {
         "auto" => ExternalData.Auto,
         "always" => ExternalData.Always,
