@@ -62,7 +62,7 @@ public class CompressionTests(PackedFeed feed, ITestOutputHelper output)
         using var fixture = new FixtureProject(feed, "parallel");
         fixture.WriteApp("one", Item());
         fixture.WriteApp("two", Item());
-        var results = new DotnetResult[2];
+        var results = new ProcessResult[2];
         var threads = new[] { "one", "two" }.Select((folder, i) => new Thread(() => results[i] = fixture.Run(folder, "build", "-nologo"))).ToList();
         threads.ForEach(t => t.Start());
         threads.ForEach(t => t.Join());

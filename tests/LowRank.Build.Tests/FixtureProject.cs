@@ -106,6 +106,23 @@ public sealed class FixtureProject : IDisposable
             """);
     }
 
+    /// <summary>A console app in <paramref name="folder"/> (its project named after it) that references one package, nothing of LowRank's.</summary>
+    public string WriteConsumer(string folder, string packageId, string version)
+    {
+        Write(Path.Combine(folder, "Program.cs"), "System.Console.WriteLine(\"consumer\");");
+        return Write(Path.Combine(folder, folder + ".csproj"), $"""
+            <Project Sdk="Microsoft.NET.Sdk">
+              <PropertyGroup>
+                <OutputType>Exe</OutputType>
+                <TargetFramework>net10.0</TargetFramework>
+              </PropertyGroup>
+              <ItemGroup>
+                <PackageReference Include="{packageId}" Version="{version}" />
+              </ItemGroup>
+            </Project>
+            """);
+    }
+
     /// <summary>A small source model folder: a config.json and a weights file of seeded bytes (only digested here, never loaded).</summary>
     public string WriteSourceModel(string folder, int seed = 1, int bytes = 64 * 1024)
     {
@@ -117,7 +134,7 @@ public sealed class FixtureProject : IDisposable
         return Path.Combine(Root, folder);
     }
 
-    public DotnetResult Run(string workingFolder, params string[] args) =>
+    public ProcessResult Run(string workingFolder, params string[] args) =>
         Dotnet.Run(Path.Combine(Root, workingFolder), Environment, args);
 
     /// <summary>The (1-based) line and column of the Include attribute on the line holding <paramref name="marker"/>.</summary>

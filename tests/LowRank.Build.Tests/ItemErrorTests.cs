@@ -6,10 +6,13 @@ namespace LowRank.Build.Tests;
 [Collection(PackedFeedTests.Name)]
 public class ItemErrorTests(PackedFeed feed)
 {
-    private static void AssertErrorAt(string output, string project, (int Line, int Column) at, string code)
+    /// <summary>The build failed with <paramref name="code"/> at the Include of the item on the line holding <paramref name="marker"/>.</summary>
+    private static void AssertErrorAt(ProcessResult build, string project, string marker, string code)
     {
+        Assert.NotEqual(0, build.ExitCode);
+        var at = FixtureProject.Locate(project, marker);
         var pattern = $@"{Regex.Escape(project)}\({at.Line},{at.Column}\): LowRank error {code}: ";
-        Assert.True(Regex.IsMatch(output, pattern), $"expected {project}({at.Line},{at.Column}): LowRank error {code}\n{output}");
+        Assert.True(Regex.IsMatch(build.Output, pattern), $"expected {project}({at.Line},{at.Column}): LowRank error {code}\n{build.Output}");
     }
 
     [Fact]
@@ -24,11 +27,10 @@ public class ItemErrorTests(PackedFeed feed)
                 <CompressedModel Include="../model" Format="gguf" OutputName="D" />
             """);
         var result = fixture.Run("app", "build", "-nologo");
-        Assert.NotEqual(0, result.ExitCode);
-        AssertErrorAt(result.Output, project, FixtureProject.Locate(project, "Method=\"magic\""), "LRK4001");
-        AssertErrorAt(result.Output, project, FixtureProject.Locate(project, "Ratio=\"1.5\""), "LRK4002");
-        AssertErrorAt(result.Output, project, FixtureProject.Locate(project, "no-such-model"), "LRK2001");
-        AssertErrorAt(result.Output, project, FixtureProject.Locate(project, "Format=\"gguf\""), "LRK7001");
+        AssertErrorAt(result, project, "Method=\"magic\"", "LRK4001");
+        AssertErrorAt(result, project, "Ratio=\"1.5\"", "LRK4002");
+        AssertErrorAt(result, project, "no-such-model", "LRK2001");
+        AssertErrorAt(result, project, "Format=\"gguf\"", "LRK7001");
         Assert.Contains("Format: unknown model format 'gguf'", result.Output, StringComparison.Ordinal);
         Assert.DoesNotContain("compressing", result.Output, StringComparison.Ordinal);
     }
@@ -40,8 +42,7 @@ public class ItemErrorTests(PackedFeed feed)
         fixture.WriteSourceModel("model");
         var project = fixture.WriteApp("app", """    <CompressedModel Include="../model" />""");
         var result = fixture.Run("app", "build", "-nologo", "-p:LowRankToolPath=/nonexistent/dotnet-lowrank.dll");
-        Assert.NotEqual(0, result.ExitCode);
-        AssertErrorAt(result.Output, project, FixtureProject.Locate(project, "CompressedModel"), "LRK7003");
+        AssertErrorAt(result, project, "CompressedModel", "LRK7003");
         Assert.Contains("property LowRankToolPath = '/nonexistent/dotnet-lowrank.dll' does not exist", result.Output, StringComparison.Ordinal);
         Assert.Contains("environment variable LOWRANK_TOOL is not set", result.Output, StringComparison.Ordinal);
         Assert.Contains("the tool packaged with LowRank.Build.Tasks", result.Output, StringComparison.Ordinal);
@@ -62,8 +63,7 @@ public class ItemErrorTests(PackedFeed feed)
         Assert.Empty(new LowRank.Cache.ModelCache(fixture.Cache).List());
 
         var offline = fixture.Run("app", "build", "-nologo", "-p:LowRankCompressOnMiss=false");
-        Assert.NotEqual(0, offline.ExitCode);
-        AssertErrorAt(offline.Output, project, FixtureProject.Locate(project, "CompressedModel"), "LRK7004");
+        AssertErrorAt(offline, project, "CompressedModel", "LRK7004");
     }
 
     [Fact]
