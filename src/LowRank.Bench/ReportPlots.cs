@@ -24,25 +24,13 @@ public static class ReportPlots
         foreach (var method in byMethod)
         {
             var ordered = method.OrderBy(p => p.Ratio).ToArray();
-            var scatter = plot.Add.Scatter(ordered.Select(p => p.Ratio * 100).ToArray(), ordered.Select(p => Math.Log10(p.Perplexity)).ToArray());
-            scatter.LegendText = method.Key;
-            scatter.Color = palette.GetColor(index++);
-            scatter.LineWidth = 2;
-            scatter.MarkerSize = 8;
+            Series(plot, ordered.Select(p => p.Ratio * 100), ordered.Select(p => Math.Log10(p.Perplexity)), method.Key, palette.GetColor(index++));
         }
         var all = byMethod.SelectMany(g => g).Select(p => p.Perplexity).ToArray();
-        var (low, high) = (all.Min(), all.Max());
-        var ticks = LogTicks(low, high);
-        plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
-            ticks.Select(Math.Log10).ToArray(), ticks.Select(FormatPerplexity).ToArray());
-        var pad = Math.Max(0.02, (Math.Log10(high) - Math.Log10(low)) * 0.06);
-        plot.Axes.SetLimitsY(Math.Log10(low) - pad, Math.Log10(high) + pad);
+        PerplexityAxis(plot, all.Min(), all.Max());
         plot.Grid.MajorLineColor = Colors.Black.WithOpacity(0.15);
-        plot.XLabel("compression ratio (% of parameters removed)");
-        plot.YLabel("perplexity (log scale)");
-        plot.Title(title ?? "Perplexity vs compression ratio");
         plot.ShowLegend(Alignment.UpperLeft);
-        Save(plot, path);
+        Save(plot, path, "compression ratio (% of parameters removed)", "perplexity (log scale)", title ?? "Perplexity vs compression ratio");
     }
 
     /// <summary>Perplexity (log scale) against the bytes of the block linears (log scale), one line per series, points
@@ -59,33 +47,41 @@ public static class ReportPlots
         foreach (var series in bySeries)
         {
             var ordered = series.OrderBy(p => p.Bytes).ToArray();
-            var scatter = plot.Add.Scatter(ordered.Select(p => Math.Log10(p.Bytes)).ToArray(), ordered.Select(p => Math.Log10(p.Perplexity)).ToArray());
-            scatter.LegendText = series.Key;
-            scatter.Color = palette.GetColor(index);
+            var scatter = Series(plot, ordered.Select(p => Math.Log10(p.Bytes)), ordered.Select(p => Math.Log10(p.Perplexity)), series.Key, palette.GetColor(index));
             scatter.MarkerShape = markers[index % markers.Length];
-            scatter.LineWidth = 2;
-            scatter.MarkerSize = 8;
             index++;
         }
         var all = bySeries.SelectMany(g => g).ToArray();
-        var (low, high) = (all.Min(p => p.Perplexity), all.Max(p => p.Perplexity));
-        var ticks = LogTicks(low, high);
-        plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
-            ticks.Select(Math.Log10).ToArray(), ticks.Select(FormatPerplexity).ToArray());
-        var pad = Math.Max(0.02, (Math.Log10(high) - Math.Log10(low)) * 0.06);
-        plot.Axes.SetLimitsY(Math.Log10(low) - pad, Math.Log10(high) + pad);
-        var (small, large) = (all.Min(p => p.Bytes), all.Max(p => p.Bytes));
-        var byteTicks = LogTicks(small, large);
-        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
-            byteTicks.Select(Math.Log10).ToArray(), byteTicks.Select(FormatBytes).ToArray());
-        var xPad = Math.Max(0.02, (Math.Log10(large) - Math.Log10(small)) * 0.04);
-        plot.Axes.SetLimitsX(Math.Log10(small) - xPad, Math.Log10(large) + xPad);
+        PerplexityAxis(plot, all.Min(p => p.Perplexity), all.Max(p => p.Perplexity));
+        LogAxis(plot.Axes.Bottom, (min, max) => plot.Axes.SetLimitsX(min, max), all.Min(p => p.Bytes), all.Max(p => p.Bytes), FormatBytes, 0.04);
         plot.Grid.MajorLineColor = Colors.Black.WithOpacity(0.15);
-        plot.XLabel("bytes of the block linears (log scale)");
-        plot.YLabel("perplexity (log scale)");
-        plot.Title(title ?? "Perplexity vs size");
         plot.ShowLegend(Alignment.UpperRight);
-        Save(plot, path);
+        Save(plot, path, "bytes of the block linears (log scale)", "perplexity (log scale)", title ?? "Perplexity vs size");
+    }
+
+    /// <summary>One line with markers (width 2, marker size 8) in the legend as <paramref name="label"/>.</summary>
+    private static ScottPlot.Plottables.Scatter Series(Plot plot, IEnumerable<double> xs, IEnumerable<double> ys, string label, Color color)
+    {
+        var scatter = plot.Add.Scatter(xs.ToArray(), ys.ToArray());
+        scatter.LegendText = label;
+        scatter.Color = color;
+        scatter.LineWidth = 2;
+        scatter.MarkerSize = 8;
+        return scatter;
+    }
+
+    /// <summary>The left axis as log10 perplexity over [low, high] (<see cref="LogAxis"/>, 6% padding).</summary>
+    private static void PerplexityAxis(Plot plot, double low, double high) =>
+        LogAxis(plot.Axes.Left, (min, max) => plot.Axes.SetLimitsY(min, max), low, high, FormatPerplexity, 0.06);
+
+    /// <summary>An axis whose coordinates are log10 of the values in [low, high]: <see cref="LogTicks"/> labelled with
+    /// <paramref name="label"/>, limits padded by <paramref name="padFraction"/> of the span (at least 0.02 decades).</summary>
+    private static void LogAxis(IAxis axis, Action<double, double> setLimits, double low, double high, Func<double, string> label, double padFraction)
+    {
+        var ticks = LogTicks(low, high);
+        axis.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks.Select(Math.Log10).ToArray(), ticks.Select(label).ToArray());
+        var pad = Math.Max(0.02, (Math.Log10(high) - Math.Log10(low)) * padFraction);
+        setLimits(Math.Log10(low) - pad, Math.Log10(high) + pad);
     }
 
     /// <summary>Decimal units, so the log ticks (1, 2, 5 × 10^k) read as round numbers.</summary>
@@ -108,10 +104,7 @@ public static class ReportPlots
         plot.Axes.Margins(bottom: 0);
         plot.Axes.SetLimitsY(0, Math.Max(100, blocks.Max(b => b.Retention * 100)) * 1.05);
         BlockTicks(plot, blocks.Select(b => b.Block));
-        plot.XLabel("block");
-        plot.YLabel("parameters kept (%)");
-        plot.Title(title ?? "Per-block retention");
-        Save(plot, path);
+        Save(plot, path, "block", "parameters kept (%)", title ?? "Per-block retention");
     }
 
     /// <summary>Grouped bars: for each block, the kept rank of each linear as a percentage of its full rank.</summary>
@@ -147,11 +140,8 @@ public static class ReportPlots
         plot.Axes.Margins(bottom: 0);
         plot.Axes.SetLimitsY(0, 110);
         BlockTicks(plot, blocks.Select(b => b.Block));
-        plot.XLabel("block");
-        plot.YLabel("rank kept (% of full rank)");
-        plot.Title(title ?? "Per-block ranks by linear");
         plot.ShowLegend(Alignment.UpperRight);
-        Save(plot, path);
+        Save(plot, path, "block", "rank kept (% of full rank)", title ?? "Per-block ranks by linear");
     }
 
     /// <summary>The importance score of each block, as a line.</summary>
@@ -164,10 +154,7 @@ public static class ReportPlots
         line.LineWidth = 2;
         line.MarkerSize = 7;
         BlockTicks(plot, blocks.Select(b => b.Block));
-        plot.XLabel("block");
-        plot.YLabel("importance");
-        plot.Title(title ?? "Per-block importance");
-        Save(plot, path);
+        Save(plot, path, "block", "importance", title ?? "Per-block importance");
     }
 
     /// <summary>A plain line plot (e.g. the mean NLL of each perplexity window along the text).</summary>
@@ -179,10 +166,7 @@ public static class ReportPlots
         var line = plot.Add.Scatter(xs, ys.Select(y => double.IsFinite(y) ? y : double.NaN).ToArray());
         line.LineWidth = 1.5f;
         line.MarkerSize = ys.Count > 100 ? 0 : 5;
-        plot.XLabel(xLabel);
-        plot.YLabel(yLabel);
-        plot.Title(title);
-        Save(plot, path);
+        Save(plot, path, xLabel, yLabel, title);
     }
 
     private static void BlockTicks(Plot plot, IEnumerable<int> blocks)
@@ -214,6 +198,12 @@ public static class ReportPlots
         : value >= 10 ? value.ToString("0.#", System.Globalization.CultureInfo.InvariantCulture)
         : value.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture);
 
-    private static void Save(Plot plot, string path) =>
+    /// <summary>Labels the axes, titles the plot and writes it as a PNG.</summary>
+    private static void Save(Plot plot, string path, string xLabel, string yLabel, string title)
+    {
+        plot.XLabel(xLabel);
+        plot.YLabel(yLabel);
+        plot.Title(title);
         ReportFiles.WriteAtomically(path, temp => plot.SavePng(temp, Width, Height));
+    }
 }

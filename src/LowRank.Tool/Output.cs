@@ -1,18 +1,17 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
+using LowRank.Compression;
 
 namespace LowRank.Tool;
 
 public static class Output
 {
-    public static readonly JsonSerializerOptions JsonOptions = new()
+    /// <summary>The style of every JSON file LowRank writes (<see cref="CompressionJson.JsonOptions"/>): camelCase, indented,
+    /// NaN and infinities as names, non-ASCII kept readable; every property written, nulls included.</summary>
+    public static readonly JsonSerializerOptions JsonOptions = new(CompressionJson.JsonOptions)
     {
-        WriteIndented = true,
-        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
         DefaultIgnoreCondition = JsonIgnoreCondition.Never,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
     /// <summary>The running command's path below the root ("compress", "cache list"); set by <see cref="CommandRunner"/>.</summary>

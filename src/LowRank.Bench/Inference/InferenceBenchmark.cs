@@ -62,7 +62,11 @@ public sealed record InferenceBenchmarkOptions
 }
 
 /// <summary>Tokens per second of one decode setting: <see cref="Batch"/> sequences, one new token each per step.</summary>
-public sealed record DecodeResult(int Batch, int Steps, double MillisecondsPerStep, double TokensPerSecond);
+public sealed record DecodeResult(int Batch, int Steps, double MillisecondsPerStep, double TokensPerSecond)
+{
+    /// <summary>The rates of <paramref name="steps"/> steps of <paramref name="batch"/> sequences that took <paramref name="seconds"/>.</summary>
+    public static DecodeResult Timed(int batch, int steps, double seconds) => new(batch, steps, 1000 * seconds / steps, batch * steps / seconds);
+}
 
 /// <summary>One model variant on one runtime.</summary>
 public sealed record InferenceResult
@@ -227,29 +231,12 @@ public static class InferenceBenchmark
             var watch = Stopwatch.StartNew();
             for (var step = 0; step < options.DecodeSteps; step++) next = model.Logits(next, cache).argmax(-1);
             next.cpu();
-            var seconds = watch.Elapsed.TotalSeconds;
-            decode.Add(new DecodeResult(batch, options.DecodeSteps, 1000 * seconds / options.DecodeSteps, batch * options.DecodeSteps / seconds));
+            decode.Add(DecodeResult.Timed(batch, options.DecodeSteps, watch.Elapsed.TotalSeconds));
         }
         var linears = Enumerable.Range(0, model.BlockCount).SelectMany(model.BlockLinears).ToList();
-        return new InferenceResult
-        {
-            Model = name,
-            Variant = Label(ratio),
-            RequestedRatio = ratio,
-            AchievedRatio = achieved,
-            Runtime = "torchsharp",
-            Device = device.ToString(),
-            Dtype = options.Dtype.ToString(),
-            LinearParameters = linears.Sum(l => l.ParameterCount),
-            BytesOnDisk = Directory.EnumerateFiles(folder, "*.safetensors").Sum(f => new FileInfo(f).Length),
-            LoadSeconds = Math.Round(loadSeconds, 3),
-            ResidentBytes = resident,
-            PeakBytes = ProcessMemory.PeakResidentBytes - before,
-            GpuPeakGiB = gpuMemory?.PeakGiB(0, gpuMemory.Now),
-            PrefillTokens = prefill,
-            PrefillTokensPerSecond = prefill / prefillSeconds,
-            Decode = decode,
-        };
+        return Result(name, ratio, achieved, device, "torchsharp", options.Dtype.ToString(), linears.Sum(l => l.ParameterCount),
+            FileBytes(folder, "*.safetensors"), new Timings(loadSeconds, resident, before, prefill, prefillSeconds, decode))
+            with { GpuPeakGiB = gpuMemory?.PeakGiB(0, gpuMemory.Now) };
     }
 
     private static InferenceResult? MeasureOnnx(string name, string folder, double? ratio, double achieved, Device device, InferenceBenchmarkOptions options, Action<string>? log)
@@ -295,33 +282,44 @@ public static class InferenceBenchmark
                 for (var warm = 0; warm < 2; warm++) next = decoder.Step(next);
                 watch.Restart();
                 for (var step = 0; step < options.DecodeSteps; step++) next = decoder.Step(next);
-                var seconds = watch.Elapsed.TotalSeconds;
-                decode.Add(new DecodeResult(batch, options.DecodeSteps, 1000 * seconds / options.DecodeSteps, batch * options.DecodeSteps / seconds));
+                decode.Add(DecodeResult.Timed(batch, options.DecodeSteps, watch.Elapsed.TotalSeconds));
             }
-            return new InferenceResult
-            {
-                Model = name,
-                Variant = Label(ratio),
-                RequestedRatio = ratio,
-                AchievedRatio = achieved,
-                Runtime = "onnxruntime",
-                Device = device.ToString(),
-                Dtype = dtype.ShortName(),
-                LinearParameters = export.Linears.Sum(l => l.Rank is { } k ? k * (l.InFeatures + l.OutFeatures) : l.InFeatures * l.OutFeatures),
-                BytesOnDisk = Directory.EnumerateFiles(onnxFolder, "model.onnx*").Sum(f => new FileInfo(f).Length),
-                LoadSeconds = Math.Round(loadSeconds, 3),
-                ResidentBytes = resident,
-                PeakBytes = ProcessMemory.PeakResidentBytes - before,
-                PrefillTokens = prefill,
-                PrefillTokensPerSecond = prefill / prefillSeconds,
-                Decode = decode,
-            };
+            return Result(name, ratio, achieved, device, "onnxruntime", dtype.ShortName(),
+                export.Linears.Sum(l => l.Rank is { } k ? k * (l.InFeatures + l.OutFeatures) : l.InFeatures * l.OutFeatures),
+                FileBytes(onnxFolder, "model.onnx*"), new Timings(loadSeconds, resident, before, prefill, prefillSeconds, decode));
         }
         finally
         {
             Directory.Delete(onnxFolder, recursive: true);
         }
     }
+
+    /// <summary>What every runtime measures of a loaded variant: load time, resident memory above the baseline taken
+    /// before loading (<see cref="Baseline"/>), prefill and decode timings.</summary>
+    private sealed record Timings(double LoadSeconds, long ResidentBytes, long BaselineBytes, int PrefillTokens, double PrefillSeconds, IReadOnlyList<DecodeResult> Decode);
+
+    /// <summary>The row of one variant on one runtime; the peak memory is read now (VmHWM − the baseline).</summary>
+    private static InferenceResult Result(string name, double? ratio, double achieved, Device device, string runtime, string dtype,
+        long linearParameters, long bytesOnDisk, Timings timings) => new()
+    {
+        Model = name,
+        Variant = Label(ratio),
+        RequestedRatio = ratio,
+        AchievedRatio = achieved,
+        Runtime = runtime,
+        Device = device.ToString(),
+        Dtype = dtype,
+        LinearParameters = linearParameters,
+        BytesOnDisk = bytesOnDisk,
+        LoadSeconds = Math.Round(timings.LoadSeconds, 3),
+        ResidentBytes = timings.ResidentBytes,
+        PeakBytes = ProcessMemory.PeakResidentBytes - timings.BaselineBytes,
+        PrefillTokens = timings.PrefillTokens,
+        PrefillTokensPerSecond = timings.PrefillTokens / timings.PrefillSeconds,
+        Decode = timings.Decode,
+    };
+
+    private static long FileBytes(string folder, string pattern) => Directory.EnumerateFiles(folder, pattern).Sum(f => new FileInfo(f).Length);
 
     private static int PrefillLength(InferenceBenchmarkOptions options, ModelConfig config) =>
         Math.Min(options.PrefillTokens, config.MaxPositions - options.DecodePrompt - options.DecodeSteps - 2);

@@ -14,7 +14,7 @@ using static TorchSharp.torch;
 namespace LowRank.Bench;
 
 /// <summary>
-/// The scale benchmark of issue 8: synthesise a LLaMA-shaped fp16 checkpoint with random weights (seeded randn·0.02,
+/// The scale benchmark (`bench gpu`): synthesise a LLaMA-shaped fp16 checkpoint with random weights (seeded randn·0.02,
 /// norms 1) layer by layer, compress it end to end through the real pipeline (<see cref="ModelLoader"/> with block
 /// streaming, <see cref="Compressor"/>, <see cref="CompressedModelWriter"/>) on random calibration token ids, and
 /// measure the stages, the GPU memory and the accuracy of sampled factorisations against fp64.

@@ -15,8 +15,8 @@ namespace LowRank.Artifacts;
 /// tensor outside the blocks, named <c>model-0000i-of-0000n.safetensors</c> with the usual index: the same tensors and bytes
 /// as a <see cref="ArtifactWriter.Write"/> of the finished model, grouped differently. Only for a safetensors source
 /// whose artifact would be sharded anyway (<see cref="TryBegin"/> returns null otherwise, and the caller writes at the end):
-/// small artifacts keep their single file. The factors of a 7B model take about 7 s to reach the disk (0.9 GB/s with
-/// fsync on the H200 machine), which this takes off the end of the run.</para>
+/// small artifacts keep their single file. Writing a 7B model's 6.5 GB of factors with fsync takes seconds, which this
+/// takes off the end of the run (BENCHMARKS.md, "GPU").</para>
 /// </summary>
 public sealed class StreamedArtifact : IDisposable
 {

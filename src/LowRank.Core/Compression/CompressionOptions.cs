@@ -139,10 +139,10 @@ public sealed record CompressionOptions
 
     /// <summary>How the per-batch Gram products of fp16/bf16 activations are computed on CUDA (fp32 activations and the CPU
     /// always use fp32 FMA). Auto = <see cref="GramPrecision.TensorCores"/> where the native kernels load, else TF32.
-    /// Measured on an H200 (bench/results/2026-12-02-h200): fp32 FMA 4.6e-6 relative to an fp64 Gram of the same fp16
-    /// inputs; tensor cores 2.1e-5 when summed over 4096-token GEMMs (<see cref="LowRank.Torch.CudaNative.DefaultChunkTokens"/>;
-    /// 1.9e-4 over one 32768-token GEMM: their running sums drop bits) at 12–14× the speed; TF32 (one GEMM per batch)
-    /// 2.2e-4 at 4×.</summary>
+    /// fp32 FMA is the accurate, slow reference; the tensor cores are about an order of magnitude faster at a few times its
+    /// error when summed over chunks of tokens (<see cref="LowRank.Torch.CudaNative.DefaultChunkTokens"/>; their running
+    /// sums drop bits, so one long GEMM is worse); TF32 (one GEMM per batch) is slower than the tensor cores and less
+    /// accurate than their chunked sums (BENCHMARKS.md, "Chunked Gram").</summary>
     [JsonConverter(typeof(JsonStringEnumConverter<GramPrecision>))]
     public GramPrecision GramPrecision { get; init; } = GramPrecision.Auto;
 
@@ -178,16 +178,15 @@ public sealed record CompressionOptions
     public Quantization.QuantFormat WeightFormat => Quantization.QuantFormat.ForBits(
         Bits ?? throw new InvalidOperationException($"{Method.Name()} has no --bits"), GroupSize, ZeroPoints);
 
-    /// <summary>The format of quantized factors from a <c>--factor-dtype</c> spelling: what the spelling names is taken
-    /// as it is; a group size it does not name is <see cref="GroupSize"/>, and zero points are on when it says <c>-zp</c>
-    /// or <see cref="ZeroPoints"/> is (int8 has neither).</summary>
-    public Quantization.QuantFormat FactorFormat(string spelling)
-    {
-        var parsed = Quantization.QuantFormat.Parse(spelling);
-        if (parsed.PerChannel) return parsed;
-        var namesGroup = spelling.Contains("-g", StringComparison.OrdinalIgnoreCase);
-        return Quantization.QuantFormat.ForBits(parsed.Bits, namesGroup ? parsed.GroupSize : GroupSize, parsed.ZeroPoints || ZeroPoints);
-    }
+    /// <summary>The format of quantized factors (<c>--factor-dtype int8|int4…</c>, <see cref="FactorStorage"/>): what the
+    /// spelling names is taken as it is; a group size it does not name is <see cref="GroupSize"/>, and zero points are on
+    /// when it says <c>-zp</c> or <see cref="ZeroPoints"/> is (int8 has neither).</summary>
+    public Quantization.QuantFormat FactorFormat(FactorStorage storage) => storage.Bits is { } bits
+        ? Quantization.QuantFormat.ForBits(bits, storage.GroupSize ?? GroupSize, storage.ZeroPoints || ZeroPoints)
+        : throw new LrkException(ErrorCodes.BadArgument, $"factor dtype {storage} is not a quantized format: use {Quantization.QuantFormat.Spellings}");
+
+    /// <inheritdoc cref="FactorFormat(FactorStorage)"/>
+    public Quantization.QuantFormat FactorFormat(string spelling) => FactorFormat(FactorStorage.Parse(spelling, "--factor-dtype", ErrorCodes.BadArgument));
 
     /// <summary>GPTQ's knobs as the quantizer takes them.</summary>
     [JsonIgnore]

@@ -214,34 +214,20 @@ public static partial class TextSources
 
     private static (string Text, int Count) ReadJsonLines(string path, string field)
     {
-        var text = ReadFileText(path);
         var parts = new List<string>();
-        var lineNumber = 0;
-        foreach (var line in text.Split('\n'))
+        var records = JsonLineRecords.Parse(ReadFileText(path), (line, e) =>
+            new LrkException(ErrorCodes.DataUnreadable, $"'{path}' line {line}: not a JSON object ({e.Message})", e));
+        foreach (var (lineNumber, record) in records)
         {
-            lineNumber++;
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            JsonDocument document;
-            try
+            var value = record;
+            foreach (var name in field.Split('.'))
             {
-                document = JsonDocument.Parse(line);
+                if (value.ValueKind != JsonValueKind.Object || !value.TryGetProperty(name, out value))
+                    throw new LrkException(ErrorCodes.DataUnreadable, $"'{path}' line {lineNumber}: no field '{field}'");
             }
-            catch (JsonException e)
-            {
-                throw new LrkException(ErrorCodes.DataUnreadable, $"'{path}' line {lineNumber}: not a JSON object ({e.Message})", e);
-            }
-            using (document)
-            {
-                var value = document.RootElement;
-                foreach (var name in field.Split('.'))
-                {
-                    if (value.ValueKind != JsonValueKind.Object || !value.TryGetProperty(name, out value))
-                        throw new LrkException(ErrorCodes.DataUnreadable, $"'{path}' line {lineNumber}: no field '{field}'");
-                }
-                if (value.ValueKind != JsonValueKind.String)
-                    throw new LrkException(ErrorCodes.DataUnreadable, $"'{path}' line {lineNumber}: field '{field}' is {value.ValueKind}, not a string");
-                parts.Add(value.GetString()!);
-            }
+            if (value.ValueKind != JsonValueKind.String)
+                throw new LrkException(ErrorCodes.DataUnreadable, $"'{path}' line {lineNumber}: field '{field}' is {value.ValueKind}, not a string");
+            parts.Add(value.GetString()!);
         }
         if (parts.Count == 0) throw new LrkException(ErrorCodes.DataUnreadable, $"'{path}' has no JSON records");
         return (string.Join("\n\n", parts), parts.Count);

@@ -2,7 +2,6 @@ using System.Reflection;
 using LowRank.Data;
 using LowRank.Evaluation.ZeroShot;
 using LowRank.Models;
-using LowRank.Reports;
 
 namespace LowRank.Evaluation;
 

@@ -1,6 +1,5 @@
 using LowRank.Data;
 using LowRank.Models;
-using LowRank.Reports;
 
 namespace LowRank.Evaluation;
 

@@ -14,16 +14,32 @@ public abstract partial class DecoderModel
         return tensor;
     }
 
+    /// <summary>Loads the LayerNorm <paramref name="name"/>: <c>name.weight</c> and <c>name.bias</c>, both [width].</summary>
+    protected LayerNormWeights TakeLayerNorm(string name, long width) => new(Take($"{name}.weight", width), Take($"{name}.bias", width));
+
     protected Tensor? TakeOptional(string name, params long[] shape) => weights.Contains(name) ? Take(name, shape) : null;
 
     protected bool Has(string name) => weights.Contains(name);
+
+    /// <summary>
+    /// The output head <c>lm_head.weight</c> [vocab, width]: the <paramref name="embedding"/> when the config ties them
+    /// (a stored head is only checked, <see cref="CheckTiedHead"/>) or, where the family's checkpoints may omit an untied
+    /// head (<paramref name="embeddingWhenAbsent"/>: GPT-2, OPT), when there is none; else the stored one.
+    /// </summary>
+    protected Tensor TakeHead(Tensor embedding, long vocab, long width, bool embeddingWhenAbsent)
+    {
+        if (Config.TieWordEmbeddings) CheckTiedHead(HeadName, vocab, width);
+        return Config.TieWordEmbeddings || (embeddingWhenAbsent && !Has(HeadName)) ? embedding : Take(HeadName, vocab, width);
+    }
+
+    private const string HeadName = "lm_head.weight";
 
     /// <summary>
     /// A tied model (tie_word_embeddings) uses its embedding as the head and ignores a stored <paramref name="name"/>,
     /// but an artifact carries that tensor along: one of another shape than the head's is refused
     /// (<see cref="ErrorCodes.BadCheckpoint"/>) instead of being copied into it unused.
     /// </summary>
-    protected void CheckTiedHead(string name, params long[] shape)
+    private void CheckTiedHead(string name, params long[] shape)
     {
         if (!weights.Contains(name)) return;
         var actual = weights.ShapeOf(name);

@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 
 namespace LowRank.Models;
 
-/// <summary>The math the families share: causal attention, head splitting, embedding lookup, activations.</summary>
+/// <summary>The math the families share: causal attention, head splitting, embedding lookup, learned positions, LayerNorm, activations.</summary>
 public abstract partial class DecoderModel
 {
     /// <summary>
@@ -63,8 +63,20 @@ public abstract partial class DecoderModel
         _ => throw new LrkException(ErrorCodes.UnsupportedArchitecture, $"activation '{name}' is not supported (supported: silu, relu, gelu, gelu_new)"),
     };
 
+    /// <summary>Rows start..start+count-1 (+ <paramref name="offset"/>) of a learned position table, as [1, count, dim];
+    /// positions past the model's maximum are refused.</summary>
+    protected Tensor LearnedPositions(Tensor table, long startPosition, long count, long offset = 0)
+    {
+        CheckPositions(startPosition, count);
+        return table.narrow(0, startPosition + offset, count).unsqueeze(0);
+    }
+
+    /// <summary>LayerNorm over the last dimension with the config's epsilon (GPT-2, OPT).</summary>
+    protected Tensor LayerNorm(Tensor x, LayerNormWeights norm) =>
+        nn.functional.layer_norm(x, [x.shape[^1]], norm.Weight, norm.Bias, Config.NormEps);
+
     /// <summary>Throws a clear error when learned position embeddings would be indexed past their table.</summary>
-    protected void CheckPositions(long startPosition, long count)
+    private void CheckPositions(long startPosition, long count)
     {
         if (startPosition + count > Config.MaxPositions)
             throw new LrkException(ErrorCodes.BadArgument,

@@ -158,9 +158,9 @@ public sealed class LinearWeight : IDisposable
 
     /// <summary>
     /// The factors to multiply with: as stored, or zero-padded to a rank that is a multiple of <see cref="RankAlignment"/>
-    /// for fp16/bf16 CUDA forwards of at least <see cref="AlignmentMinRows"/> rows. Measured on an H100 (bench/probe/
-    /// lowrank_probe.py, 32768 tokens): A(Bx) for LLaMA-7B's MLP takes 6.9 ms at rank 1492 and 2.1 ms at 1496, because
-    /// the intermediate's leading dimension then meets cuBLAS's 16-byte alignment. The padding adds rows of B and
+    /// for fp16/bf16 CUDA forwards of at least <see cref="AlignmentMinRows"/> rows: at other ranks the intermediate's
+    /// leading dimension misses cuBLAS's 16-byte alignment and A(Bx) leaves the fast tensor-core kernels, several times
+    /// slower, slower than the dense product (BENCHMARKS.md, "Kernels behind the changes"). The padding adds rows of B and
     /// columns of A that are zero, so the product is the same; the stored rank (and the artifact) stay exact, and the
     /// padded copies live only for this call.
     /// </summary>
@@ -273,8 +273,8 @@ public sealed class LinearWeight : IDisposable
 
     /// <summary>Reads an evicted lazy weight into host memory now (a prefetch, from any thread). With
     /// <paramref name="pin"/> a host weight is put in page-locked memory, which the next <see cref="MoveTo"/> a GPU copies
-    /// without the driver's staging buffers (on the H200 machine moving a 7B block's 0.4 GB took 0.18 s from pageable
-    /// memory, about 2.2 GB/s, and 0.10 s with this read-ahead, waits included: BENCHMARKS.md, block_arrive).</summary>
+    /// without the driver's staging buffers, at the bus's speed instead of the pageable copy's (BENCHMARKS.md, "GPU",
+    /// block_arrive).</summary>
     public void Prefetch(bool pin = false)
     {
         lock (gate)

@@ -163,8 +163,8 @@ public static class ModelConfigReader
             ModelFamily.Qwen2 => true,
             _ => false,
         };
-        var eos = c.OptionalIntList("eos_token_id");
         var defaultSpecialIds = family != ModelFamily.Qwen2;
+        var eos = EosTokens(c, defaultSpecialIds && !c.IsPresentAndNull("eos_token_id") ? 2 : null);
         return new ModelConfig
         {
             Family = family,
@@ -194,8 +194,8 @@ public static class ModelConfigReader
             MlpBias = family == ModelFamily.Llama && (c.OptionalBool("mlp_bias") ?? false),
             HiddenAct = c.OptionalString("hidden_act") ?? "silu",
             BosTokenId = c.OptionalInt("bos_token_id") ?? (defaultSpecialIds && !c.IsPresentAndNull("bos_token_id") ? 1 : null),
-            EosTokenId = eos.Count > 0 ? eos[0] : defaultSpecialIds && !c.IsPresentAndNull("eos_token_id") ? 2 : null,
-            EosTokenIds = eos.Count > 0 ? eos : defaultSpecialIds && !c.IsPresentAndNull("eos_token_id") ? [2] : [],
+            EosTokenId = eos.First,
+            EosTokenIds = eos.All,
             PadTokenId = c.OptionalInt("pad_token_id"),
             TorchDtype = Dtype(c),
         };
@@ -211,7 +211,7 @@ public static class ModelConfigReader
         if (c.OptionalBool("_remove_final_layer_norm") == true)
             throw c.Bad("_remove_final_layer_norm", "= true (no final LayerNorm) is not supported");
         var bias = c.OptionalBool("enable_bias") ?? true;
-        var eos = c.OptionalIntList("eos_token_id");
+        var eos = EosTokens(c, 2);
         return new ModelConfig
         {
             Family = ModelFamily.Opt,
@@ -231,8 +231,8 @@ public static class ModelConfigReader
             MlpBias = bias,
             HiddenAct = c.OptionalString("activation_function") ?? "relu",
             BosTokenId = c.OptionalInt("bos_token_id") ?? 2,
-            EosTokenId = eos.Count > 0 ? eos[0] : 2,
-            EosTokenIds = eos.Count > 0 ? eos : [2],
+            EosTokenId = eos.First,
+            EosTokenIds = eos.All,
             PadTokenId = c.OptionalInt("pad_token_id") ?? 1,
             WordEmbedProjDim = projection != hidden ? projection : null,
             LayerNormBefore = c.OptionalBool("do_layer_norm_before") ?? true,
@@ -248,7 +248,7 @@ public static class ModelConfigReader
             throw c.Bad("scale_attn_weights", "= false (unscaled attention) is not supported");
         if (c.OptionalBool("scale_attn_by_inverse_layer_idx") == true)
             throw c.Bad("scale_attn_by_inverse_layer_idx", "= true is not supported");
-        var eos = c.OptionalIntList("eos_token_id");
+        var eos = EosTokens(c, 50256);
         return new ModelConfig
         {
             Family = ModelFamily.Gpt2,
@@ -268,8 +268,8 @@ public static class ModelConfigReader
             MlpBias = true,
             HiddenAct = c.OptionalString("activation_function") ?? "gelu_new",
             BosTokenId = c.OptionalInt("bos_token_id") ?? 50256,
-            EosTokenId = eos.Count > 0 ? eos[0] : 50256,
-            EosTokenIds = eos.Count > 0 ? eos : [50256],
+            EosTokenId = eos.First,
+            EosTokenIds = eos.All,
             PadTokenId = c.OptionalInt("pad_token_id"),
             TorchDtype = Dtype(c),
         };
@@ -277,6 +277,15 @@ public static class ModelConfigReader
 
     private static int HeadDim(ConfigJson c, int hidden, int heads, string hiddenKey, string headsKey) =>
         hidden % heads == 0 ? hidden / heads : throw c.Bad(hiddenKey, $"({hidden}) is not divisible by '{headsKey}' ({heads})");
+
+    /// <summary>eos_token_id, one id or a list (LLaMA-3 lists several): all of them and the first; the family's
+    /// default id when the key is absent (none when <paramref name="fallback"/> is null).</summary>
+    private static (int? First, IReadOnlyList<int> All) EosTokens(ConfigJson c, int? fallback)
+    {
+        var listed = c.OptionalIntList("eos_token_id");
+        IReadOnlyList<int> all = listed.Count > 0 ? listed : fallback is { } id ? [id] : [];
+        return (all.Count > 0 ? all[0] : null, all);
+    }
 
     private static string Dtype(ConfigJson c) => c.OptionalString("torch_dtype") ?? c.OptionalString("dtype") ?? "float32";
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using LowRank.Evaluation;
 
 namespace LowRank.Reports;
 

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using LowRank.Compression;
 
 namespace LowRank.Reports;
 
@@ -8,12 +9,9 @@ namespace LowRank.Reports;
 /// Ctrl+C never leaves a half-written report that looks complete.</summary>
 public static class ReportFiles
 {
-    public static readonly JsonSerializerOptions JsonOptions = new()
+    /// <summary><see cref="CompressionJson.JsonOptions"/>, with enums written as camelCase names.</summary>
+    public static readonly JsonSerializerOptions JsonOptions = new(CompressionJson.JsonOptions)
     {
-        WriteIndented = true,
-        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
     };
 

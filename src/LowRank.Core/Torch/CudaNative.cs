@@ -8,13 +8,13 @@ namespace LowRank.Torch;
 /// A direct call into the cuBLAS that libtorch has already loaded, for the kernel TorchSharp 0.107 cannot reach:
 /// <see cref="HalfGram"/>, a GEMM of fp16/bf16 inputs with an fp32 result on the tensor cores (what
 /// <c>torch.mm(..., out_dtype=torch.float32)</c> does in Python). TorchSharp's half matmul returns half (rounded, and the
-/// sums of 32k squared activations overflow fp16), and its TF32 matmul of fp32 copies runs at a third of the speed
-/// (measured on an H200, <c>bench kernels</c>: the 32768×11008 Gram of one calibration batch takes 11.2 ms, 35.9 ms with
-/// TF32, 149 ms with fp32 FMA). The handle uses PyTorch's default (legacy NULL) stream, so it is ordered with torch work.
+/// sums of 32k squared activations overflow fp16), and its TF32 matmul of fp32 copies runs at about a third of the speed
+/// (<c>bench kernels</c>; BENCHMARKS.md, "Kernels"). The handle uses PyTorch's default (legacy NULL) stream, so it is
+/// ordered with torch work.
 /// The kernel checks itself against torch on first use; any failure (library not found, wrong result) turns it off for
 /// the process with the reason in <see cref="Status"/>, and callers fall back to TF32.
 /// <para>Running several cuSOLVER eigendecompositions on separate streams was tried too and measured not to help
-/// (7 × 4096² fp64 syevd: 0.768 s one after another, 0.735 s on 8 streams from 8 threads), so the decompositions stay on
+/// (BENCHMARKS.md, "Kernels"), so the decompositions stay on
 /// torch's <c>linalg.eigh</c>; what does run on a second stream is a whole block's decomposition beside the next
 /// block's profiling (<see cref="CudaStreams"/>).</para>
 /// </summary>
@@ -27,56 +27,32 @@ public static unsafe class CudaNative
     private const int CudaR16BF = 14;
     private const int CublasCompute32F = 68;
     private const int CublasGemmDefault = -1;
-    private const int RtldNow = 0x2;
-    private const int RtldGlobal = 0x100;
 
-    private static readonly object Gate = new();
-    private static bool initialised;
-    private static string status = "not initialised";
-    private static Api? api;
-    private static IntPtr cublas;
+    private static readonly CudaFeature<Kernel> Feature = new("off (torch kernels used instead): ");
 
     /// <summary>What is in use, or why not.</summary>
-    public static string Status
-    {
-        get
-        {
-            lock (Gate) return status;
-        }
-    }
+    public static string Status => Feature.Status;
 
     /// <summary>True when the native kernel loaded and passed its self-test on <paramref name="device"/>.</summary>
-    public static bool Available(Device device)
+    public static bool Available(Device device) => Feature.Available(device, SetUp);
+
+    private static (Kernel, string) SetUp(Device device)
     {
-        if (device.type != DeviceType.CUDA) return false;
-        lock (Gate)
-        {
-            if (!initialised)
-            {
-                initialised = true;
-                try
-                {
-                    api = Api.Resolve();
-                    Check(api.CudaSetDevice(device.index < 0 ? 0 : device.index), "cudaSetDevice");
-                    IntPtr handle;
-                    Check(api.CublasCreate(&handle), "cublasCreate");
-                    cublas = handle;
-                    Check(api.CublasSetStream(cublas, IntPtr.Zero), "cublasSetStream");
-                    SelfTest(device);
-                    status = $"cuBLAS GemmEx (half→fp32, {api.Libraries})";
-                }
-                catch (Exception e) when (e is LrkException or DllNotFoundException or EntryPointNotFoundException or InvalidOperationException or ExternalException)
-                {
-                    api = null;
-                    status = "off (torch kernels used instead): " + e.Message;
-                }
-            }
-            return api is not null;
-        }
+        var api = Api.Resolve();
+        Check(api.CudaSetDevice(device.index < 0 ? 0 : device.index), "cudaSetDevice");
+        IntPtr handle;
+        Check(api.CublasCreate(&handle), "cublasCreate");
+        var kernel = new Kernel(api, handle);
+        Check(api.CublasSetStream(kernel.Cublas, IntPtr.Zero), "cublasSetStream");
+        SelfTest(device, kernel);
+        return (kernel, $"cuBLAS GemmEx (half→fp32, {api.Libraries})");
     }
 
+    /// <summary>The resolved functions and the cuBLAS handle the GEMMs run with.</summary>
+    private sealed record Kernel(Api Api, IntPtr Cublas);
+
     /// <summary>Tokens per GEMM of <see cref="HalfGram"/>. The tensor cores' running sums lose low-order bits at every
-    /// step, so their error grows with the length of the sum (1.9e-4 relative over 32768 tokens on an H200); chunks of
+    /// step, so their error grows with the length of the sum; chunks of
     /// this many tokens, each added into the result by the GEMM epilogue's correctly rounded fp32 β = 1 update, bound it
     /// (BENCHMARKS.md, "chunked Gram").</summary>
     public const int DefaultChunkTokens = 4096;
@@ -84,10 +60,12 @@ public static unsafe class CudaNative
     /// <summary><c>leftᵀ·right</c> in fp32 for [tokens, n₁] and [tokens, n₂] fp16/bf16 CUDA tensors of one dtype
     /// (products exact, fp32 accumulation on the tensor cores, in chunks of <paramref name="chunkTokens"/> tokens). When
     /// both are the same tensor object the Gram's lower triangle is computed and mirrored (<see cref="SymmetricPanels"/>).</summary>
-    public static Tensor HalfGram(Tensor left, Tensor right, int chunkTokens = DefaultChunkTokens)
+    public static Tensor HalfGram(Tensor left, Tensor right, int chunkTokens = DefaultChunkTokens) =>
+        HalfGram(Feature.Value ?? throw new InvalidOperationException("CudaNative is not available: " + Status), left, right, chunkTokens);
+
+    private static Tensor HalfGram(Kernel kernel, Tensor left, Tensor right, int chunkTokens)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(chunkTokens);
-        var native = api ?? throw new InvalidOperationException("CudaNative is not available: " + Status);
         if (left.dim() != 2 || right.dim() != 2 || left.shape[0] != right.shape[0])
             throw new ArgumentException($"HalfGram needs [t, n₁] and [t, n₂]; got [{string.Join(",", left.shape)}] and [{string.Join(",", right.shape)}]");
         if (left.dtype != right.dtype || left.dtype is not (ScalarType.Float16 or ScalarType.BFloat16))
@@ -107,7 +85,7 @@ public static unsafe class CudaNative
         var slice = (int)Math.Min(chunkTokens, Math.Max(1, int.MaxValue / Math.Max(n1, n2)));
         // A Gram (one operand) is symmetric: compute its lower triangle in row strips and mirror it (SymmetricPanels).
         var panels = ReferenceEquals(left, right) ? SymmetricPanels(n1) : [(0L, n1)];
-        lock (Gate)
+        lock (Feature.Gate)
         {
             for (long start = 0; start < tokens; start += slice)
             {
@@ -118,7 +96,7 @@ public static unsafe class CudaNative
                     // Row-major [t, n] is column-major n×t (ld n). The row-major strip R[lo:lo+rows, 0:cols] = L[:, lo:lo+rows]ᵀ·Rt[:, 0:cols]
                     // is, column-major, the cols×rows matrix right_c[0:cols] · left_c[lo:lo+rows]ᵀ at R + lo·n₂ (ld n₂).
                     var cols = panels.Length == 1 ? n2 : lo + rows;
-                    Check(native.CublasGemmEx(cublas, CublasOpN, CublasOpT, (int)cols, (int)rows, count, &alpha,
+                    Check(kernel.Api.CublasGemmEx(kernel.Cublas, CublasOpN, CublasOpT, (int)cols, (int)rows, count, &alpha,
                         (void*)(DataPointer(b) + (nint)(start * n2 * elementSize)), type, (int)n2,
                         (void*)(DataPointer(a) + (nint)((start * n1 + lo) * elementSize)), type, (int)n1, &beta,
                         (void*)(DataPointer(result) + (nint)(lo * n2 * sizeof(float))), CudaR32F, (int)n2, CublasCompute32F, CublasGemmDefault), "cublasGemmEx");
@@ -138,9 +116,8 @@ public static unsafe class CudaNative
 
     /// <summary>
     /// Row strips [lo, lo + rows) of a symmetric n×n product whose lower triangle (each strip against columns 0..lo + rows)
-    /// covers it: T strips cost (T + 1)/2T of the full GEMM. Measured on an H100 (bench/probe/lowrank_probe.py, one
-    /// 32768-token batch): 4096² 1.41 → 0.91 ms with 4 strips, 11008² 11.1 → 6.8 ms with 8; narrower strips than about
-    /// 1024 rows lose more to smaller GEMMs than they save. Strip starts are multiples of 64 elements, so every operand
+    /// covers it: T strips cost (T + 1)/2T of the full GEMM. Strips narrower than about 1024 rows lose more to smaller
+    /// GEMMs than they save (BENCHMARKS.md, "Kernels behind the changes"). Strip starts are multiples of 64 elements, so every operand
     /// pointer keeps the 16-byte alignment of cuBLAS's fast kernels.
     /// </summary>
     internal static (long Lo, long Rows)[] SymmetricPanels(long n)
@@ -186,7 +163,7 @@ public static unsafe class CudaNative
     }
 
     /// <summary>Compares the kernel with torch on small matrices before anything relies on it.</summary>
-    private static void SelfTest(Device device)
+    private static void SelfTest(Device device, Kernel kernel)
     {
         using var scope = NewDisposeScope();
         // A private generator: the self-test must not move the global RNG that seeded runs depend on.
@@ -195,17 +172,17 @@ public static unsafe class CudaNative
         var x = (randn([333, 70], ScalarType.Float32, generator: generator) * 0.5).to(ScalarType.Float16).to(device);
         var y = (randn([333, 45], ScalarType.Float32, generator: generator) * 0.5).to(ScalarType.Float16).to(device);
         var expected = matmul(x.to(ScalarType.Float64).T, y.to(ScalarType.Float64));
-        var got = HalfGram(x, y).to(ScalarType.Float64);
+        var got = HalfGram(kernel, x, y, DefaultChunkTokens).to(ScalarType.Float64);
         var error = ((got - expected).norm() / expected.norm()).item<double>();
         if (!(error < 1e-3)) throw new InvalidOperationException($"self-test: GemmEx Gram differs from torch by {error:E2}");
         var xb = x.to(ScalarType.BFloat16);
-        var gotB = HalfGram(xb, xb).to(ScalarType.Float64);
+        var gotB = HalfGram(kernel, xb, xb, DefaultChunkTokens).to(ScalarType.Float64);
         var expectedB = matmul(xb.to(ScalarType.Float64).T, xb.to(ScalarType.Float64));
         var errorB = ((gotB - expectedB).norm() / expectedB.norm()).item<double>();
         if (!(errorB < 1e-3)) throw new InvalidOperationException($"self-test: bf16 GemmEx Gram differs from torch by {errorB:E2}");
         // The symmetric path: 2100 columns make two strips (the second narrower); 5000 tokens end in a partial chunk.
         var wide = (randn([5000, 2100], ScalarType.Float32, generator: generator) * 0.5).to(ScalarType.Float16).to(device);
-        var gotW = HalfGram(wide, wide, chunkTokens: 2048).to(ScalarType.Float64);
+        var gotW = HalfGram(kernel, wide, wide, chunkTokens: 2048).to(ScalarType.Float64);
         var expectedW = matmul(wide.to(ScalarType.Float64).T, wide.to(ScalarType.Float64));
         var errorW = ((gotW - expectedW).norm() / expectedW.norm()).item<double>();
         var asymmetry = ((gotW - gotW.T).norm() / gotW.norm()).item<double>();
@@ -224,7 +201,7 @@ public static unsafe class CudaNative
         public required delegate* unmanaged<IntPtr, int, int, int, int, int, float*, void*, int, int, void*, int, int, float*, void*, int, int, int, int, int> CublasGemmEx { get; init; }
 
         private static readonly delegate* unmanaged<IntPtr, IntPtr> ThsTensorData =
-            (delegate* unmanaged<IntPtr, IntPtr>)TorchBackend.LibTorchSharpExport("THSTensor_data");
+            (delegate* unmanaged<IntPtr, IntPtr>)NativeLibraries.LibTorchSharpExport("THSTensor_data");
 
         /// <summary>TorchSharp's own accessor: <c>tensor->data_ptr()</c>, the device address for a CUDA tensor.</summary>
         public static IntPtr TensorData(IntPtr handle) => ThsTensorData(handle);
@@ -266,7 +243,7 @@ public static unsafe class CudaNative
             }
             foreach (var path in candidates)
             {
-                var handle = dlopen(path, RtldNow | RtldGlobal);
+                var handle = NativeLibraries.TryLoadGlobal(path);
                 if (handle != IntPtr.Zero) return (handle, path);
             }
             throw new DllNotFoundException($"{prefix}* is neither loaded in this process nor next to libtorch (looked at: {string.Join(", ", candidates.DefaultIfEmpty("nothing"))})");
@@ -277,14 +254,8 @@ public static unsafe class CudaNative
 
         internal static IntPtr Symbol((IntPtr Handle, string Path) library, string name)
         {
-            var pointer = dlsym(library.Handle, name);
+            var pointer = NativeLibraries.Symbol(library.Handle, name);
             return pointer != IntPtr.Zero ? pointer : throw new EntryPointNotFoundException($"{name} not found in {library.Path}");
         }
-
-        [DllImport("libc.so.6", CharSet = CharSet.Ansi, BestFitMapping = false, ThrowOnUnmappableChar = true)]
-        private static extern IntPtr dlopen(string fileName, int flags);
-
-        [DllImport("libc.so.6", CharSet = CharSet.Ansi, BestFitMapping = false, ThrowOnUnmappableChar = true)]
-        private static extern IntPtr dlsym(IntPtr handle, string symbol);
     }
 }

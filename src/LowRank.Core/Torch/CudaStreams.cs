@@ -25,68 +25,43 @@ namespace LowRank.Torch;
 public static unsafe class CudaStreams
 {
     private const uint CudaStreamNonBlocking = 1;
-    private static readonly object Gate = new();
-    private static bool initialised;
-    private static string status = "not initialised";
-    private static Functions? functions;
-    private static IntPtr sideStream;
-    private static IntPtr copyStream;
-    private static int sideDevice;
+    private static readonly CudaFeature<Streams> Feature = new("off (one stream): ");
 
     [ThreadStatic] private static IntPtr currentSide;
 
     /// <summary>What is in use, or why not.</summary>
-    public static string Status
-    {
-        get
-        {
-            lock (Gate) return status;
-        }
-    }
+    public static string Status => Feature.Status;
 
     /// <summary>True when a side stream can be made current for a thread on <paramref name="device"/>.</summary>
-    public static bool Available(Device device)
+    public static bool Available(Device device) => Feature.Available(device, SetUp);
+
+    private static (Streams, string) SetUp(Device device)
     {
-        if (device.type != DeviceType.CUDA) return false;
-        lock (Gate)
-        {
-            if (initialised) return functions is not null;
-            initialised = true;
-            try
-            {
-                var f = Functions.Resolve();
-                var index = device.index < 0 ? 0 : device.index;
-                CudaNative.Check(f.CudaSetDevice(index), "cudaSetDevice");
-                int least, greatest;
-                CudaNative.Check(f.CudaDeviceGetStreamPriorityRange(&least, &greatest), "cudaDeviceGetStreamPriorityRange");
-                IntPtr stream;
-                CudaNative.Check(f.CudaStreamCreateWithPriority(&stream, CudaStreamNonBlocking, greatest), "cudaStreamCreateWithPriority");
-                // One stream for the process, never destroyed: the caching allocator keeps blocks tagged with it.
-                sideStream = stream;
-                // And one for host→device copies of the next block's weights (the copy engine, beside any compute).
-                IntPtr copies;
-                CudaNative.Check(f.CudaStreamCreateWithPriority(&copies, CudaStreamNonBlocking, least), "cudaStreamCreateWithPriority");
-                copyStream = copies;
-                sideDevice = index;
-                functions = f;
-                status = $"side stream (priority {greatest} of [{greatest}, {least}]) via c10 getStreamFromExternal";
-            }
-            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or InvalidOperationException)
-            {
-                functions = null;
-                status = "off (one stream): " + e.Message;
-            }
-            return functions is not null;
-        }
+        var f = Functions.Resolve();
+        var index = device.index < 0 ? 0 : device.index;
+        CudaNative.Check(f.CudaSetDevice(index), "cudaSetDevice");
+        int least, greatest;
+        CudaNative.Check(f.CudaDeviceGetStreamPriorityRange(&least, &greatest), "cudaDeviceGetStreamPriorityRange");
+        // One stream for the process, never destroyed: the caching allocator keeps blocks tagged with it.
+        IntPtr side;
+        CudaNative.Check(f.CudaStreamCreateWithPriority(&side, CudaStreamNonBlocking, greatest), "cudaStreamCreateWithPriority");
+        // And one for host→device copies of the next block's weights (the copy engine, beside any compute).
+        IntPtr copies;
+        CudaNative.Check(f.CudaStreamCreateWithPriority(&copies, CudaStreamNonBlocking, least), "cudaStreamCreateWithPriority");
+        return (new Streams(f, side, copies, index), $"side stream (priority {greatest} of [{greatest}, {least}]) via c10 getStreamFromExternal");
     }
+
+    /// <summary>The resolved functions and the two streams of the process, on CUDA device <c>Device</c>.</summary>
+    private sealed record Streams(Functions Functions, IntPtr Side, IntPtr Copy, int Device);
 
     /// <summary>Makes the side stream the calling thread's current stream (for every torch call the thread makes from now on).</summary>
     public static void UseSideStreamOnThisThread()
     {
-        var f = functions ?? throw new InvalidOperationException("CudaStreams is not available: " + Status);
-        var wrapped = f.GetStreamFromExternal(sideStream, (sbyte)sideDevice);
+        var streams = Feature.Value ?? throw new InvalidOperationException("CudaStreams is not available: " + Status);
+        var f = streams.Functions;
+        var wrapped = f.GetStreamFromExternal(streams.Side, (sbyte)streams.Device);
         f.SetCurrentCudaStream(wrapped);
-        currentSide = sideStream;
+        currentSide = streams.Side;
     }
 
     /// <summary>Makes the copy stream the calling thread's current stream: a thread that only moves weights to the device
@@ -94,9 +69,10 @@ public static unsafe class CudaStreams
     /// must first synchronise the streams that used it (<see cref="SynchronizeDevice"/>).</summary>
     public static void UseCopyStreamOnThisThread()
     {
-        var f = functions ?? throw new InvalidOperationException("CudaStreams is not available: " + Status);
-        f.SetCurrentCudaStream(f.GetStreamFromExternal(copyStream, (sbyte)sideDevice));
-        currentSide = copyStream;
+        var streams = Feature.Value ?? throw new InvalidOperationException("CudaStreams is not available: " + Status);
+        var f = streams.Functions;
+        f.SetCurrentCudaStream(f.GetStreamFromExternal(streams.Copy, (sbyte)streams.Device));
+        currentSide = streams.Copy;
     }
 
     /// <summary>Waits for every stream of <paramref name="device"/> (what <c>torch.cuda.synchronize</c> does).</summary>
@@ -110,7 +86,7 @@ public static unsafe class CudaStreams
     public static void SynchronizeThisThread(Device device)
     {
         if (device.type != DeviceType.CUDA) return;
-        if (functions is { } f) CudaNative.Check(f.CudaStreamSynchronize(currentSide), "cudaStreamSynchronize");
+        if (Feature.Value is { } streams) CudaNative.Check(streams.Functions.CudaStreamSynchronize(currentSide), "cudaStreamSynchronize");
         else cuda.synchronize(device);
     }
 

@@ -5,8 +5,7 @@ namespace LowRank.Torch;
 
 /// <summary>
 /// Device → host copies through a reusable page-locked buffer. A copy into pageable memory goes through the driver's
-/// own small staging buffers (on the H200 machine a 7B block's 0.2 GB of factors took 0.17 s, about 1.2 GB/s, from the
-/// block_leave stage time; 0.035 s through this buffer, BENCHMARKS.md); into page-locked memory
+/// own small staging buffers, several times slower (BENCHMARKS.md, "GPU", block_leave); into page-locked memory
 /// it runs at the bus's speed, and the copy from there into ordinary host memory is a memcpy. The buffer (one per
 /// dtype, grown to the largest tensor seen) stays for the process: a block's factors are at most a few hundred MB.
 /// </summary>

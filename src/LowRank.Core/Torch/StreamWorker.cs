@@ -29,8 +29,9 @@ internal sealed class StreamWorker : IDisposable
     }
 
     /// <summary>A worker on the copy stream for <paramref name="device"/>, or null where no copy stream can be made (then
-    /// copies stay on the compute stream). Measured on the H100 machine (BENCHMARKS.md, issue 8): bringing a 7B block's
-    /// 0.4 GB over at its arrival took 92 ms of every block's wall time, with the compute waiting.</summary>
+    /// copies stay on the compute stream). Copying the next block's weights beside the compute takes the copy off every
+    /// block's wall time, where bringing a block over at its arrival leaves the compute waiting (BENCHMARKS.md, "GPU",
+    /// block_arrive).</summary>
     public static StreamWorker? ForCopies(Device device) =>
         device.type == DeviceType.CUDA && CudaStreams.Available(device)
             ? new StreamWorker("lowrank-block-copy", device, CudaStreams.UseCopyStreamOnThisThread)

@@ -18,8 +18,8 @@ public static partial class AdaSvd
     /// <para>Why group by group: compared with gathering a block's statistics by running its dense weights on the
     /// compressed stream and then running it again compressed (the two-stream pipeline), every layer is fitted to exactly
     /// the inputs it will see, and each block costs one low-rank pass plus the Grams instead of a dense pass, a low-rank
-    /// pass and the Grams. Measured (BENCHMARKS.md, issue 8) on the LLaMA-7B shape that is what brings AdaSVD within
-    /// 1.5× of SVD-LLM's time. Group inputs of a block are kept like hidden states (on the device while they fit
+    /// pass and the Grams, which is what brings AdaSVD's time near SVD-LLM's (BENCHMARKS.md, "GPU"). Group inputs
+    /// of a block are kept like hidden states (on the device while they fit
     /// <see cref="CompressionOptions.DeviceHiddenStateBytes"/>).</para>
     /// </summary>
     private static void RunSequential(CompressionRun run, IStagedDecoder staged)
@@ -76,8 +76,8 @@ public static partial class AdaSvd
     /// <summary>
     /// Pass (2) with every block's original Grams at hand: block i+1's starting truncations do not depend on block i, so
     /// with <see cref="CompressionOptions.DecompositionOverlap"/> they are computed on a <see cref="DecompositionWorker"/>
-    /// (on CUDA its own stream) while block i's groups are refitted and run. Measured on the H100 (BENCHMARKS.md) the
-    /// fp64 eigendecompositions of the starts are the larger part of the pass, and the group passes are GEMMs.
+    /// (on CUDA its own stream) while block i's groups are refitted and run: the starts' fp64 eigendecompositions are a
+    /// large part of the pass, and the group passes are GEMMs (times in BENCHMARKS.md, "GPU").
     /// <para>Stream rules (<see cref="LowRank.Torch.CudaStreams"/>): block i+1 is held and its Grams handed to the worker
     /// after this thread's stream was synchronised; the worker frees the Grams after synchronising its own stream; the
     /// starts come back when <see cref="DecompositionWorker.Wait"/> returns (the worker synchronised), and this thread

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using LowRank.Data;
 
 namespace LowRank.Evaluation.ZeroShot;
 
@@ -46,44 +47,29 @@ public static class TaskFile
             throw new LrkException(ErrorCodes.BadTaskFile, $"cannot read task file '{path}': {e.Message}", e);
         }
         var items = new List<MultipleChoiceItem>();
-        var lineNumber = 0;
-        foreach (var line in text.Split('\n'))
+        var records = JsonLineRecords.Parse(text, (line, e) => Bad(path, line, $"not valid JSON ({e.Message})", e));
+        foreach (var (lineNumber, record) in records)
         {
-            lineNumber++;
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            JsonDocument document;
+            if (record.ValueKind != JsonValueKind.Object) throw Bad(path, lineNumber, "not a JSON object");
+            format ??= Detect(record) ?? throw Bad(path, lineNumber,
+                "unknown layout: expected ARC (question, choices, answerKey), PIQA (goal, sol1, sol2, label), " +
+                "HellaSwag (ctx or ctx_a/ctx_b, endings, label) or WinoGrande (sentence, option1, option2, answer) fields");
+            var id = OptionalString(record, "id") ?? OptionalString(record, "ind") ?? $"{System.IO.Path.GetFileName(path)}:{lineNumber}";
             try
             {
-                document = JsonDocument.Parse(line);
-            }
-            catch (JsonException e)
-            {
-                throw Bad(path, lineNumber, $"not valid JSON ({e.Message})", e);
-            }
-            using (document)
-            {
-                var record = document.RootElement;
-                if (record.ValueKind != JsonValueKind.Object) throw Bad(path, lineNumber, "not a JSON object");
-                format ??= Detect(record) ?? throw Bad(path, lineNumber,
-                    "unknown layout: expected ARC (question, choices, answerKey), PIQA (goal, sol1, sol2, label), " +
-                    "HellaSwag (ctx or ctx_a/ctx_b, endings, label) or WinoGrande (sentence, option1, option2, answer) fields");
-                var id = OptionalString(record, "id") ?? OptionalString(record, "ind") ?? $"{System.IO.Path.GetFileName(path)}:{lineNumber}";
-                try
+                var item = format.Value switch
                 {
-                    var item = format.Value switch
-                    {
-                        TaskFormat.Arc => ArcTask.Item(record, id),
-                        TaskFormat.Piqa => PiqaTask.Item(record, id),
-                        TaskFormat.HellaSwag => HellaSwagTask.Item(record, id),
-                        TaskFormat.WinoGrande => WinoGrandeTask.Item(record, id),
-                        _ => throw new InvalidOperationException(),
-                    };
-                    items.Add(item);
-                }
-                catch (TaskRecordException e)
-                {
-                    throw Bad(path, lineNumber, e.Message, e);
-                }
+                    TaskFormat.Arc => ArcTask.Item(record, id),
+                    TaskFormat.Piqa => PiqaTask.Item(record, id),
+                    TaskFormat.HellaSwag => HellaSwagTask.Item(record, id),
+                    TaskFormat.WinoGrande => WinoGrandeTask.Item(record, id),
+                    _ => throw new InvalidOperationException(),
+                };
+                items.Add(item);
+            }
+            catch (TaskRecordException e)
+            {
+                throw Bad(path, lineNumber, e.Message, e);
             }
         }
         if (items.Count == 0 || format is null) throw new LrkException(ErrorCodes.BadTaskFile, $"task file '{path}' has no items");

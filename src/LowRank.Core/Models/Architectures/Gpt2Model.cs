@@ -19,18 +19,15 @@ public sealed class Gpt2Model : DecoderModel
     private readonly Gpt2Block[] blocks;
     private readonly Tensor wte;
     private readonly Tensor wpe;
-    private readonly Tensor lnFWeight;
-    private readonly Tensor lnFBias;
+    private readonly LayerNormWeights lnF;
     private readonly Tensor lmHead;
     private readonly Func<Tensor, Tensor> act;
 
     private sealed record Gpt2Block(
-        Tensor Ln1Weight,
-        Tensor Ln1Bias,
+        LayerNormWeights Ln1,
         LinearWeight CAttn,
         LinearWeight AttnCProj,
-        Tensor Ln2Weight,
-        Tensor Ln2Bias,
+        LayerNormWeights Ln2,
         LinearWeight CFc,
         LinearWeight MlpCProj)
     {
@@ -55,19 +52,15 @@ public sealed class Gpt2Model : DecoderModel
             {
                 var p = $"{prefix}h.{i}";
                 blocks[i] = new Gpt2Block(
-                    Ln1Weight: Take($"{p}.ln_1.weight", hidden),
-                    Ln1Bias: Take($"{p}.ln_1.bias", hidden),
+                    Ln1: TakeLayerNorm($"{p}.ln_1", hidden),
                     CAttn: TakeLinear(i, $"{p}.attn.c_attn", "attn.c_attn", 3 * hidden, hidden, bias: true, conv1D: true),
                     AttnCProj: TakeLinear(i, $"{p}.attn.c_proj", "attn.c_proj", hidden, hidden, bias: true, conv1D: true),
-                    Ln2Weight: Take($"{p}.ln_2.weight", hidden),
-                    Ln2Bias: Take($"{p}.ln_2.bias", hidden),
+                    Ln2: TakeLayerNorm($"{p}.ln_2", hidden),
                     CFc: TakeLinear(i, $"{p}.mlp.c_fc", "mlp.c_fc", inner, hidden, bias: true, conv1D: true),
                     MlpCProj: TakeLinear(i, $"{p}.mlp.c_proj", "mlp.c_proj", hidden, inner, bias: true, conv1D: true));
             }
-            lnFWeight = Take($"{prefix}ln_f.weight", hidden);
-            lnFBias = Take($"{prefix}ln_f.bias", hidden);
-            if (config.TieWordEmbeddings) CheckTiedHead("lm_head.weight", vocab, hidden);
-            lmHead = config.TieWordEmbeddings || !Has("lm_head.weight") ? wte : Take("lm_head.weight", vocab, hidden);
+            lnF = TakeLayerNorm($"{prefix}ln_f", hidden);
+            lmHead = TakeHead(wte, vocab, hidden, embeddingWhenAbsent: true);
         }
         catch
         {
@@ -79,15 +72,13 @@ public sealed class Gpt2Model : DecoderModel
     public override Tensor Embed(Tensor inputIds, long startPosition)
     {
         using var scope = NewDisposeScope();
-        var count = inputIds.shape[1];
-        CheckPositions(startPosition, count);
-        var positions = wpe.narrow(0, startPosition, count).unsqueeze(0);
+        var positions = LearnedPositions(wpe, startPosition, inputIds.shape[1]);
         return (Lookup(wte, inputIds) + positions).MoveToOuterDisposeScope();
     }
 
     protected override IReadOnlyList<IReadOnlyList<LinearWeight>> Groups(int index) => blocks[index].Groups;
 
-    protected override BlockState Enter(int index, Tensor hidden) => new(hidden, LayerNorm(hidden, blocks[index].Ln1Weight, blocks[index].Ln1Bias));
+    protected override BlockState Enter(int index, Tensor hidden) => new(hidden, LayerNorm(hidden, blocks[index].Ln1));
 
     protected override BlockState Step(int index, LinearGroup group, BlockState state, long startPosition, KvCache? cache)
     {
@@ -105,7 +96,7 @@ public sealed class Gpt2Model : DecoderModel
                 return new BlockState(hidden, Attention(query, key, value, startPosition));
             case LinearGroup.AttentionOutput:
                 hidden = hidden + block.AttnCProj.Forward(x);
-                return new BlockState(hidden, LayerNorm(hidden, block.Ln2Weight, block.Ln2Bias));
+                return new BlockState(hidden, LayerNorm(hidden, block.Ln2));
             case LinearGroup.MlpInput:
                 return new BlockState(hidden, act(block.CFc.Forward(x)));
             case LinearGroup.MlpOutput:
@@ -118,10 +109,7 @@ public sealed class Gpt2Model : DecoderModel
     public override Tensor Head(Tensor hidden)
     {
         using var scope = NewDisposeScope();
-        var logits = nn.functional.linear(LayerNorm(hidden, lnFWeight, lnFBias), lmHead);
+        var logits = nn.functional.linear(LayerNorm(hidden, lnF), lmHead);
         return logits.to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
-
-    private Tensor LayerNorm(Tensor x, Tensor weight, Tensor bias) =>
-        nn.functional.layer_norm(x, [x.shape[^1]], weight, bias, Config.NormEps);
 }

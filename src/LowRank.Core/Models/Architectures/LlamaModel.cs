@@ -72,8 +72,7 @@ public sealed class LlamaModel : DecoderModel
             }
             norm = Take("model.norm.weight", hidden);
             // Tied: HF ties lm_head to embed_tokens after loading, so a stored lm_head.weight is ignored.
-            if (config.TieWordEmbeddings) CheckTiedHead("lm_head.weight", vocab, hidden);
-            lmHead = config.TieWordEmbeddings ? embedTokens : Take("lm_head.weight", vocab, hidden);
+            lmHead = TakeHead(embedTokens, vocab, hidden, embeddingWhenAbsent: false);
         }
         catch
         {

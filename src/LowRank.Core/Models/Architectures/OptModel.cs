@@ -26,20 +26,17 @@ public sealed class OptModel : DecoderModel
     private readonly Tensor embedPositions;
     private readonly Tensor? projectIn;
     private readonly Tensor? projectOut;
-    private readonly Tensor? finalLayerNormWeight;
-    private readonly Tensor? finalLayerNormBias;
+    private readonly LayerNormWeights? finalLayerNorm;
     private readonly Tensor lmHead;
     private readonly Func<Tensor, Tensor> act;
 
     private sealed record Layer(
-        Tensor SelfAttnLayerNormWeight,
-        Tensor SelfAttnLayerNormBias,
+        LayerNormWeights SelfAttnLayerNorm,
         LinearWeight QProj,
         LinearWeight KProj,
         LinearWeight VProj,
         LinearWeight OutProj,
-        Tensor FinalLayerNormWeight,
-        Tensor FinalLayerNormBias,
+        LayerNormWeights FinalLayerNorm,
         LinearWeight Fc1,
         LinearWeight Fc2)
     {
@@ -70,25 +67,19 @@ public sealed class OptModel : DecoderModel
             {
                 var p = $"{prefix}.layers.{i}";
                 layers[i] = new Layer(
-                    SelfAttnLayerNormWeight: Take($"{p}.self_attn_layer_norm.weight", hidden),
-                    SelfAttnLayerNormBias: Take($"{p}.self_attn_layer_norm.bias", hidden),
+                    SelfAttnLayerNorm: TakeLayerNorm($"{p}.self_attn_layer_norm", hidden),
                     QProj: TakeLinear(i, $"{p}.self_attn.q_proj", "q_proj", hidden, hidden, bias: true),
                     KProj: TakeLinear(i, $"{p}.self_attn.k_proj", "k_proj", hidden, hidden, bias: true),
                     VProj: TakeLinear(i, $"{p}.self_attn.v_proj", "v_proj", hidden, hidden, bias: true),
                     OutProj: TakeLinear(i, $"{p}.self_attn.out_proj", "out_proj", hidden, hidden, bias: true),
-                    FinalLayerNormWeight: Take($"{p}.final_layer_norm.weight", hidden),
-                    FinalLayerNormBias: Take($"{p}.final_layer_norm.bias", hidden),
+                    FinalLayerNorm: TakeLayerNorm($"{p}.final_layer_norm", hidden),
                     Fc1: TakeLinear(i, $"{p}.fc1", "fc1", ffn, hidden, bias: true),
                     Fc2: TakeLinear(i, $"{p}.fc2", "fc2", hidden, ffn, bias: true));
             }
             // OPTDecoder has a final_layer_norm only with do_layer_norm_before (and not _remove_final_layer_norm).
             if (config.LayerNormBefore && Has($"{prefix}.final_layer_norm.weight"))
-            {
-                finalLayerNormWeight = Take($"{prefix}.final_layer_norm.weight", hidden);
-                finalLayerNormBias = Take($"{prefix}.final_layer_norm.bias", hidden);
-            }
-            if (config.TieWordEmbeddings) CheckTiedHead("lm_head.weight", vocab, projDim);
-            lmHead = config.TieWordEmbeddings || !Has("lm_head.weight") ? embedTokens : Take("lm_head.weight", vocab, projDim);
+                finalLayerNorm = TakeLayerNorm($"{prefix}.final_layer_norm", hidden);
+            lmHead = TakeHead(embedTokens, vocab, projDim, embeddingWhenAbsent: true);
         }
         catch
         {
@@ -100,11 +91,9 @@ public sealed class OptModel : DecoderModel
     public override Tensor Embed(Tensor inputIds, long startPosition)
     {
         using var scope = NewDisposeScope();
-        var count = inputIds.shape[1];
-        CheckPositions(startPosition, count);
+        var positions = LearnedPositions(embedPositions, startPosition, inputIds.shape[1], PositionOffset);
         var tokens = Lookup(embedTokens, inputIds);
         if (projectIn is not null) tokens = nn.functional.linear(tokens, projectIn);
-        var positions = embedPositions.narrow(0, startPosition + PositionOffset, count).unsqueeze(0);
         return (tokens + positions).MoveToOuterDisposeScope();
     }
 
@@ -114,7 +103,7 @@ public sealed class OptModel : DecoderModel
     protected override BlockState Enter(int index, Tensor hidden)
     {
         var layer = layers[index];
-        return new BlockState(hidden, Config.LayerNormBefore ? LayerNorm(hidden, layer.SelfAttnLayerNormWeight, layer.SelfAttnLayerNormBias) : hidden);
+        return new BlockState(hidden, Config.LayerNormBefore ? LayerNorm(hidden, layer.SelfAttnLayerNorm) : hidden);
     }
 
     protected override BlockState Step(int index, LinearGroup group, BlockState state, long startPosition, KvCache? cache)
@@ -133,13 +122,13 @@ public sealed class OptModel : DecoderModel
                 return new BlockState(hidden, Attention(query, key, value, startPosition));
             case LinearGroup.AttentionOutput:
                 hidden = hidden + layer.OutProj.Forward(x);
-                if (!preNorm) hidden = LayerNorm(hidden, layer.SelfAttnLayerNormWeight, layer.SelfAttnLayerNormBias);
-                return new BlockState(hidden, preNorm ? LayerNorm(hidden, layer.FinalLayerNormWeight, layer.FinalLayerNormBias) : hidden);
+                if (!preNorm) hidden = LayerNorm(hidden, layer.SelfAttnLayerNorm);
+                return new BlockState(hidden, preNorm ? LayerNorm(hidden, layer.FinalLayerNorm) : hidden);
             case LinearGroup.MlpInput:
                 return new BlockState(hidden, act(layer.Fc1.Forward(x)));
             case LinearGroup.MlpOutput:
                 hidden = hidden + layer.Fc2.Forward(x);
-                if (!preNorm) hidden = LayerNorm(hidden, layer.FinalLayerNormWeight, layer.FinalLayerNormBias);
+                if (!preNorm) hidden = LayerNorm(hidden, layer.FinalLayerNorm);
                 return new BlockState(hidden, null);
             default:
                 throw new ArgumentOutOfRangeException(nameof(group), group, "an OPT block has the 4 linear groups of LinearGroup");
@@ -149,11 +138,8 @@ public sealed class OptModel : DecoderModel
     public override Tensor Head(Tensor hidden)
     {
         using var scope = NewDisposeScope();
-        if (finalLayerNormWeight is not null) hidden = LayerNorm(hidden, finalLayerNormWeight, finalLayerNormBias!);
+        if (finalLayerNorm is not null) hidden = LayerNorm(hidden, finalLayerNorm);
         if (projectOut is not null) hidden = nn.functional.linear(hidden, projectOut);
         return nn.functional.linear(hidden, lmHead).to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
-
-    private Tensor LayerNorm(Tensor x, Tensor weight, Tensor bias) =>
-        nn.functional.layer_norm(x, [x.shape[^1]], weight, bias, Config.NormEps);
 }
