@@ -146,6 +146,18 @@ public sealed class FixtureProject : IDisposable
         return (index + 1, lines[index].IndexOf("Include=", StringComparison.Ordinal) + 1);
     }
 
+    /// <summary>
+    /// <paramref name="output"/> holds a LowRank diagnostic placed at the Include of the item on the line holding
+    /// <paramref name="marker"/>: <c>project(line,column): LowRank </c> then <paramref name="diagnostic"/>, a regular
+    /// expression such as <c>error LRK4001: </c> or <c>warning LRK5007: cannot download .*</c>.
+    /// </summary>
+    public static void AssertDiagnosticAt(string output, string projectFile, string marker, string diagnostic)
+    {
+        var (line, column) = Locate(projectFile, marker);
+        var pattern = $@"{System.Text.RegularExpressions.Regex.Escape(projectFile)}\({line},{column}\): LowRank {diagnostic}";
+        Assert.True(System.Text.RegularExpressions.Regex.IsMatch(output, pattern), $"expected {projectFile}({line},{column}): LowRank {diagnostic}\n{output}");
+    }
+
     public void Dispose()
     {
         try { LowRank.Cache.ModelCache.DeleteTree(Root); } catch (IOException) { } catch (UnauthorizedAccessException) { }
