@@ -7,12 +7,12 @@ namespace LowRank.Build.Tests;
 public sealed class FixtureProject : IDisposable
 {
     private readonly PackedFeed feed;
+    private readonly TempFolder folder;
 
     public FixtureProject(PackedFeed feed, string name = "fixture")
     {
         this.feed = feed;
-        Root = Path.Combine(feed.Root, $"{name}-{Guid.NewGuid():N}"[..(name.Length + 9)]);
-        Directory.CreateDirectory(Root);
+        folder = TempFolder.Inside(feed.Root, name);
         Cache = Path.Combine(Root, "cache");
         File.WriteAllText(Path.Combine(Root, "nuget.config"), $"""
             <?xml version="1.0" encoding="utf-8"?>
@@ -25,7 +25,7 @@ public sealed class FixtureProject : IDisposable
             """);
     }
 
-    public string Root { get; }
+    public string Root => folder.Path;
     public string Cache { get; }
 
     public Dictionary<string, string> Environment => feed.Environment(Cache);
@@ -158,8 +158,5 @@ public sealed class FixtureProject : IDisposable
         Assert.True(System.Text.RegularExpressions.Regex.IsMatch(output, pattern), $"expected {projectFile}({line},{column}): LowRank {diagnostic}\n{output}");
     }
 
-    public void Dispose()
-    {
-        try { LowRank.Cache.ModelCache.DeleteTree(Root); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-    }
+    public void Dispose() => folder.Dispose();
 }
