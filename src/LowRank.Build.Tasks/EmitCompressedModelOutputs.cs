@@ -45,7 +45,7 @@ public sealed partial class EmitCompressedModelOutputs : LowRankTask, IIncrement
             var outputName = model.GetMetadata(MetadataNames.OutputName);
             var prefix = OutputPrefix(ModelsFolder, outputName);
             files.AddRange(FileItems(entry, prefix, outputName));
-            if (!string.Equals(model.GetMetadata(MetadataNames.GenerateClass), "false", StringComparison.OrdinalIgnoreCase))
+            if (model.GetMetadata(MetadataNames.GenerateClass) == "true") // as ResolveCompressedModels resolved it
             {
                 var path = Path.Combine(GeneratedDirectory, outputName + ".g.cs");
                 WriteIfChanged(path, ModelClassSource(model, entry, prefix), at);

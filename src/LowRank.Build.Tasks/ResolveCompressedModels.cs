@@ -77,6 +77,7 @@ public sealed partial class ResolveCompressedModels : LowRankTask
                 output.SetMetadata(MetadataNames.FactorDtype, request.FactorDtype ?? "");
                 output.SetMetadata(MetadataNames.Arguments, JsonSerializer.Serialize(request.ToArguments()));
                 output.SetMetadata(MetadataNames.OutputName, outputName);
+                output.SetMetadata(MetadataNames.GenerateClass, GeneratesClass(item) ? "true" : "false");
                 output.SetMetadata(MetadataNames.Formats, formats.Canonical);
                 output.SetMetadata(MetadataNames.Key, key.Hash);
                 output.SetMetadata(MetadataNames.KeyText, key.CanonicalText);
@@ -107,9 +108,9 @@ public sealed partial class ResolveCompressedModels : LowRankTask
     {
         Method = CompressionMethods.Parse(item.GetMetadata(MetadataNames.Method)),
         Ratio = CompressionRatio.Parse(item.GetMetadata(MetadataNames.Ratio), MetadataNames.Ratio),
-        Samples = ParseOptionalInt(item, MetadataNames.Samples),
-        SeqLen = ParseOptionalInt(item, MetadataNames.SeqLen),
-        Seed = ParseOptionalLong(item, MetadataNames.Seed),
+        Samples = Optional(item, MetadataNames.Samples, CalibrationNumbers.ParseCount),
+        SeqLen = Optional(item, MetadataNames.SeqLen, CalibrationNumbers.ParseCount),
+        Seed = Optional(item, MetadataNames.Seed, CalibrationNumbers.ParseSeed),
         FactorDtype = item.GetMetadata(MetadataNames.FactorDtype) is { } dtype && !string.IsNullOrWhiteSpace(dtype)
             ? FactorDtypeNames.Canonical(dtype, MetadataNames.FactorDtype, ErrorCodes.BadItem)
             : null,
@@ -117,6 +118,10 @@ public sealed partial class ResolveCompressedModels : LowRankTask
         Formats = ParseFormats(item),
         Device = item.GetMetadata(MetadataNames.Device) is { } device && !string.IsNullOrWhiteSpace(device) ? device.Trim() : null,
     };
+
+    /// <summary>GenerateClass: anything but "false" (any case) generates the model's class; the resolved item says true or false.</summary>
+    private static bool GeneratesClass(ITaskItem item) =>
+        !string.Equals(item.GetMetadata(MetadataNames.GenerateClass).Trim(), "false", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>Format="onnx" or Formats="safetensors;onnx" (either spelling; both set must agree).</summary>
     private static ModelFormats ParseFormats(ITaskItem item)
@@ -137,22 +142,11 @@ public sealed partial class ResolveCompressedModels : LowRankTask
         }
     }
 
-    private static int? ParseOptionalInt(ITaskItem item, string name)
+    /// <summary>A number metadata parsed with the request's rule (<see cref="CalibrationNumbers"/>), or null when empty.</summary>
+    private static int? Optional(ITaskItem item, string name, Func<string, string, string, int> parse)
     {
         var text = item.GetMetadata(name).Trim();
-        if (text.Length == 0) return null;
-        return int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) && value > 0
-            ? value
-            : throw new LrkException(ErrorCodes.BadItem, $"{name}='{text}' must be a whole number > 0");
-    }
-
-    private static long? ParseOptionalLong(ITaskItem item, string name)
-    {
-        var text = item.GetMetadata(name).Trim();
-        if (text.Length == 0) return null;
-        return long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value)
-            ? value
-            : throw new LrkException(ErrorCodes.BadItem, $"{name}='{text}' must be a whole number");
+        return text.Length == 0 ? null : parse(text, name, ErrorCodes.BadItem);
     }
 
     internal static string[] SplitArguments(string text) =>

@@ -1,5 +1,10 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
+using LowRank.Artifacts;
+using LowRank.Compression;
 using LowRank.Data;
+using LowRank.Torch;
+using static TorchSharp.torch;
 
 namespace LowRank.Tool;
 
@@ -8,7 +13,8 @@ namespace LowRank.Tool;
 /// spellings a dotnet user expects: <c>-o|--output</c> (<c>--out</c> kept as an alias), <c>--batch-size</c>
 /// (<c>--batch</c> kept), <c>--protocol</c> (compress's old <c>--calib-protocol</c> kept), and <c>-v|--verbosity</c>
 /// on every command (<see cref="ToolVerbosity"/>). CommandConventionsTests walks the command tree and holds every
-/// command to these names.
+/// command to these names. An option that takes a value with rules of its own is parsed by the option itself
+/// (<see cref="Typed{T}"/>), so an action reads typed values and never parses a string again.
 /// </summary>
 public static class CommonOptions
 {
@@ -35,11 +41,58 @@ public static class CommonOptions
         return option;
     }
 
-    public static Option<string> Device() => new("--device")
+    /// <summary>The compression method (<see cref="CompressionMethods.Parse"/>: any case, separators ignored); without a
+    /// default, required.</summary>
+    public static Option<CompressionMethod> Method(CompressionMethod? defaultValue = null)
     {
-        Description = "auto (CUDA when a CUDA libtorch and GPU are present), cpu or cuda",
-        DefaultValueFactory = _ => "auto",
-    };
+        var option = Typed("--method", $"Compression method: {string.Join(", ", CompressionMethods.ValidNames)}", CompressionMethods.Parse,
+            defaultValue is { } method ? () => method : null, "method");
+        option.Required = defaultValue is null;
+        return option;
+    }
+
+    /// <summary>Where to compute: auto (CUDA when a CUDA libtorch and GPU are present), cpu or cuda.</summary>
+    public static Option<DeviceRequest> Device() =>
+        Typed("--device", "auto (CUDA when a CUDA libtorch and GPU are present), cpu or cuda", TorchBackend.ParseDevice, () => DeviceRequest.Auto, "auto|cpu|cuda");
+
+    /// <summary>The compute dtype: fp32 (the default), fp16 or bf16, in the float spellings of <see cref="FactorDtypeNames"/>.</summary>
+    public static Option<ScalarType> ComputeDtype(string description) =>
+        Typed("--dtype", description, text => FactorDtypes.TryParse(text, out var dtype)
+            ? dtype.ToScalarType()
+            : throw new LrkException(ErrorCodes.BadArgument, $"unknown --dtype '{text}': use fp32, fp16 or bf16"), () => ScalarType.Float32, "fp32|fp16|bf16");
+
+    /// <summary>Calibration samples N (<see cref="CalibrationNumbers"/>: at least 1).</summary>
+    public static Option<int> Samples(string description, int defaultValue) =>
+        Typed("--samples", description, text => CalibrationNumbers.ParseCount(text, "--samples", ErrorCodes.BadArgument), () => defaultValue);
+
+    /// <summary>Tokens per calibration sample L (<see cref="CalibrationNumbers"/>: at least 1); null = the sampler's default.</summary>
+    public static Option<int?> SeqLen(string description) =>
+        Typed<int?>("--seq-len", description, text => CalibrationNumbers.ParseCount(text, "--seq-len", ErrorCodes.BadArgument));
+
+    /// <summary>The calibration seed (<see cref="CalibrationNumbers"/>: 0 to 2147483647, as the MSBuild item's <c>Seed</c>).</summary>
+    public static Option<int> Seed(string description) =>
+        Typed("--seed", description, text => CalibrationNumbers.ParseSeed(text, "--seed", ErrorCodes.BadArgument), () => CompressionDefaults.Seed);
+
+    /// <summary>
+    /// An option whose value <paramref name="parse"/> reads from its last token, while the command line is parsed: the
+    /// shared parser of that value (e.g. <see cref="CompressionRatio.Parse"/>), so the CLI accepts exactly what the
+    /// MSBuild item and the cache key accept. A rejection is "error LRK####: …" (exit 2) before anything is loaded, and
+    /// from lowrank.json or LOWRANK_* it is LRK6002 naming the key (see ToolConfiguration).
+    /// </summary>
+    /// <param name="helpName">What help shows for the value (an enum's member names otherwise).</param>
+    public static Option<T> Typed<T>(string name, string description, Func<string, T> parse, Func<T>? defaultValue = null, string? helpName = null)
+    {
+        var option = new Option<T>(name)
+        {
+            Description = description,
+            CustomParser = result => Parsed(result, parse),
+            Arity = ArgumentArity.ExactlyOne,
+            HelpName = helpName,
+        };
+        if (defaultValue is not null) option.DefaultValueFactory = _ => defaultValue();
+        // A custom parser runs only when the value is read: read it while parsing, so a bad value is a parse error.
+        return option.Checked(_ => { });
+    }
 
     public static Option<bool> Json() => new("--json") { Description = "Write machine-readable JSON to stdout" };
 
@@ -66,7 +119,7 @@ public static class CommonOptions
     }
 
     /// <summary>The one number of an option's tokens, parsed with <see cref="InvariantNumber.TryParse"/>.</summary>
-    private static double? ParseNumber(System.CommandLine.Parsing.ArgumentResult result, string name)
+    private static double? ParseNumber(ArgumentResult result, string name)
     {
         if (result.Tokens.Count == 0) return null;
         var text = result.Tokens[^1].Value;
@@ -102,13 +155,12 @@ public static class CommonOptions
     }
 
     /// <summary>
-    /// A <c>CustomParser</c> body that parses the option's last token with <paramref name="parse"/> (the shared parser
-    /// of that value, e.g. <see cref="LowRank.Compression.CompressionRatio.Parse"/>), so the CLI accepts exactly what
-    /// the MSBuild item and the cache key accept; a rejection becomes "LRK####: …" like <see cref="Checked"/>.
+    /// A <c>CustomParser</c> body that parses the option's last token with <paramref name="parse"/>; a rejection becomes
+    /// "LRK####: …" like <see cref="Checked"/> (see <see cref="Typed{T}"/>).
     /// </summary>
-    public static T? Parsed<T>(System.CommandLine.Parsing.ArgumentResult result, Func<string, T> parse) where T : struct
+    public static T Parsed<T>(ArgumentResult result, Func<string, T> parse)
     {
-        if (result.Tokens.Count == 0) return null;
+        if (result.Tokens.Count == 0) return default!;
         try
         {
             return parse(result.Tokens[^1].Value);
@@ -116,7 +168,7 @@ public static class CommonOptions
         catch (LrkException e)
         {
             result.AddError($"{e.Code}: {e.Message}");
-            return null;
+            return default!;
         }
     }
 }

@@ -33,16 +33,7 @@ public sealed class ResolveCompressedModelsTests : IDisposable
         item.SetMetadata("Calibration", "calib.txt");
         foreach (var (name, value) in metadata) item.SetMetadata(name, value);
         var engine = new TestBuildEngine(project);
-        var task = new ResolveCompressedModels
-        {
-            BuildEngine = engine,
-            CompressedModels = [item],
-            ProjectDirectory = temp.Path,
-            StateDirectory = temp.Combine("obj"),
-            // Any managed dll with a product version stands in for the tool: only its version is read.
-            ToolPath = typeof(CompressionRequest).Assembly.Location,
-            CacheDirectory = temp.Combine("cache"),
-        };
+        var task = TestResolveTask.Create(engine, item, temp);
         var ok = task.Execute();
         Assert.Equal(ok, engine.Errors.Count == 0);
         return (ok ? Assert.Single(task.ResolvedModels) : null, engine);
@@ -101,6 +92,22 @@ public sealed class ResolveCompressedModelsTests : IDisposable
         finally
         {
             System.Globalization.CultureInfo.CurrentCulture = culture;
+        }
+    }
+
+    [Fact]
+    public void Seeds_samples_and_sequence_lengths_have_the_clis_ranges_and_one_key_per_value()
+    {
+        static string Number(int value) => value.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        foreach (var (spelling, value) in RequestSpellings.Seeds)
+            Assert.Equal(KeyOf(("Seed", Number(value))), KeyOf(("Seed", spelling)));
+        Assert.NotEqual(KeyOf(("Seed", "1")), KeyOf(("Seed", "2")));
+        foreach (var bad in RequestSpellings.BadSeeds) Assert.Equal(ErrorCodes.BadItem, ErrorOf(("Seed", bad)));
+        foreach (var name in new[] { "Samples", "SeqLen" })
+        {
+            foreach (var (spelling, value) in RequestSpellings.Counts)
+                Assert.Equal(KeyOf((name, Number(value))), KeyOf((name, spelling)));
+            foreach (var bad in RequestSpellings.BadCounts) Assert.Equal(ErrorCodes.BadItem, ErrorOf((name, bad)));
         }
     }
 

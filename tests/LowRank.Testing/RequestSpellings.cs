@@ -3,7 +3,8 @@ namespace LowRank.Testing;
 /// <summary>
 /// Spellings of the values of a compression request, shared by the tests of every edge that parses them (the
 /// MSBuild item, <c>compress</c>'s command line, the cache key): each edge must accept exactly <see cref="Methods"/>,
-/// <see cref="FactorDtypes"/> and <see cref="Ratios"/> and reject the <c>Bad…</c> lists. Each accepted spelling comes
+/// <see cref="FactorDtypes"/>, <see cref="Ratios"/>, <see cref="Seeds"/> and <see cref="Counts"/> and reject the
+/// <c>Bad…</c> lists. Each accepted spelling comes
 /// with its canonical form: spellings of one thing must give one cache key.
 /// </summary>
 public static class RequestSpellings
@@ -37,4 +38,20 @@ public static class RequestSpellings
     ];
 
     public static readonly IReadOnlyList<string> BadRatios = ["0", "1", "-0.2", "1.5", "0,5", "abc", "NaN", "Infinity"];
+
+    /// <summary>(spelling, value) of <c>Seed</c> / <c>--seed</c>: 0 to 2147483647.</summary>
+    public static readonly IReadOnlyList<(string Spelling, int Value)> Seeds =
+    [
+        ("0", 0), ("42", 42), ("7", 7), ("+7", 7), ("007", 7), ("2147483647", int.MaxValue),
+    ];
+
+    public static readonly IReadOnlyList<string> BadSeeds = ["-1", "-42", "2147483648", "9999999999", "1.5", "1e3", "abc"];
+
+    /// <summary>(spelling, value) of <c>Samples</c> / <c>--samples</c> and <c>SeqLen</c> / <c>--seq-len</c>: at least 1.</summary>
+    public static readonly IReadOnlyList<(string Spelling, int Value)> Counts =
+    [
+        ("1", 1), ("64", 64), ("+64", 64), ("0064", 64), ("2147483647", int.MaxValue),
+    ];
+
+    public static readonly IReadOnlyList<string> BadCounts = ["0", "-4", "2147483648", "1.5", "many"];
 }

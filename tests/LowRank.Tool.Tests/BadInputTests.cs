@@ -48,7 +48,6 @@ public sealed partial class BadInputTests : IDisposable
     }
 
     [Theory]
-    [InlineData("--stream-blocks", "maybe", "svd")]
     [InlineData("--stream-blocks", "on", "fwsvd")]
     public void Bad_memory_options(string option, string value, string method)
     {
@@ -72,6 +71,10 @@ public sealed partial class BadInputTests : IDisposable
     [InlineData(ErrorCodes.BadMethodOption, "--method", "gptq")]
     [InlineData(ErrorCodes.BadMethodOption, "--method", "rtn", "--ratio", "0.4")]
     [InlineData(ErrorCodes.BadArgument, "--method", "svd", "--ratio", "0.4", "--factor-dtype", "int5")]
+    [InlineData(ErrorCodes.BadArgument, "--method", "svd", "--ratio", "0.4", "--stream-blocks", "maybe")] // parsed by the option since issue 16 (was exit 1)
+    [InlineData(ErrorCodes.BadArgument, "--method", "svd", "--ratio", "0.4", "--seed", "-1")]
+    [InlineData(ErrorCodes.BadArgument, "--method", "svd", "--ratio", "0.4", "--samples", "0")]
+    [InlineData(ErrorCodes.UnknownDevice, "--method", "svd", "--ratio", "0.4", "--device", "tpu")]
     [InlineData(ErrorCodes.BadArgument, "--method", "svd", "--method", "svd-llm", "--ratio", "0.4")] // was an unhandled exception (bench fuzz)
     [InlineData(ErrorCodes.BadArgument, "--method", "gptq", "--bits", "4", "--bits", "3")]
     public void Ratio_bits_and_quantized_factor_dtypes_are_checked_while_parsing(string code, params string[] options)

@@ -3,8 +3,8 @@ using LowRank.Compression;
 namespace LowRank.Tool.Tests;
 
 /// <summary>
-/// <c>compress</c>'s command line accepts exactly the method names, factor dtype spellings and ratios the MSBuild item
-/// and the cache key accept (<see cref="RequestSpellings"/>; LowRank.Build.Tasks.Tests checks the item with the same
+/// <c>compress</c>'s command line accepts exactly the method names, factor dtype spellings, ratios, seeds and sample
+/// counts the MSBuild item and the cache key accept (<see cref="RequestSpellings"/>; LowRank.Build.Tasks.Tests checks the item with the same
 /// lists), and rejects the same ones with the same codes. In process: only the parse, nothing runs.
 /// </summary>
 public sealed class RequestSpellingTests
@@ -56,6 +56,29 @@ public sealed class RequestSpellingTests
         finally
         {
             System.Globalization.CultureInfo.CurrentCulture = culture;
+        }
+    }
+
+    [Fact]
+    public void Seeds_samples_and_sequence_lengths_have_the_items_ranges()
+    {
+        string[] Compress(params string[] options) => ["compress", "model", "-o", "out", "--method", "svd", "--ratio", "0.4", .. options];
+        foreach (var (spelling, value) in RequestSpellings.Seeds)
+        {
+            var parsed = Root.Parse(Compress("--seed", spelling));
+            Assert.Empty(parsed.Errors);
+            Assert.Equal(value, parsed.GetValue<int>("--seed"));
+        }
+        foreach (var bad in RequestSpellings.BadSeeds) AssertRejected(ErrorCodes.BadArgument, "--method", "svd", "--ratio", "0.4", "--seed", bad);
+        foreach (var option in new[] { "--samples", "--seq-len" })
+        {
+            foreach (var (spelling, value) in RequestSpellings.Counts)
+            {
+                var parsed = Root.Parse(Compress(option, spelling));
+                Assert.Empty(parsed.Errors);
+                Assert.Equal(value, parsed.GetValue<int?>(option));
+            }
+            foreach (var bad in RequestSpellings.BadCounts) AssertRejected(ErrorCodes.BadArgument, "--method", "svd", "--ratio", "0.4", option, bad);
         }
     }
 }

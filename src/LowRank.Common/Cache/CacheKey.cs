@@ -52,7 +52,7 @@ public sealed class CacheKey
             Ratio = ratio,
             Samples = samples,
             SeqLen = seqLen,
-            Seed = seed,
+            Seed = seed is { } value ? CalibrationNumbers.CheckSeed(value, "seed", ErrorCodes.BadArgument) : null,
             FactorDtype = string.IsNullOrWhiteSpace(factorDtype) ? null : FactorDtypeNames.Canonical(factorDtype, "FactorDtype", ErrorCodes.BadArgument),
             ToolArguments = extraArguments ?? [],
             Formats = formats ?? ModelFormats.Default,

@@ -14,6 +14,11 @@ public static class CompressionDefaults
     /// <summary>Calibration samples per forward pass (memory only; the result does not depend on it).</summary>
     public const int BatchSize = 8;
 
-    /// <summary>The MSBuild item's method when it names none (plain SVD needs no calibration text).</summary>
+    /// <summary>The MSBuild item's method when it names none (plain SVD needs no calibration text): the
+    /// <c>CompressedModel</c> default in LowRank.Build.Tasks.props, which a test holds to this value.</summary>
     public const CompressionMethod Method = CompressionMethod.Svd;
+
+    /// <summary>The MSBuild item's ratio when it names none (<see cref="CompressionRatio"/>): the <c>CompressedModel</c>
+    /// default in LowRank.Build.Tasks.props, which a test holds to this value. The CLI has none: <c>--ratio</c> is required.</summary>
+    public const double Ratio = 0.2;
 }

@@ -7,8 +7,8 @@ namespace LowRank.Compression;
 /// <summary>
 /// One compression as a build asks for it, parsed once at the edge (the MSBuild item) into typed values:
 /// <see cref="ToArguments"/> renders the tool's command line, <see cref="KeyFields"/> the cache key's fields. The
-/// names, spellings and ranges come from <see cref="CompressionMethods"/>, <see cref="CompressionRatio"/> and
-/// <see cref="FactorDtypeNames"/>, which <c>compress</c> parses its options with too. Unset values mean the tool's
+/// names, spellings and ranges come from <see cref="CompressionMethods"/>, <see cref="CompressionRatio"/>,
+/// <see cref="CalibrationNumbers"/> and <see cref="FactorDtypeNames"/>, which <c>compress</c> parses its options with too. Unset values mean the tool's
 /// defaults (<see cref="CompressionDefaults"/>), pinned by the tool version in the key.
 /// </summary>
 public sealed record CompressionRequest
@@ -20,7 +20,8 @@ public sealed record CompressionRequest
 
     public int? Samples { get; init; }
     public int? SeqLen { get; init; }
-    public long? Seed { get; init; }
+    /// <summary>The calibration seed (<see cref="CalibrationNumbers"/>: 0 to 2147483647, like <c>--seed</c>).</summary>
+    public int? Seed { get; init; }
 
     /// <summary>The canonical spelling (<see cref="FactorDtypeNames"/>), or null for the source model's dtype.</summary>
     public string? FactorDtype { get; init; }

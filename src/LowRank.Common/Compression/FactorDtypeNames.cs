@@ -7,7 +7,7 @@ namespace LowRank.Compression;
 /// The spellings of <c>--factor-dtype</c> and the MSBuild <c>FactorDtype</c> metadata, each with one canonical
 /// spelling: <c>fp32</c>, <c>fp16</c>, <c>bf16</c> (also float32/f32/float, float16/f16/half, bfloat16), or a quantized
 /// format <c>int8</c>, <c>int4[-g32|-g64|-g128][-zp]</c>, <c>int3[…]</c> (canonical: lower case). The cache key holds
-/// the canonical spelling, so <c>half</c> and <c>fp16</c> are one entry.
+/// the canonical spelling, so <c>half</c> and <c>fp16</c> are one entry. <see cref="FactorStorage"/> is the parsed value.
 /// </summary>
 public static partial class FactorDtypeNames
 {
@@ -20,24 +20,25 @@ public static partial class FactorDtypeNames
     /// <summary>The group sizes a quantized spelling may name.</summary>
     public static readonly IReadOnlyList<int> GroupSizes = [32, 64, 128];
 
-    /// <summary>The canonical spelling of <paramref name="text"/>, or false when it is no factor dtype.</summary>
+    /// <summary>The canonical spelling of <paramref name="text"/> (<see cref="FactorStorage.Canonical"/>), or false when it is no factor dtype.</summary>
     public static bool TryCanonical(string? text, out string canonical)
     {
-        var folded = (text ?? "").Trim().ToLowerInvariant();
-        canonical = folded switch
-        {
-            "fp32" or "float32" or "f32" or "float" => "fp32",
-            "fp16" or "float16" or "f16" or "half" => "fp16",
-            "bf16" or "bfloat16" => "bf16",
-            _ => TryParseQuantized(folded, out _, out _, out _) ? folded : "",
-        };
-        return canonical.Length > 0;
+        var known = FactorStorage.TryParse(text, out var storage);
+        canonical = known ? storage.Canonical : "";
+        return known;
     }
 
     /// <summary>The canonical spelling, or <paramref name="code"/> naming <paramref name="name"/> and the valid spellings.</summary>
-    public static string Canonical(string? text, string name, string code) => TryCanonical(text, out var canonical)
-        ? canonical
-        : throw new LrkException(code, $"unknown factor dtype {name}='{text}': use {string.Join(", ", Float)} or {QuantizedSpellings}");
+    public static string Canonical(string? text, string name, string code) => FactorStorage.Parse(text, name, code).Canonical;
+
+    /// <summary>The canonical float spelling of a trimmed, lower-case spelling, or null when it names no float dtype.</summary>
+    internal static string? CanonicalFloat(string folded) => folded switch
+    {
+        "fp32" or "float32" or "f32" or "float" => "fp32",
+        "fp16" or "float16" or "f16" or "half" => "fp16",
+        "bf16" or "bfloat16" => "bf16",
+        _ => null,
+    };
 
     /// <summary>The quantized grammar: bits 8, 4 or 3; a group size (32, 64, 128; not for int8); zero points (not for int8).</summary>
     public static bool TryParseQuantized(string? text, out int bits, out int? groupSize, out bool zeroPoints)

@@ -34,6 +34,9 @@ public static class FactorDtypes
         return known;
     }
 
+    /// <summary>The float dtype of a factor storage, or null for a quantized one (<see cref="FactorStorage.IsQuantized"/>).</summary>
+    public static FactorDtype? FloatDtype(this FactorStorage storage) => TryParse(storage.Canonical, out var dtype) ? dtype : null;
+
     /// <summary>The dtype of an HF config's <c>torch_dtype</c> ("float16", …), or null when it is none of the three.</summary>
     public static FactorDtype? FromTorchDtype(string? torchDtype) => torchDtype switch
     {

@@ -178,16 +178,15 @@ public sealed record CompressionOptions
     public Quantization.QuantFormat WeightFormat => Quantization.QuantFormat.ForBits(
         Bits ?? throw new InvalidOperationException($"{Method.Name()} has no --bits"), GroupSize, ZeroPoints);
 
-    /// <summary>The format of quantized factors from a <c>--factor-dtype</c> spelling: what the spelling names is taken
-    /// as it is; a group size it does not name is <see cref="GroupSize"/>, and zero points are on when it says <c>-zp</c>
-    /// or <see cref="ZeroPoints"/> is (int8 has neither).</summary>
-    public Quantization.QuantFormat FactorFormat(string spelling)
-    {
-        var parsed = Quantization.QuantFormat.Parse(spelling);
-        if (parsed.PerChannel) return parsed;
-        var namesGroup = spelling.Contains("-g", StringComparison.OrdinalIgnoreCase);
-        return Quantization.QuantFormat.ForBits(parsed.Bits, namesGroup ? parsed.GroupSize : GroupSize, parsed.ZeroPoints || ZeroPoints);
-    }
+    /// <summary>The format of quantized factors (<c>--factor-dtype int8|int4…</c>, <see cref="FactorStorage"/>): what the
+    /// spelling names is taken as it is; a group size it does not name is <see cref="GroupSize"/>, and zero points are on
+    /// when it says <c>-zp</c> or <see cref="ZeroPoints"/> is (int8 has neither).</summary>
+    public Quantization.QuantFormat FactorFormat(FactorStorage storage) => storage.Bits is { } bits
+        ? Quantization.QuantFormat.ForBits(bits, storage.GroupSize ?? GroupSize, storage.ZeroPoints || ZeroPoints)
+        : throw new LrkException(ErrorCodes.BadArgument, $"factor dtype {storage} is not a quantized format: use {Quantization.QuantFormat.Spellings}");
+
+    /// <inheritdoc cref="FactorFormat(FactorStorage)"/>
+    public Quantization.QuantFormat FactorFormat(string spelling) => FactorFormat(FactorStorage.Parse(spelling, "--factor-dtype", ErrorCodes.BadArgument));
 
     /// <summary>GPTQ's knobs as the quantizer takes them.</summary>
     [JsonIgnore]

@@ -31,7 +31,7 @@ public static class BenchCommand
         var command = new Command("kernels", "Time the native CUDA kernels (half-precision Gram, concurrent eigh) against the torch paths they replace.") { device, json, tokens };
         command.SetAction((parse, _) =>
         {
-            var torchDevice = TorchBackend.Device(TorchBackend.ParseDevice(parse.GetValue(device)));
+            var torchDevice = TorchBackend.Device(parse.GetValue(device));
             var asJson = parse.GetValue(json);
             var results = KernelBenchmark.Run(torchDevice, parse.GetValue(tokens), log: asJson ? null : Console.WriteLine);
             if (asJson) Output.WriteJson(new { device = torchDevice.ToString(), kernels = LowRank.Torch.CudaNative.Status, results });
@@ -48,8 +48,8 @@ public static class BenchCommand
         var command = new Command("parity", "Compare our logits with the transformers reference logits of each parity fixture (max abs difference).") { fixtures, device, json };
         command.SetAction((parse, _) =>
         {
-            var results = HfParity.CheckAll(parse.GetValue(fixtures)!, TorchBackend.ParseDevice(parse.GetValue(device)));
-            if (parse.GetValue(json)) Output.WriteJson(new { device = TorchBackend.Device(TorchBackend.ParseDevice(parse.GetValue(device))).ToString(), results });
+            var results = HfParity.CheckAll(parse.GetValue(fixtures)!, parse.GetValue(device));
+            if (parse.GetValue(json)) Output.WriteJson(new { device = TorchBackend.Device(parse.GetValue(device)).ToString(), results });
             else foreach (var r in results) Console.WriteLine($"{r.Fixture,-10} {r.Architecture,-22} max |Δlogit| {r.MaxAbsDiff:E2} (max |logit| {r.MaxAbsReference:F3})");
             return Task.FromResult(results.All(r => r.MaxAbsDiff <= 1e-4) ? ExitCodes.Success : ExitCodes.CheckFailed);
         });
@@ -103,7 +103,7 @@ public static class BenchCommand
                 },
                 AccuracyKinds = parse.GetValue(accuracy)!.Trim() is "none" or "" ? []
                     : parse.GetValue(accuracy)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
-                Device = TorchBackend.ParseDevice(parse.GetValue(device)),
+                Device = parse.GetValue(device),
             }, line => Console.Error.WriteLine(line), token);
             if (parse.GetValue(output) is { } path)
             {

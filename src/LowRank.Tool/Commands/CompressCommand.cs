@@ -1,10 +1,7 @@
 using System.CommandLine;
 using LowRank.Artifacts;
 using LowRank.Compression;
-using LowRank.Evaluation;
 using LowRank.Jobs;
-using LowRank.Quantization;
-using LowRank.Torch;
 
 namespace LowRank.Tool.Commands;
 
@@ -13,124 +10,42 @@ public static class CompressCommand
 {
     public static Command Create()
     {
-        var model = new Argument<string>("model") { Description = "Model folder (HF layout: config.json, *.safetensors, tokenizer)" };
-        var method = new Option<string>("--method") { Description = $"Compression method: {string.Join(", ", CompressionMethods.ValidNames)}", Required = true }
-            .Checked(value => CompressionMethods.Parse(value as string));
-        var ratio = new Option<double?>("--ratio")
-        {
-            Description = "Fraction of the block linears' parameters to REMOVE, in (0, 1) (0.2 keeps 80%); required by the low-rank methods, ignored by rtn/gptq",
-            CustomParser = result => CommonOptions.Parsed(result, text => CompressionRatio.Parse(text, "--ratio")),
-        };
-        var bits = new Option<int?>("--bits") { Description = "rtn/gptq: bits per weight, 8 (per output channel), 4 or 3 (group-wise, --group-size)" };
-        var targetBits = new Option<double?>("--target-bits") { Description = "SVD-LLM: instead of --ratio, a budget in bits per original weight of the block linears; every linear's rank and storage (int8/int4 factors, or dense GPTQ 8/4/3-bit or fp16) are chosen under it" }.Invariant();
-        var groupSize = new Option<int?>("--group-size") { Description = "Input columns per scale of 4- and 3-bit storage: 32, 64 or 128 (default 128)" };
-        var calib = new Option<string?>("--calib") { Description = "Calibration text: a file, folder or npm:<corpus> (needed by every method but SVD)" };
-        var calibStart = new Option<long?>("--calib-start") { Description = "First byte of the calibration text to use" };
-        var calibEnd = new Option<long?>("--calib-end") { Description = "Byte after the last one to use" };
-        var protocol = CommonOptions.Protocol("Text → token protocol of the calibration text: stream (paragraphs joined by one newline token) or plain", "--calib-protocol");
-        var samples = new Option<int>("--samples") { Description = "Calibration samples N", DefaultValueFactory = _ => CompressionDefaults.Samples };
-        var seqLen = new Option<int?>("--seq-len") { Description = "Tokens per calibration sample L (default: 2048 or the model's context if shorter)" };
-        var seed = new Option<int>("--seed") { Description = "Seed of the calibration sampler (and of AdaSVD's shuffle)", DefaultValueFactory = _ => CompressionDefaults.Seed };
-        var batch = CommonOptions.BatchSize<int>("Calibration samples per forward pass (memory only; the result does not depend on it)", () => CompressionDefaults.BatchSize);
-        var set = new Option<string[]>("--set") { Description = "Any compression option as Name=Value, repeatable (e.g. AdaSvdIterations=3, Propagation=Compressed)", AllowMultipleArgumentsPerToken = false };
-        var factorDtype = new Option<string?>("--factor-dtype") { Description = $"Dtype of the stored factors: fp32, fp16, bf16 (default: the model's torch_dtype), or quantized: {QuantFormat.Spellings}" }
-            .Checked(value => FactorDtypeNames.Canonical((string)value!, "--factor-dtype", ErrorCodes.BadArgument));
-        var evalText = new Option<string?>("--eval") { Description = "Measure perplexity on this text (file, folder or npm:<corpus>) before and after compressing; recorded in the manifest" };
-        var evalStart = new Option<long?>("--eval-start") { Description = "First byte of the evaluation text to use" };
-        var evalEnd = new Option<long?>("--eval-end") { Description = "Byte after the last one to use" };
-        var evalWindow = new Option<int?>("--eval-window") { Description = "Perplexity window in tokens (default: the model's context, at most 2048)" };
-        var output = CommonOptions.Output<string>("Output folder (written atomically: nothing appears there until the artifact is complete)", required: true);
-        var force = new Option<bool>("--force") { Description = "Replace --output if it exists" };
-        var format = new Option<string>("--format") { Description = "What to write: safetensors (the compressed artifact), onnx (its ONNX export only: model.onnx, genai_config.json, tokenizer), or safetensors;onnx (the artifact with the export in onnx/)", DefaultValueFactory = _ => ModelFormats.SafetensorsName }
-            .Checked(value => ModelFormats.Parse((string)value!));
-        var computeDtype = new Option<string>("--dtype") { Description = "Compute dtype while compressing: fp32, fp16 or bf16 (fp16/bf16 are faster on GPUs and change the result a little)", DefaultValueFactory = _ => "fp32" }
-            .Checked(value => GenerateCommand.ParseDtype((string)value!));
-        var streamBlocks = new Option<string>("--stream-blocks") { Description = "auto, on or off: keep only the block being compressed on the GPU, reading weights as needed (auto: on for GPUs, except FWSVD)", DefaultValueFactory = _ => "auto" };
-        var device = CommonOptions.Device();
-        var json = CommonOptions.Json();
-        var libTorch = CommonOptions.LibTorch();
-        var command = new Command("compress", "Compress a model's block linears with a low-rank method and write the compressed artifact.")
-        {
-            model, method, ratio, bits, targetBits, groupSize, calib, calibStart, calibEnd, protocol, samples, seqLen, seed, batch, set, factorDtype,
-            evalText, evalStart, evalEnd, evalWindow, output, force, format, computeDtype, streamBlocks, device, json, libTorch,
-        };
+        var options = new CompressOptions();
+        var command = new Command("compress", "Compress a model's block linears with a low-rank method and write the compressed artifact.");
+        options.AddTo(command);
         command.Validators.Add(result =>
         {
             // --ratio is required by the low-rank methods; rtn/gptq take --bits instead (a ratio given to them, such as
             // MSBuild's default Ratio metadata, is ignored).
-            string? methodText;
-            double? ratioValue, targetBitsValue;
-            int? bitsValue;
+            CompressionMethod method;
+            double? ratio, targetBits;
+            int? bits;
+            if (result.GetResult(options.Method) is null) return; // --method is required: the parser reports it
             try
             {
-                methodText = result.GetValue(method);
-                ratioValue = result.GetValue(ratio);
-                targetBitsValue = result.GetValue(targetBits);
-                bitsValue = result.GetValue(bits);
+                method = result.GetValue(options.Method);
+                ratio = result.GetValue(options.Ratio);
+                targetBits = result.GetValue(options.TargetBits);
+                bits = result.GetValue(options.Bits);
             }
             catch (InvalidOperationException)
             {
                 return; // a bad or repeated --method, --ratio, --target-bits or --bits: the parser reports it
             }
-            if (!CompressionMethods.TryParse(methodText, out var parsed)) return;
-            if (parsed.IsQuantizationOnly())
+            if (method.IsQuantizationOnly())
             {
-                if (bitsValue is null) result.AddError($"{ErrorCodes.BadMethodOption}: {parsed.Name()} needs --bits 8, 4 or 3");
+                if (bits is null) result.AddError($"{ErrorCodes.BadMethodOption}: {method.Name()} needs --bits 8, 4 or 3");
             }
-            else if (targetBitsValue is not null)
+            else if (targetBits is not null)
             {
-                if (ratioValue is not null) result.AddError($"{ErrorCodes.BadRatio}: --target-bits sets the size; drop --ratio");
+                if (ratio is not null) result.AddError($"{ErrorCodes.BadRatio}: --target-bits sets the size; drop --ratio");
             }
-            else if (ratioValue is null) result.AddError($"{ErrorCodes.BadRatio}: {parsed.Name()} needs --ratio (the fraction of the block linears' parameters to remove) or --target-bits");
+            else if (ratio is null) result.AddError($"{ErrorCodes.BadRatio}: {method.Name()} needs --ratio (the fraction of the block linears' parameters to remove) or --target-bits");
         });
         command.SetAction((parse, token) =>
         {
-            var parsedMethod = CompressionMethods.Parse(parse.GetValue(method));
-            var options = new CompressionOptions
-            {
-                Method = parsedMethod,
-                Ratio = parsedMethod.IsQuantizationOnly() ? 0 : parse.GetValue(ratio) ?? 0,
-                Bits = parse.GetValue(bits),
-                TargetBits = parse.GetValue(targetBits),
-                BatchSize = parse.GetValue(batch),
-                Seed = parse.GetValue(seed),
-            };
-            if (parse.GetValue(groupSize) is { } group) options = options with { GroupSize = group };
-            options = CompressionOptionsText.Apply(options, parse.GetValue(set) ?? []);
-            options.Validate();
-            var factorSpelling = parse.GetValue(factorDtype) is { } spelling ? FactorDtypeNames.Canonical(spelling, "--factor-dtype", ErrorCodes.BadArgument) : null;
-            FactorDtype? floatFactors = factorSpelling is not null && FactorDtypes.TryParse(factorSpelling, out var dtype) ? dtype : null;
-            var quantizedFactors = factorSpelling is not null && floatFactors is null ? options.FactorFormat(factorSpelling) : (QuantFormat?)null;
-            var outputs = CompressionOutputs.Run(new CompressionJobOptions
-            {
-                Model = parse.GetValue(model)!,
-                Out = parse.GetValue(output)!,
-                Compression = options,
-                Calibration = parse.GetValue(calib),
-                CalibrationByteStart = parse.GetValue(calibStart),
-                CalibrationByteEnd = parse.GetValue(calibEnd),
-                CalibrationProtocol = parse.GetValue(protocol)!,
-                Samples = parse.GetValue(samples),
-                SeqLen = parse.GetValue(seqLen),
-                CalibrationSeed = parse.GetValue(seed),
-                FactorDtype = floatFactors,
-                FactorFormat = quantizedFactors,
-                Evaluation = parse.GetValue(evalText) is { } text
-                    ? new TextPerplexitySpec { Text = text, ByteStart = parse.GetValue(evalStart), ByteEnd = parse.GetValue(evalEnd), WindowLength = parse.GetValue(evalWindow) }
-                    : null,
-                Device = TorchBackend.ParseDevice(parse.GetValue(device)),
-                ComputeDtype = GenerateCommand.ParseDtype(parse.GetValue(computeDtype)),
-                StreamBlocks = parse.GetValue(streamBlocks)!.Trim().ToLowerInvariant() switch
-                {
-                    "auto" => null,
-                    "on" or "true" => true,
-                    "off" or "false" => false,
-                    var other => throw new LrkException(ErrorCodes.BadArgument, $"--stream-blocks '{other}': use auto, on or off"),
-                },
-                LibTorch = parse.GetValue(libTorch),
-                Force = parse.GetValue(force),
-            }, ModelFormats.Parse(parse.GetValue(format)), ToolProgress.Reporter, token);
-            ToolProgress.Result(Summary(outputs.Compression, outputs), parse.GetValue(json), () => PrintSummary(outputs.Compression, outputs));
+            var outputs = CompressionOutputs.Run(options.Job(parse), parse.GetValue(options.Format)!, ToolProgress.Reporter, token);
+            ToolProgress.Result(Summary(outputs.Compression, outputs), parse.GetValue(options.Json), () => PrintSummary(outputs.Compression, outputs));
             return Task.FromResult(ExitCodes.Success);
         });
         return command;

@@ -23,12 +23,11 @@ public static class DemoCommand
     public static Command Create()
     {
         var model = new Option<string?>("--model") { Description = "Model folder (default: the built-in llama-moby)" };
-        var method = new Option<string>("--method") { Description = $"Compression method: {string.Join(", ", CompressionMethods.ValidNames)}", DefaultValueFactory = _ => "svd-llm" }
-            .Checked(value => CompressionMethods.Parse(value as string));
+        var method = CommonOptions.Method(CompressionMethod.SvdLlm);
         var ratio = new Option<double>("--ratio") { Description = "Fraction of the block linears' parameters to REMOVE, in (0, 1)", DefaultValueFactory = _ => 0.4 }
             .Invariant().Checked(value => CompressionRatio.Validate((double)value!));
-        var samples = new Option<int>("--samples") { Description = "Calibration samples", DefaultValueFactory = _ => CompressionDefaults.Samples };
-        var seed = new Option<int>("--seed") { Description = "Seed of the calibration sampler", DefaultValueFactory = _ => CompressionDefaults.Seed };
+        var samples = CommonOptions.Samples("Calibration samples", CompressionDefaults.Samples);
+        var seed = CommonOptions.Seed("Seed of the calibration sampler");
         var output = CommonOptions.Output<string?>("Output folder (default: artifacts/demo/<model>-<method>-<ratio>, replaced on every run)");
         var force = new Option<bool>("--force") { Description = "Replace --output if it exists" };
         var device = CommonOptions.Device();
@@ -41,7 +40,7 @@ public static class DemoCommand
         command.SetAction((parse, token) =>
         {
             var folder = parse.GetValue(model) ?? BuiltInModels.DefaultFolder();
-            var methodValue = CompressionMethods.Parse(parse.GetValue(method));
+            var methodValue = parse.GetValue(method);
             var ratioValue = parse.GetValue(ratio);
             var explicitOut = parse.GetValue(output);
             var outFolder = explicitOut ?? Path.Combine("artifacts", "demo",
@@ -59,7 +58,7 @@ public static class DemoCommand
                 Samples = parse.GetValue(samples),
                 CalibrationSeed = parse.GetValue(seed),
                 Evaluation = new TextPerplexitySpec { Text = Corpus, ByteStart = cut },
-                Device = TorchBackend.ParseDevice(parse.GetValue(device)),
+                Device = parse.GetValue(device),
                 LibTorch = parse.GetValue(libTorch),
                 Force = explicitOut is null || parse.GetValue(force),
             }, ToolProgress.Reporter, token);

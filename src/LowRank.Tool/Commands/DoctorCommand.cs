@@ -16,7 +16,7 @@ public static class DoctorCommand
         };
         command.SetAction((parse, _) =>
         {
-            var request = TorchBackend.ParseDevice(parse.GetValue(device));
+            var request = parse.GetValue(device);
             var report = Doctor.Run(request, parse.GetValue(libTorch));
             if (parse.GetValue(json))
             {

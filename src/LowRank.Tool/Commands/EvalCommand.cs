@@ -81,7 +81,7 @@ public static class EvalCommand
             var modelLocation = parse.GetValue(model)!;
             using var loaded = ModelLoader.Load(modelLocation, new ModelLoadOptions
             {
-                Device = TorchBackend.ParseDevice(parse.GetValue(device)),
+                Device = parse.GetValue(device),
                 LibTorch = parse.GetValue(libTorch),
             });
             var result = EvalRunner.Run(loaded, modelLocation, request,

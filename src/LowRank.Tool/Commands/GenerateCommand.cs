@@ -16,7 +16,7 @@ public static class GenerateCommand
         var maxNewTokens = new Option<int>("--max-new-tokens") { Description = "Most tokens to generate", DefaultValueFactory = _ => 128 };
         var temperature = new Option<double>("--temperature") { Description = "0 = greedy (argmax); otherwise sample from softmax(logits / T)", DefaultValueFactory = _ => 0.0 }.Invariant();
         var seed = new Option<long>("--seed") { Description = "Seed of the sampler (temperature > 0)", DefaultValueFactory = _ => 0 };
-        var dtype = new Option<string>("--dtype") { Description = "Compute dtype: fp32, fp16 or bf16", DefaultValueFactory = _ => "fp32" };
+        var dtype = CommonOptions.ComputeDtype("Compute dtype: fp32, fp16 or bf16");
         var streamBlocks = new Option<bool>("--stream-blocks") { Description = "Keep weights on the host and move one block at a time to the device (models larger than device memory)" };
         var device = CommonOptions.Device();
         var json = CommonOptions.Json();
@@ -29,9 +29,9 @@ public static class GenerateCommand
         {
             var options = new ModelLoadOptions
             {
-                Device = TorchBackend.ParseDevice(parse.GetValue(device)),
+                Device = parse.GetValue(device),
                 LibTorch = parse.GetValue(libTorch),
-                ComputeDtype = ParseDtype(parse.GetValue(dtype)),
+                ComputeDtype = parse.GetValue(dtype),
                 StreamBlocks = parse.GetValue(streamBlocks),
             };
             using var loaded = ModelLoader.Load(parse.GetValue(model)!, options);
@@ -107,13 +107,4 @@ public static class GenerateCommand
         });
         return command;
     }
-
-    /// <summary>fp32 (default), fp16 or bf16 (also their torch names).</summary>
-    public static ScalarType ParseDtype(string? text) => (text ?? "fp32").Trim().ToLowerInvariant() switch
-    {
-        "fp32" or "float32" or "float" => ScalarType.Float32,
-        "fp16" or "float16" or "half" => ScalarType.Float16,
-        "bf16" or "bfloat16" => ScalarType.BFloat16,
-        _ => throw new LrkException(ErrorCodes.BadArgument, $"unknown --dtype '{text}': use fp32, fp16 or bf16"),
-    };
 }

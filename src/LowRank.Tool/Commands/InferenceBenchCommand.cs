@@ -21,7 +21,7 @@ public static class InferenceBenchCommand
         var batches = new Option<string>("--batches") { Description = "Decode batch sizes, comma-separated", DefaultValueFactory = _ => "1,16" };
         var steps = new Option<int>("--steps") { Description = "Timed decode steps per batch size", DefaultValueFactory = _ => 16 };
         var threads = new Option<int?>("--threads") { Description = "Threads per runtime (default: one per core)" };
-        var dtype = new Option<string>("--dtype") { Description = "fp32 (default; CPU) or fp16 (GPU)", DefaultValueFactory = _ => "fp32" };
+        var dtype = CommonOptions.ComputeDtype("fp32 (default; CPU) or fp16 (GPU)");
         var work = new Option<string>("--work") { Description = "Folder for the checkpoints and exports (each deleted after it was measured)", DefaultValueFactory = _ => Path.Combine(Path.GetTempPath(), "lowrank-bench-inference") };
         var outputFile = CommonOptions.Output<string?>("Also write the JSON report to this file");
         var device = CommonOptions.Device();
@@ -45,8 +45,8 @@ public static class InferenceBenchCommand
                 DecodeBatches = Numbers(parse.GetValue(batches)!, int.Parse),
                 DecodeSteps = parse.GetValue(steps),
                 Threads = parse.GetValue(threads),
-                Dtype = GenerateCommand.ParseDtype(parse.GetValue(dtype)),
-                Device = TorchBackend.ParseDevice(parse.GetValue(device)),
+                Dtype = parse.GetValue(dtype),
+                Device = parse.GetValue(device),
                 Work = parse.GetValue(work)!,
             };
             var asJson = parse.GetValue(json);
