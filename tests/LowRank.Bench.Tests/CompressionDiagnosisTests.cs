@@ -27,6 +27,13 @@ public sealed class CompressionDiagnosisTests
         return ids;
     }
 
+    /// <summary>Compresses <paramref name="model"/> on seeded calibration ids [8, 24]; returns the ids and the report.</summary>
+    private static (Tensor Ids, CompressionReport Report) Compress(IDecoderModel model, ulong seed, CompressionOptions options)
+    {
+        var ids = RandomIds(8, 24, model.Config.VocabSize, seed);
+        return (ids, Compressor.Compress(model, ids, options));
+    }
+
     private static void AssertClose(double expected, double measured, double tolerance, string what) =>
         Assert.True(Math.Abs(expected - measured) <= tolerance * Math.Max(1e-3, Math.Abs(expected)), $"{what}: reported {expected:E6}, measured {measured:E6}");
 
@@ -53,8 +60,7 @@ public sealed class CompressionDiagnosisTests
         using var dense = Load("opt");
         using var model = Load("opt");
         using var scope = NewDisposeScope();
-        var ids = RandomIds(8, 24, dense.Config.VocabSize, 11);
-        var report = Compressor.Compress(model, ids, new CompressionOptions { Method = CompressionMethod.SvdLlm, Ratio = 0.5, BatchSize = 4 });
+        var (ids, report) = Compress(model, 11, new CompressionOptions { Method = CompressionMethod.SvdLlm, Ratio = 0.5, BatchSize = 4 });
         var d = CompressionDiagnosis.Run(dense, model, ids, null, batchSize: 3);
         Assert.Null(d.HeldOutTokens);
         var checkedLayers = 0;
@@ -79,8 +85,7 @@ public sealed class CompressionDiagnosisTests
         using var dense = Load("llama");
         using var model = Load("llama");
         using var scope = NewDisposeScope();
-        var ids = RandomIds(8, 24, dense.Config.VocabSize, 12);
-        var report = Compressor.Compress(model, ids, new CompressionOptions { Method = CompressionMethod.AdaSvd, Ratio = 0.4, BatchSize = 4 });
+        var (ids, report) = Compress(model, 12, new CompressionOptions { Method = CompressionMethod.AdaSvd, Ratio = 0.4, BatchSize = 4 });
         var heldOut = RandomIds(4, 24, dense.Config.VocabSize, 13);
         var d = CompressionDiagnosis.Run(dense, model, ids, heldOut, batchSize: 5);
         foreach (var module in report.Modules.Where(m => !m.Dense))
@@ -96,8 +101,7 @@ public sealed class CompressionDiagnosisTests
         using var dense = Load("gpt2");
         using var model = Load("gpt2");
         using var scope = NewDisposeScope();
-        var ids = RandomIds(8, 24, dense.Config.VocabSize, 14);
-        var report = Compressor.Compress(model, ids, new CompressionOptions { Method = CompressionMethod.LcSvd, Ratio = 0.5, BatchSize = 4, LcSvdRankSearch = false });
+        var (ids, report) = Compress(model, 14, new CompressionOptions { Method = CompressionMethod.LcSvd, Ratio = 0.5, BatchSize = 4, LcSvdRankSearch = false });
         var d = CompressionDiagnosis.Run(dense, model, ids, null);
         foreach (var block in report.Blocks)
             AssertClose(block.OutputError!.Value, d.Blocks[block.Block].Drift.Calibration, 1e-4, $"block {block.Block}");

@@ -18,8 +18,6 @@ public sealed class HfParityTests
         TorchBackend.Initialize(DeviceRequest.Cpu);
     }
 
-    public static TheoryData<string> Fixtures() => ParityFixtures.All();
-
     [Fact]
     public void Every_supported_family_has_a_fixture()
     {
@@ -27,7 +25,7 @@ public sealed class HfParityTests
     }
 
     [Theory]
-    [MemberData(nameof(Fixtures))]
+    [MemberData(nameof(ParityFixtures.All), MemberType = typeof(ParityFixtures))]
     public void Logits_match_transformers(string name)
     {
         var result = HfParity.Check(ParityFixtures.Folder(name), DeviceRequest.Cpu);

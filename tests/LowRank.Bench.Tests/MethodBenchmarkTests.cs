@@ -21,9 +21,9 @@ public sealed class MethodBenchmarkTests
             Variants = [MethodVariant.Parse("compressed propagation=svd-llm; Propagation=Compressed")],
             Ratios = [0.5],
             // The README is text the model has never seen; any text does for the plumbing.
-            Calibration = Path.Combine(RepoPaths.Root, "README.md"),
+            Calibration = RepoPaths.Readme,
             CalibrationByteEnd = 20_000,
-            Evaluation = Path.Combine(RepoPaths.Root, "README.md"),
+            Evaluation = RepoPaths.Readme,
             EvaluationByteStart = 20_000,
             EvaluationByteEnd = 24_000,
             Samples = 4,

@@ -47,23 +47,17 @@ public sealed class PairedClozeTests
     public void The_written_file_reads_back_to_the_same_requests()
     {
         var task = PairedCloze.Make("test_word", Text, ClozeKind.Word, maxPairs: 100, source: "inline");
-        var path = Path.Combine(Path.GetTempPath(), $"lrk-cloze-{Guid.NewGuid():N}.jsonl");
-        try
+        using var temp = new TempFolder("lrk-cloze");
+        var path = temp.File("cloze.jsonl");
+        PairedCloze.Write(task, path);
+        var read = TaskFile.Read(path);
+        Assert.Equal(TaskFormat.HellaSwag, read.Format);
+        Assert.Equal(task.Items.Count, read.Items.Count);
+        for (var i = 0; i < task.Items.Count; i++)
         {
-            PairedCloze.Write(task, path);
-            var read = TaskFile.Read(path);
-            Assert.Equal(TaskFormat.HellaSwag, read.Format);
-            Assert.Equal(task.Items.Count, read.Items.Count);
-            for (var i = 0; i < task.Items.Count; i++)
-            {
-                Assert.Equal(task.Items[i].Gold, read.Items[i].Gold);
-                Assert.Equal(task.Items[i].Choices, read.Items[i].Choices);
-                Assert.Equal(task.Items[i].NormLengths, read.Items[i].NormLengths);
-            }
-        }
-        finally
-        {
-            File.Delete(path);
+            Assert.Equal(task.Items[i].Gold, read.Items[i].Gold);
+            Assert.Equal(task.Items[i].Choices, read.Items[i].Choices);
+            Assert.Equal(task.Items[i].NormLengths, read.Items[i].NormLengths);
         }
     }
 

@@ -7,7 +7,7 @@ namespace LowRank.Bench.Tests;
 /// <summary><c>bench gpu</c>'s engine on the CPU-sized "tiny" shape: synthesis, the real pipeline, the fp64 check.</summary>
 public sealed class ScaleBenchmarkTests : IDisposable
 {
-    private readonly string work = Path.Combine(Path.GetTempPath(), $"lowrank-scale-{Guid.NewGuid():N}");
+    private readonly TempFolder temp = new("lowrank-scale");
 
     public ScaleBenchmarkTests()
     {
@@ -24,7 +24,7 @@ public sealed class ScaleBenchmarkTests : IDisposable
             SeqLen = 32,
             BatchSize = 2,
             Device = DeviceRequest.Cpu,
-            WorkFolder = work,
+            WorkFolder = temp.Path,
             Set = ["SvdAlgorithm=GramEigh"],
         });
 
@@ -48,7 +48,7 @@ public sealed class ScaleBenchmarkTests : IDisposable
             Assert.InRange(check.FactorsVsAllFp64, 0, 1e-3);
         }
         // The artifact was written and loads back as factors.
-        var outFolder = Path.Combine(work, "out-tiny-SVD-LLM");
+        var outFolder = temp.Combine("out-tiny-SVD-LLM");
         using var compressed = ModelLoader.Load(outFolder, new ModelLoadOptions { Device = DeviceRequest.Cpu, LoadTokenizer = false });
         Assert.All(compressed.Model.BlockLinears(0), l => Assert.True(l.IsFactorized));
     }
@@ -65,7 +65,7 @@ public sealed class ScaleBenchmarkTests : IDisposable
             SeqLen = 32,
             BatchSize = 2,
             Device = DeviceRequest.Cpu,
-            WorkFolder = work,
+            WorkFolder = temp.Path,
             WriteOutput = false,
             Staging = staging,
             // Two of the four blocks on disk at a time: blocks are punched out and, for the second pass, staged again.
@@ -86,7 +86,7 @@ public sealed class ScaleBenchmarkTests : IDisposable
         long otherBytes = 2L * (2L * shape.Vocab * shape.Hidden + shape.Hidden);
         Assert.InRange(staged.StagedPeakGiB!.Value * (1L << 30), 0, 2 * blockBytes + otherBytes + (1L << 24));
         // The staging folder is gone afterwards.
-        Assert.Empty(Directory.GetDirectories(work, "*-staged"));
+        Assert.Empty(Directory.GetDirectories(temp.Path, "*-staged"));
         // A staged checkpoint cannot be the artifact writer's source.
         var e = Assert.Throws<LrkException>(() => ScaleBenchmark.Run(Options(CheckpointStaging.Staged) with { WriteOutput = true }));
         Assert.Equal(ErrorCodes.BadArgument, e.Code);
@@ -98,13 +98,10 @@ public sealed class ScaleBenchmarkTests : IDisposable
         Assert.Equal(ErrorCodes.BadArgument, Assert.Throws<LrkException>(() => ScaleShape.Parse("8b")).Code);
         var e = Assert.Throws<LrkException>(() => ScaleBenchmark.Run(new ScaleBenchmarkOptions
         {
-            Shape = ScaleShape.Parse("tiny"), Layers = 5, Device = DeviceRequest.Cpu, WorkFolder = work,
+            Shape = ScaleShape.Parse("tiny"), Layers = 5, Device = DeviceRequest.Cpu, WorkFolder = temp.Path,
         }));
         Assert.Equal(ErrorCodes.BadArgument, e.Code);
     }
 
-    public void Dispose()
-    {
-        if (Directory.Exists(work)) Directory.Delete(work, recursive: true);
-    }
+    public void Dispose() => temp.Dispose();
 }

@@ -102,20 +102,8 @@ public class CacheHitPathTests(PackedFeed feed, ITestOutputHelper output)
         }
 
         // A consumer restores it from the local folder feed and gets the weights in bin/.
-        File.WriteAllText(fixture.PathOf("nuget.config"), File.ReadAllText(fixture.PathOf("nuget.config"))
-            .Replace("<clear />", $"<clear />\n    <add key=\"models\" value=\"{localFeed}\" />", StringComparison.Ordinal));
-        fixture.Write("consumer/consumer.csproj", """
-            <Project Sdk="Microsoft.NET.Sdk">
-              <PropertyGroup>
-                <OutputType>Exe</OutputType>
-                <TargetFramework>net10.0</TargetFramework>
-              </PropertyGroup>
-              <ItemGroup>
-                <PackageReference Include="Tiny.Model.Package" Version="1.2.3" />
-              </ItemGroup>
-            </Project>
-            """);
-        fixture.Write("consumer/Program.cs", "System.Console.WriteLine(\"consumer\");");
+        fixture.AddFeed("models", localFeed);
+        fixture.WriteConsumer("consumer", "Tiny.Model.Package", "1.2.3");
         fixture.Run("consumer", "build", "-nologo").ShouldSucceed();
         var consumed = fixture.PathOf("consumer", "bin", "Debug", "net10.0", "models", "tiny", "model.safetensors");
         Assert.True(File.Exists(consumed));

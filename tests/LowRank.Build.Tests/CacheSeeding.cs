@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using LowRank.Cache;
 
@@ -36,9 +35,8 @@ public static class CacheSeeding
     /// <summary>Number of hard links to a file (stat %h): 2 or more means bin/ shares the cache file.</summary>
     public static int LinkCount(string file)
     {
-        using var stat = Process.Start(new ProcessStartInfo("stat", ["-c", "%h", file]) { RedirectStandardOutput = true })!;
-        var text = stat.StandardOutput.ReadToEnd().Trim();
-        stat.WaitForExit();
+        var stat = ProcessRunner.Run("stat", ["-c", "%h", file], Environment.CurrentDirectory).ShouldSucceed();
+        var text = stat.StdoutText.Trim();
         return int.Parse(text, System.Globalization.CultureInfo.InvariantCulture);
     }
 

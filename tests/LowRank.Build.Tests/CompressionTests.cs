@@ -62,7 +62,7 @@ public class CompressionTests(PackedFeed feed, ITestOutputHelper output)
         using var fixture = new FixtureProject(feed, "parallel");
         fixture.WriteApp("one", Item());
         fixture.WriteApp("two", Item());
-        var results = new DotnetResult[2];
+        var results = new ProcessResult[2];
         var threads = new[] { "one", "two" }.Select((folder, i) => new Thread(() => results[i] = fixture.Run(folder, "build", "-nologo"))).ToList();
         threads.ForEach(t => t.Start());
         threads.ForEach(t => t.Join());
@@ -113,8 +113,7 @@ public class CompressionTests(PackedFeed feed, ITestOutputHelper output)
         var project = fixture.WriteApp("app", Item(extra: "ToolArguments=\"--set NoSuchOption=1\" "));
         var result = fixture.Run("app", "build", "-nologo");
         Assert.NotEqual(0, result.ExitCode);
-        var (line, column) = FixtureProject.Locate(project, "CompressedModel Include");
-        Assert.Matches($@"{System.Text.RegularExpressions.Regex.Escape(project)}\({line},{column}\): LowRank error LRK\d{{4}}: .*NoSuchOption", result.Output);
+        FixtureProject.AssertDiagnosticAt(result.Output, project, "CompressedModel Include", @"error LRK\d{4}: .*NoSuchOption");
         Assert.Empty(new ModelCache(fixture.Cache).List());
     }
 }

@@ -58,7 +58,6 @@ public class DamagedRemotePackageTests(PackedFeed feed, ITestOutputHelper output
             ("extra file outside entry/", Package(zip => { using var s = zip.CreateEntry("tools/install.ps1").Open(); s.Write("x"u8); })),
             ("ENTRY/ case variant", Package(zip => { using var s = zip.CreateEntry("ENTRY/model.safetensors").Open(); s.Write("x"u8); })),
         };
-        var (line, column) = FixtureProject.Locate(project, "CompressedModel");
         var nupkg = fixture.PathOf("feed", $"{id}.1.0.0.nupkg");
         Directory.CreateDirectory(fixture.PathOf("feed"));
         var cache = new ModelCache(fixture.Cache);
@@ -68,7 +67,7 @@ public class DamagedRemotePackageTests(PackedFeed feed, ITestOutputHelper output
             var result = fixture.Run("app", "build", "-nologo", "-p:LowRankCompressOnMiss=false");
             output.WriteLine($"--- {name}\n{result.Output}");
             Assert.NotEqual(0, result.ExitCode);
-            Assert.Matches($@"{Regex.Escape(project)}\({line},{column}\): LowRank error LRK5003: remote cache package {Regex.Escape(id)} 1\.0\.0 from .* (is damaged|is not a LowRank cache entry)", result.Output);
+            FixtureProject.AssertDiagnosticAt(result.Output, project, "CompressedModel", $@"error LRK5003: remote cache package {Regex.Escape(id)} 1\.0\.0 from .* (is damaged|is not a LowRank cache entry)");
             Assert.DoesNotContain("LRK0001", result.Output, StringComparison.Ordinal);
             Assert.Empty(cache.List());
             Assert.False(Directory.Exists(cache.EntryFolder(key.Hash)), name);

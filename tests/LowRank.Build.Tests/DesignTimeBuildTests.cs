@@ -73,6 +73,25 @@ public class DesignTimeBuildTests(PackedFeed feed, ITestOutputHelper output)
         fixture.Run("app", [.. DesignTime, "-p:_LowRankMSBuildRuntimeType=Full"]).ShouldSucceed();
     }
 
+    [Fact]
+    public void Design_time_build_never_compresses_and_a_miss_with_compression_off_is_an_error_at_the_item()
+    {
+        using var fixture = new FixtureProject(feed, "designtime");
+        fixture.WriteSourceModel("model");
+        var project = fixture.WriteApp("app", """    <CompressedModel Include="../model" Ratio="0.5" />""");
+        fixture.Run("app", "restore", "-nologo").ShouldSucceed();
+        // What IDEs run: a design-time build of the compile inputs.
+        var designTime = fixture.Run("app", "msbuild", "-nologo", "-t:Compile", "-p:DesignTimeBuild=true", "-p:SkipCompilerExecution=true", "-p:ProvideCommandLineArgs=true");
+        designTime.ShouldSucceed();
+        Assert.DoesNotContain("compressing", designTime.Output, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(fixture.Cache, ".tmp")) && Directory.EnumerateFileSystemEntries(Path.Combine(fixture.Cache, ".tmp")).Any());
+        Assert.Empty(new LowRank.Cache.ModelCache(fixture.Cache).List());
+
+        var offline = fixture.Run("app", "build", "-nologo", "-p:LowRankCompressOnMiss=false");
+        Assert.NotEqual(0, offline.ExitCode);
+        FixtureProject.AssertDiagnosticAt(offline.Output, project, "CompressedModel", "error LRK7004: ");
+    }
+
     private static List<string> CompileItems(string output) =>
         PackedFeed.ParseLastJsonObject(output).GetProperty("Items").GetProperty("Compile").EnumerateArray()
             .Select(i => i.GetProperty("FullPath").GetString()!).ToList();

@@ -87,7 +87,7 @@ public class FaultTests(PackedFeed feed, ITestOutputHelper output)
         fixture.WriteApp("two", Item(source, "0.4"));
         fixture.Run("one", "restore", "-nologo").ShouldSucceed();
         fixture.Run("two", "restore", "-nologo").ShouldSucceed();
-        var results = new DotnetResult[2];
+        var results = new ProcessResult[2];
         var builds = new[] { "one", "two" }.Select((folder, i) => new Thread(() => results[i] = fixture.Run(folder, "build", "-nologo", "--no-restore"))).ToList();
         builds.ForEach(t => t.Start());
         var prunes = 0;

@@ -7,12 +7,12 @@ namespace LowRank.Build.Tests;
 public sealed class FixtureProject : IDisposable
 {
     private readonly PackedFeed feed;
+    private readonly TempFolder folder;
 
     public FixtureProject(PackedFeed feed, string name = "fixture")
     {
         this.feed = feed;
-        Root = Path.Combine(feed.Root, $"{name}-{Guid.NewGuid():N}"[..(name.Length + 9)]);
-        Directory.CreateDirectory(Root);
+        folder = TempFolder.Inside(feed.Root, name);
         Cache = Path.Combine(Root, "cache");
         File.WriteAllText(Path.Combine(Root, "nuget.config"), $"""
             <?xml version="1.0" encoding="utf-8"?>
@@ -25,7 +25,7 @@ public sealed class FixtureProject : IDisposable
             """);
     }
 
-    public string Root { get; }
+    public string Root => folder.Path;
     public string Cache { get; }
 
     public Dictionary<string, string> Environment => feed.Environment(Cache);
@@ -106,6 +106,23 @@ public sealed class FixtureProject : IDisposable
             """);
     }
 
+    /// <summary>A console app in <paramref name="folder"/> (its project named after it) that references one package, nothing of LowRank's.</summary>
+    public string WriteConsumer(string folder, string packageId, string version)
+    {
+        Write(Path.Combine(folder, "Program.cs"), "System.Console.WriteLine(\"consumer\");");
+        return Write(Path.Combine(folder, folder + ".csproj"), $"""
+            <Project Sdk="Microsoft.NET.Sdk">
+              <PropertyGroup>
+                <OutputType>Exe</OutputType>
+                <TargetFramework>net10.0</TargetFramework>
+              </PropertyGroup>
+              <ItemGroup>
+                <PackageReference Include="{packageId}" Version="{version}" />
+              </ItemGroup>
+            </Project>
+            """);
+    }
+
     /// <summary>A small source model folder: a config.json and a weights file of seeded bytes (only digested here, never loaded).</summary>
     public string WriteSourceModel(string folder, int seed = 1, int bytes = 64 * 1024)
     {
@@ -117,7 +134,7 @@ public sealed class FixtureProject : IDisposable
         return Path.Combine(Root, folder);
     }
 
-    public DotnetResult Run(string workingFolder, params string[] args) =>
+    public ProcessResult Run(string workingFolder, params string[] args) =>
         Dotnet.Run(Path.Combine(Root, workingFolder), Environment, args);
 
     /// <summary>The (1-based) line and column of the Include attribute on the line holding <paramref name="marker"/>.</summary>
@@ -129,8 +146,17 @@ public sealed class FixtureProject : IDisposable
         return (index + 1, lines[index].IndexOf("Include=", StringComparison.Ordinal) + 1);
     }
 
-    public void Dispose()
+    /// <summary>
+    /// <paramref name="output"/> holds a LowRank diagnostic placed at the Include of the item on the line holding
+    /// <paramref name="marker"/>: <c>project(line,column): LowRank </c> then <paramref name="diagnostic"/>, a regular
+    /// expression such as <c>error LRK4001: </c> or <c>warning LRK5007: cannot download .*</c>.
+    /// </summary>
+    public static void AssertDiagnosticAt(string output, string projectFile, string marker, string diagnostic)
     {
-        try { LowRank.Cache.ModelCache.DeleteTree(Root); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        var (line, column) = Locate(projectFile, marker);
+        var pattern = $@"{System.Text.RegularExpressions.Regex.Escape(projectFile)}\({line},{column}\): LowRank {diagnostic}";
+        Assert.True(System.Text.RegularExpressions.Regex.IsMatch(output, pattern), $"expected {projectFile}({line},{column}): LowRank {diagnostic}\n{output}");
     }
+
+    public void Dispose() => folder.Dispose();
 }

@@ -11,10 +11,10 @@ namespace LowRank.Build.Tests;
 public sealed class PackedFeed : IDisposable
 {
     private readonly Lock gate = new();
+    private readonly TempFolder folder = new("lrk-build-tests");
 
     public PackedFeed()
     {
-        Root = Path.Combine(Path.GetTempPath(), $"lrk-build-tests-{Guid.NewGuid():N}");
         Feed = Path.Combine(Root, "feed");
         Packages = Path.Combine(Root, "packages");
         Directory.CreateDirectory(Feed);
@@ -26,7 +26,7 @@ public sealed class PackedFeed : IDisposable
         }
     }
 
-    public string Root { get; }
+    public string Root => folder.Path;
     public string Feed { get; }
     public string Packages { get; }
     public string PackLog { get; } = "";
@@ -96,10 +96,7 @@ public sealed class PackedFeed : IDisposable
     /// <summary>The packaged tool, as restored into the private packages folder by the first fixture restore.</summary>
     public string PackagedTool => Path.Combine(Packages, "lowrank.build.tasks", "0.1.0", "tools", "net10.0", "any", "dotnet-lowrank.dll");
 
-    public void Dispose()
-    {
-        try { LowRank.Cache.ModelCache.DeleteTree(Root); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-    }
+    public void Dispose() => folder.Dispose();
 
     public static JsonElement ParseLastJsonObject(string output)
     {

@@ -21,9 +21,8 @@ public class RemoteCacheTests(PackedFeed feed, ITestOutputHelper output)
             extraProperties: "    <LowRankRemoteCache>http://127.0.0.1:9/v3/index.json</LowRankRemoteCache>");
         var result = fixture.Run("app", "build", "-nologo", "-p:LowRankCompressOnMiss=false");
         Assert.NotEqual(0, result.ExitCode);
-        var (line, column) = FixtureProject.Locate(project, "CompressedModel");
-        Assert.Matches($@"{Regex.Escape(project)}\({line},{column}\): LowRank warning LRK5007: cannot download from the remote cache http://127\.0\.0\.1:9/v3/index\.json: .*; treating it as a miss", result.Output);
-        Assert.Matches($@"{Regex.Escape(project)}\({line},{column}\): LowRank error LRK7004: ", result.Output);
+        FixtureProject.AssertDiagnosticAt(result.Output, project, "CompressedModel", @"warning LRK5007: cannot download from the remote cache http://127\.0\.0\.1:9/v3/index\.json: .*; treating it as a miss");
+        FixtureProject.AssertDiagnosticAt(result.Output, project, "CompressedModel", "error LRK7004: ");
         Assert.DoesNotContain("LRK0001", result.Output, StringComparison.Ordinal);
     }
 
@@ -86,8 +85,7 @@ public class RemoteCacheTests(PackedFeed feed, ITestOutputHelper output)
         var c = Dotnet.Run(fixture.PathOf("app-c"), fixture.EnvironmentWithCache(cacheC), "build", "-nologo");
         output.WriteLine(c.Output);
         Assert.NotEqual(0, c.ExitCode);
-        var (line, column) = FixtureProject.Locate(project, "CompressedModel Include");
-        Assert.Matches($@"{Regex.Escape(project)}\({line},{column}\): LowRank error LRK5002: remote cache package LowRank\.Cache\.{entry.Key} 1\.0\.0 from {Regex.Escape(remote)} was rejected and nothing was installed: its files do not match its entry\.json \(model\.safetensors: SHA-256 ", c.Output);
+        FixtureProject.AssertDiagnosticAt(c.Output, project, "CompressedModel Include", $@"error LRK5002: remote cache package LowRank\.Cache\.{entry.Key} 1\.0\.0 from {Regex.Escape(remote)} was rejected and nothing was installed: its files do not match its entry\.json \(model\.safetensors: SHA-256 ");
         Assert.DoesNotContain("LowRank: compressing", c.Output, StringComparison.Ordinal);
         var cache = new ModelCache(cacheC);
         Assert.Empty(cache.List());
@@ -143,8 +141,7 @@ public class RemoteCacheTests(PackedFeed feed, ITestOutputHelper output)
             "build", "-nologo", "-p:LowRankCompressOnMiss=false");
         output.WriteLine(c.Output);
         Assert.NotEqual(0, c.ExitCode);
-        var (line, column) = FixtureProject.Locate(project, "CompressedModel Include");
-        Assert.Matches($@"{Regex.Escape(project)}\({line},{column}\): LowRank warning LRK5009: the remote cache {Regex.Escape(server.ServiceIndex)} \(source '{Source}'\) refused the credentials \(401 Unauthorized\) when asked to download from it; NuGet presented the credentials of the environment variable NuGetPackageSourceCredentials_{Source}; treating it as a miss", c.Output);
+        FixtureProject.AssertDiagnosticAt(c.Output, project, "CompressedModel Include", $@"warning LRK5009: the remote cache {Regex.Escape(server.ServiceIndex)} \(source '{Source}'\) refused the credentials \(401 Unauthorized\) when asked to download from it; NuGet presented the credentials of the environment variable NuGetPackageSourceCredentials_{Source}; treating it as a miss");
         Assert.Matches($@"LowRank error LRK7004: ", c.Output);
         Assert.DoesNotContain("LRK0001", c.Output, StringComparison.Ordinal);
 

@@ -169,8 +169,7 @@ public class SampleTests(PackedFeed feed, ITestOutputHelper output)
         var entry = Assert.Single(new ModelCache(fixture.Cache).List());
         var weights = entry.Record.Files.Single(f => f.Path == "model.safetensors");
 
-        fixture.Write("consumer/consumer.csproj", Consumer("1.0.0"));
-        fixture.Write("consumer/Program.cs", "System.Console.WriteLine(\"consumer\");");
+        fixture.WriteConsumer("consumer", "Moby.Svd30", "1.0.0");
         fixture.Run("consumer", "build", "-nologo").ShouldSucceed();
         Assert.Equal(weights.Sha256, Sha256(fixture.PathOf("consumer", "bin", "Debug", "net10.0", "models", "moby-svd30", "model.safetensors")));
 
@@ -194,8 +193,7 @@ public class SampleTests(PackedFeed feed, ITestOutputHelper output)
         Assert.True(File.Exists(Path.Combine(remote, $"LowRank.Cache.{entry.Key}.1.0.0.nupkg")));
 
         // A consumer on a machine with an empty cache gets the weights in bin/ from the remote cache, verified.
-        fixture.Write("pointer-consumer/pointer-consumer.csproj", Consumer("1.0.1"));
-        fixture.Write("pointer-consumer/Program.cs", "System.Console.WriteLine(\"consumer\");");
+        fixture.WriteConsumer("pointer-consumer", "Moby.Svd30", "1.0.1");
         var otherMachine = fixture.EnvironmentWithCache(fixture.PathOf("cache-consumer"));
         var consumed = Dotnet.Run(fixture.PathOf("pointer-consumer"), otherMachine, "build", "-nologo").ShouldSucceed();
         Assert.Contains("LowRank: fetched model 'moby-svd30' of package Moby.Svd30 1.0.1", consumed.Output, StringComparison.Ordinal);
@@ -208,16 +206,4 @@ public class SampleTests(PackedFeed feed, ITestOutputHelper output)
         Dotnet.Run(fixture.PathOf("pointer-consumer"), otherMachine, "clean", "-nologo").ShouldSucceed();
         Assert.False(File.Exists(fetched), "dotnet clean should remove a pointer package's model files from bin/");
     }
-
-    private static string Consumer(string version) => $"""
-        <Project Sdk="Microsoft.NET.Sdk">
-          <PropertyGroup>
-            <OutputType>Exe</OutputType>
-            <TargetFramework>net10.0</TargetFramework>
-          </PropertyGroup>
-          <ItemGroup>
-            <PackageReference Include="Moby.Svd30" Version="{version}" />
-          </ItemGroup>
-        </Project>
-        """;
 }

@@ -16,7 +16,7 @@ public static class TestModels
     {
         get
         {
-            var builtIn = Path.Combine(RepoPaths.Root, "models", "llama-moby");
+            var builtIn = RepoPaths.LlamaMoby;
             return File.Exists(Path.Combine(builtIn, "config.json")) ? builtIn : null;
         }
     }

@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using LowRank.Compression;
 using LowRank.Jobs;
 using LowRank.Models;
@@ -27,12 +26,6 @@ public sealed class OnnxParityTests
         this.output = output;
         TorchBackend.Initialize(DeviceRequest.Cpu);
     }
-
-    public static TheoryData<string> Fixtures() => ParityFixtures.All();
-
-    private static long[][] ReferenceIds(string folder) =>
-        JsonNode.Parse(File.ReadAllText(Path.Combine(folder, "reference.json")))!["input_ids"]!.AsArray()
-            .Select(row => row!.AsArray().Select(v => v!.GetValue<long>()).ToArray()).ToArray();
 
     private static float[] TorchLogits(string folder, long[][] ids)
     {
@@ -95,12 +88,12 @@ public sealed class OnnxParityTests
     }
 
     [Theory]
-    [MemberData(nameof(Fixtures))]
+    [MemberData(nameof(ParityFixtures.All), MemberType = typeof(ParityFixtures))]
     public void Dense_and_compressed_exports_match_the_TorchSharp_forward(string name)
     {
         using var temp = new TempFolder();
         var fixture = ParityFixtures.Folder(name);
-        var ids = ReferenceIds(fixture);
+        var ids = ParityReference.Read(fixture).InputIds;
 
         var dense = OnnxExporter.Export(fixture, temp.File("dense-onnx"));
         Assert.Equal(0, dense.FactorizedLinears);

@@ -33,15 +33,13 @@ public sealed class QuantizedOnnxTests
         TorchBackend.Initialize(DeviceRequest.Cpu);
     }
 
-    private static string Readme => Path.Combine(RepoPaths.Root, "README.md");
-
     /// <summary>The session setting that keeps ONNX Runtime's fused int8 MatMuls in fp32 (README, "ONNX Runtime").</summary>
     private static readonly Dictionary<string, string> ExactSession = new() { ["session.qdq_matmulnbits_accuracy_level"] = "0" };
 
     /// <summary>ONNX Runtime's defaults may compute int8 weights' products with int8 activations.</summary>
     private const double DefaultSessionTolerance = 0.01;
 
-    private static TextPerplexitySpec Held => new() { Text = Readme, ByteStart = 0, ByteEnd = 8_000, WindowLength = 128 };
+    private static TextPerplexitySpec Held => new() { Text = RepoPaths.Readme, ByteStart = 0, ByteEnd = 8_000, WindowLength = 128 };
 
     private static double TorchPerplexity(string folder)
     {
@@ -96,11 +94,11 @@ public sealed class QuantizedOnnxTests
             : new CompressionOptions { Method = parsed, Ratio = 0.4, BatchSize = 4 };
         var result = CompressionJob.Run(new CompressionJobOptions
         {
-            Model = Path.Combine(RepoPaths.Root, "models", model),
+            Model = RepoPaths.Model(model),
             Out = artifact,
             Compression = options,
             FactorFormat = parsed.IsQuantizationOnly() ? null : format,
-            Calibration = Readme,
+            Calibration = RepoPaths.Readme,
             Samples = 8,
             SeqLen = 64,
             Evaluation = Held,

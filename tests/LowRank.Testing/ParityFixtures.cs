@@ -8,6 +8,9 @@ public static class ParityFixtures
 
     public static string Folder(string name) => Path.Combine(Root, name);
 
+    /// <summary>The fixture's reference.json (input ids and transformers' logits).</summary>
+    public static ParityReference Reference(string name) => ParityReference.Read(Folder(name));
+
     /// <summary>The fixture names (folders with a reference.json), in ordinal order.</summary>
     public static IReadOnlyList<string> Names() =>
         !Directory.Exists(Root) ? [] :

@@ -15,8 +15,14 @@ public static class RepoPaths
 
     public static string NpmModules => Path.Combine(NpmData, "node_modules");
 
+    /// <summary>A self-trained model committed under models/ (llama-moby, gpt2-moby, opt-moby).</summary>
+    public static string Model(string name) => Path.Combine(Root, "models", name);
+
     /// <summary>The tool's built-in default model (0.8 M parameters), committed in the repository.</summary>
-    public static string LlamaMoby => Path.Combine(Root, "models", "llama-moby");
+    public static string LlamaMoby => Model("llama-moby");
+
+    /// <summary>The repository README: real English text that is always there (calibration and held-out text in tests).</summary>
+    public static string Readme => Path.Combine(Root, "README.md");
 
     /// <summary>The npm moby-dick corpus eng/setup.sh installs.</summary>
     public static string MobyDick => Path.Combine(NpmModules, "@stdlib", "datasets-moby-dick", "data", "data.txt");

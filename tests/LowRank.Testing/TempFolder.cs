@@ -4,10 +4,18 @@ namespace LowRank.Testing;
 public sealed class TempFolder : IDisposable
 {
     public TempFolder(string prefix = "lowrank-tests")
+        : this(Directory.CreateDirectory(System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"{prefix}-{Guid.NewGuid():N}")))
     {
-        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"{prefix}-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(Path);
     }
+
+    private TempFolder(DirectoryInfo created)
+    {
+        Path = created.FullName;
+    }
+
+    /// <summary>A fresh folder <c>name-xxxxxxxx</c> (8 hex digits, short for paths that end up in MSBuild's) inside <paramref name="parent"/>.</summary>
+    public static TempFolder Inside(string parent, string name) =>
+        new(Directory.CreateDirectory(System.IO.Path.Combine(parent, $"{name}-{Guid.NewGuid():N}"[..(name.Length + 9)])));
 
     public string Path { get; }
 

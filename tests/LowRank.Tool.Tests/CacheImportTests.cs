@@ -10,7 +10,7 @@ public class CacheImportTests
     public void A_good_package_is_installed_once_and_damaged_or_off_layout_ones_install_nothing()
     {
         using var home = new TempFolder();
-        var seed = CachePackageSeed.Create(home.Path, Path.Combine(RepoPaths.Root, "models", "llama-moby"), 5);
+        var seed = CachePackageSeed.Create(home.Path, RepoPaths.LlamaMoby, 5);
         var env = Tool.CleanEnvironment(home.Path);
         var cache = new ModelCache(home.Combine("import-cache"));
         string Write(string name, IEnumerable<(string, byte[])> parts)

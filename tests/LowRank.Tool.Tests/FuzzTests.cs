@@ -14,7 +14,7 @@ public class FuzzTests(ITestOutputHelper output)
     public void A_fixed_seed_fuzz_subset_has_no_crash_hang_blow_up_or_silent_wrong_result()
     {
         using var home = new TempFolder();
-        var model = Path.Combine(RepoPaths.Root, "models", "llama-moby");
+        var model = RepoPaths.LlamaMoby;
         var run = Tool.Run(RepoPaths.Root, Tool.CleanEnvironment(home.Path),
             ["bench", "fuzz", "--cases", "42", "--seed", "2026", "--timeout", "30", "--rss-cap", "2GB", "--model", model, "--work", home.Combine("fuzz"), "--json"],
             onStdout: null, TimeSpan.FromMinutes(8));

@@ -1,6 +1,3 @@
-using System.Diagnostics;
-using System.Text;
-
 namespace LowRank.Tool.Tests;
 
 /// <summary>
@@ -20,37 +17,8 @@ public sealed class InstallTests : IDisposable
 
     public void Dispose() => temp.Dispose();
 
-    private (int ExitCode, string Output) Run(string executable, IReadOnlyDictionary<string, string?> environment, params string[] args)
-    {
-        var start = new ProcessStartInfo(executable)
-        {
-            WorkingDirectory = temp.Path,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var arg in args) start.ArgumentList.Add(arg);
-        foreach (var name in start.Environment.Keys.Where(k => k.StartsWith("LOWRANK_", StringComparison.Ordinal)).ToList()) start.Environment.Remove(name);
-        foreach (var (name, value) in environment)
-        {
-            if (value is null) start.Environment.Remove(name);
-            else start.Environment[name] = value;
-        }
-        var text = new StringBuilder();
-        using var process = new Process { StartInfo = start };
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (text) text.AppendLine(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (text) text.AppendLine(e.Data); };
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(10)))
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{executable} {string.Join(' ', args)} ran over 10 minutes:\n{text}");
-        }
-        process.WaitForExit();
-        lock (text) return (process.ExitCode, text.ToString());
-    }
+    private ProcessResult Run(string executable, IReadOnlyDictionary<string, string?> environment, params string[] args) =>
+        ProcessRunner.Run(executable, args, temp.Path, new ProcessOptions { Environment = environment, DropInheritedPrefixes = ["LOWRANK_"] });
 
     [Fact]
     public void Packed_tool_installs_into_a_tool_path_and_runs()
@@ -67,7 +35,9 @@ public sealed class InstallTests : IDisposable
             ["LOWRANK_HOME"] = temp.File("lowrank-home"),
         };
         var configuration = new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name;
-        var pack = Run("dotnet", env, "pack", Path.Combine(RepoPaths.Root, "src", "LowRank.Tool", "LowRank.Tool.csproj"), "-c", configuration, "-o", feed, "--nologo", "-nodeReuse:false");
+        // The pack restores the checkout's own obj/ folders: with the private packages folder there, they would point into
+        // this test's temp folder once it is deleted, and the next build of the checkout would fail.
+        var pack = Run("dotnet", new Dictionary<string, string?>(env) { ["NUGET_PACKAGES"] = Environment.GetEnvironmentVariable("NUGET_PACKAGES") }, "pack", Path.Combine(RepoPaths.Root, "src", "LowRank.Tool", "LowRank.Tool.csproj"), "-c", configuration, "-o", feed, "--nologo", "-nodeReuse:false");
         Assert.True(pack.ExitCode == 0, pack.Output);
         Assert.Single(Directory.GetFiles(feed, "LowRank.Tool.*.nupkg"));
 

@@ -20,7 +20,7 @@ public sealed class Stories260KAcceptanceTests : IDisposable
 
     public void Dispose() => temp.Dispose();
 
-    private static string Stories => Path.Combine(RepoPaths.Shared, "models", "stories260K");
+    private static string Stories => RepoPaths.Stories260K;
 
     private static string TinyStories => Path.Combine(RepoPaths.Shared, "data", "tinystories_valid_prefix.txt");
 

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text;
 
 namespace LowRank.Tool.Tests;
 
@@ -42,47 +41,13 @@ public static class Tool
     public static ToolRun Run(string workingDirectory, IReadOnlyDictionary<string, string?> environment, string[] args,
         Action<string, Process>? onStdout, TimeSpan timeout, string? executable = null)
     {
-        var start = new ProcessStartInfo(executable ?? "dotnet")
+        var result = ProcessRunner.Run(executable ?? "dotnet", executable is null ? [Dll, .. args] : args, workingDirectory, new ProcessOptions
         {
-            WorkingDirectory = workingDirectory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            StandardOutputEncoding = Encoding.UTF8,
-            StandardErrorEncoding = Encoding.UTF8,
-        };
-        if (executable is null) start.ArgumentList.Add(Dll);
-        foreach (var arg in args) start.ArgumentList.Add(arg);
-        foreach (var name in start.Environment.Keys.Where(k => k.StartsWith("LOWRANK_", StringComparison.Ordinal)).ToList()) start.Environment.Remove(name);
-        foreach (var (name, value) in environment)
-        {
-            if (value is null) start.Environment.Remove(name);
-            else start.Environment[name] = value;
-        }
-        var stdout = new List<string>();
-        var stderr = new List<string>();
-        using var process = new Process { StartInfo = start };
-        process.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data is null) return;
-            lock (stdout) stdout.Add(e.Data);
-            onStdout?.Invoke(e.Data, process);
-        };
-        process.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is null) return;
-            lock (stderr) stderr.Add(e.Data);
-        };
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        if (!process.WaitForExit(timeout))
-        {
-            process.Kill(entireProcessTree: true);
-            process.WaitForExit();
-            throw new TimeoutException($"dotnet-lowrank {string.Join(' ', args)} ran over {timeout}");
-        }
-        process.WaitForExit();
-        lock (stdout) lock (stderr) return new ToolRun(process.ExitCode, stdout.ToList(), stderr.ToList());
+            Environment = environment,
+            DropInheritedPrefixes = ["LOWRANK_"],
+            OnLine = onStdout is null ? null : (line, isError, process) => { if (!isError) onStdout(line, process); },
+            Timeout = timeout,
+        });
+        return new ToolRun(result.ExitCode, result.Stdout, result.Stderr);
     }
 }

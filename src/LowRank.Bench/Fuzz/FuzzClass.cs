@@ -1,6 +1,6 @@
 namespace LowRank.Bench.Fuzz;
 
-/// <summary>How one fuzz case ended (issue 17's classes). Only <see cref="CodedError"/> and <see cref="Accepted"/> are fine.</summary>
+/// <summary>How one fuzz case ended. Only <see cref="CodedError"/> and <see cref="Accepted"/> are fine.</summary>
 public enum FuzzClass
 {
     /// <summary>Exit 1–3 with an LRK code other than LRK0001: the input was refused as it should be.</summary>

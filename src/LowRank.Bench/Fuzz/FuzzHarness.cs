@@ -30,7 +30,7 @@ public sealed record FuzzReport(int Seed, int Requested, IReadOnlyList<FuzzOutco
 }
 
 /// <summary>
-/// The project's own fuzzer (issue 17): seeded mutations of a model folder (safetensors header and data,
+/// The project's own fuzzer: seeded mutations of a model folder (safetensors header and data,
 /// config.json, tokenizer files, a sharded layout's index), of command lines and of remote cache entry packages,
 /// each run through the real tool as a child process bounded in time and resident memory, and classified
 /// (<see cref="FuzzClass"/>). Case i of seed s is the same case on every machine; families take turns.
@@ -117,7 +117,7 @@ public static partial class FuzzHarness
         return new FuzzOutcome(fuzzCase.Index, fuzzCase.Family, fuzzCase.Mutation, cls, result.ExitCode, detail, result.Elapsed.TotalSeconds, result.PeakRssBytes);
     }
 
-    /// <summary>Issue 17's classes: memory and time first (the tool was killed), then the exit code and what it printed.</summary>
+    /// <summary>The classes, in order: memory and time first (the tool was killed), then the exit code and what it printed.</summary>
     public static (FuzzClass Class, string Detail) Classify(FuzzCase fuzzCase, BoundedResult result)
     {
         if (result.MemoryExceeded) return (FuzzClass.MemoryBlowUp, $"resident memory passed the cap ({result.PeakRssBytes >> 20} MiB)");

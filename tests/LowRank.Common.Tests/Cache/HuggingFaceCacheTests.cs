@@ -21,24 +21,57 @@ public sealed class HuggingFaceCacheTests : IDisposable
         return folder;
     }
 
+    /// <summary>The snapshot of commit <see cref="Main"/>, named by refs/main.</summary>
+    private string MainSnapshot(string repo)
+    {
+        var folder = Snapshot(repo, Main);
+        temp.Write($"hub/{repo}/refs/main", Main);
+        return folder;
+    }
+
     [Fact]
     public void Revisions_come_from_the_id_or_the_argument_and_refs_or_commits_name_snapshots()
     {
-        var main = Snapshot("models--acme--tiny", Main);
+        var main = MainSnapshot("models--acme--tiny");
         var tagged = Snapshot("models--acme--tiny", Tagged);
-        temp.Write("hub/models--acme--tiny/refs/main", Main);
         temp.Write("hub/models--acme--tiny/refs/v2", Tagged + "\n");
         Assert.Equal(main, HuggingFaceCache.ResolveSnapshot("acme/tiny", null, Hub));
         Assert.Equal(tagged, HuggingFaceCache.ResolveSnapshot("acme/tiny@v2", null, Hub));
         Assert.Equal(tagged, HuggingFaceCache.ResolveSnapshot("acme/tiny", "v2", Hub));
         Assert.Equal(tagged, HuggingFaceCache.ResolveSnapshot("acme/tiny@main", Tagged, Hub));
         Assert.Equal(main, HuggingFaceCache.ResolveSnapshot($"acme/tiny@{Main}", null, Hub));
+        Assert.Equal(tagged, HuggingFaceCache.ResolveSnapshot($"acme/tiny@{Tagged}", null, Hub));
+        Assert.Equal(main, HuggingFaceCache.ResolveSnapshot("acme/tiny@main", null, Hub));
         var e = Assert.Throws<LrkException>(() => HuggingFaceCache.ResolveSnapshot("acme/tiny", "nope", Hub));
         Assert.Equal(ErrorCodes.ModelNotFound, e.Code);
         Assert.Contains("refs", e.Message, StringComparison.Ordinal);
         // A revision from MSBuild metadata never reaches outside refs/.
         Assert.Equal(ErrorCodes.ModelNotFound, Assert.Throws<LrkException>(() => HuggingFaceCache.ResolveSnapshot("acme/tiny", "../../x", Hub)).Code);
         Assert.True(HuggingFaceCache.LooksLikeId("acme/tiny@v2"));
+    }
+
+    [Fact]
+    public void An_unknown_revision_and_a_ref_to_a_missing_snapshot_say_where_they_looked()
+    {
+        MainSnapshot("models--acme--tiny");
+        var unknown = Assert.Throws<LrkException>(() => HuggingFaceCache.ResolveSnapshot("acme/tiny@nope", null, Hub));
+        Assert.Equal(ErrorCodes.ModelNotFound, unknown.Code);
+        Assert.Contains(Path.Combine("refs", "nope"), unknown.Message, StringComparison.Ordinal);
+
+        temp.Write("hub/models--acme--tiny/refs/gone", Tagged);
+        var dangling = Assert.Throws<LrkException>(() => HuggingFaceCache.ResolveSnapshot("acme/tiny@gone", null, Hub));
+        Assert.Equal(ErrorCodes.ModelNotFound, dangling.Code);
+        Assert.Contains("not in the cache", dangling.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_id_whose_revision_climbs_out_of_refs_is_not_an_id()
+    {
+        MainSnapshot("models--acme--tiny");
+        var e = Assert.Throws<LrkException>(() => HuggingFaceCache.ResolveSnapshot("acme/tiny@main/../../x", null, Hub));
+        Assert.Equal(ErrorCodes.ModelNotFound, e.Code);
+        Assert.Contains("not a Hugging Face id", e.Message, StringComparison.Ordinal);
+        Assert.False(HuggingFaceCache.LooksLikeId("acme/tiny@main/../../x"));
     }
 
     [Fact]

@@ -32,11 +32,9 @@ public sealed class RealPathTests : IDisposable
 
     private static string CoreutilsRealPath(string path)
     {
-        var start = new System.Diagnostics.ProcessStartInfo("realpath", ["-m", path]) { RedirectStandardOutput = true };
-        using var process = System.Diagnostics.Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEnd().TrimEnd('\n');
-        process.WaitForExit();
-        Assert.Equal(0, process.ExitCode);
+        var run = ProcessRunner.Run("realpath", ["-m", path], Environment.CurrentDirectory);
+        Assert.Equal(0, run.ExitCode);
+        var output = run.StdoutText.TrimEnd('\n');
         return output;
     }
 

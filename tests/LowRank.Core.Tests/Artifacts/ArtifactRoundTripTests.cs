@@ -28,10 +28,6 @@ public sealed class ArtifactRoundTripTests
         TorchBackend.Initialize(DeviceRequest.Cpu);
     }
 
-    internal static string LlamaMoby => Path.Combine(RepoPaths.Root, "models", "llama-moby");
-
-    internal static string Gpt2Moby => Path.Combine(RepoPaths.Root, "models", "gpt2-moby");
-
     internal static LoadedModel Load(string folder) => ModelLoader.Load(folder, new ModelLoadOptions { Device = DeviceRequest.Cpu });
 
     private static TextSourceOptions Npm => new() { NpmRoot = EvalTestData.NpmRoot };
@@ -65,7 +61,7 @@ public sealed class ArtifactRoundTripTests
     {
         using var temp = new TempFolder();
         var artifact = temp.File("llama-moby-svd-llm");
-        using var loaded = Load(LlamaMoby);
+        using var loaded = Load(RepoPaths.LlamaMoby);
         var protocol = CompressSvdLlm(loaded, FactorDtype.Float16);
         var spec = HeldOut();
         var pplInMemory = Perplexity(loaded.Model, loaded.Tokenizer!, spec);
@@ -73,7 +69,7 @@ public sealed class ArtifactRoundTripTests
         var written = ArtifactWriter.Write(new ArtifactRequest
         {
             Model = loaded.Model,
-            SourcePath = LlamaMoby,
+            SourcePath = RepoPaths.LlamaMoby,
             OutputFolder = artifact,
             Method = "svd-llm",
             RequestedRatio = 0.4,
@@ -99,7 +95,7 @@ public sealed class ArtifactRoundTripTests
 
         // The config is the source's plus the section, key for key, under the artifact's own transformers names
         // (HuggingFaceContractTests): putting the stock names back and dropping auto_map gives the source's.
-        var sourceConfig = JsonNode.Parse(File.ReadAllText(Path.Combine(LlamaMoby, "config.json")))!.AsObject();
+        var sourceConfig = JsonNode.Parse(File.ReadAllText(Path.Combine(RepoPaths.LlamaMoby, "config.json")))!.AsObject();
         var artifactConfig = JsonNode.Parse(File.ReadAllText(Path.Combine(artifact, "config.json")))!.AsObject();
         Assert.Equal("lowrank_llama", (string?)artifactConfig["model_type"]);
         artifactConfig["model_type"] = artifactConfig["lowrank"]!["base_model_type"]!.DeepClone();
@@ -109,7 +105,7 @@ public sealed class ArtifactRoundTripTests
         Assert.True(JsonNode.DeepEquals(sourceConfig, artifactConfig));
 
         // Untouched tensors are byte-identical to the source; factors replace each linear's weight.
-        using (var source = TensorStore.Open(LlamaMoby))
+        using (var source = TensorStore.Open(RepoPaths.LlamaMoby))
         using (var stored = TensorStore.Open(artifact))
         {
             foreach (var name in stored.Names.Where(n => !n.Contains(".lowrank_", StringComparison.Ordinal)))
@@ -130,7 +126,7 @@ public sealed class ArtifactRoundTripTests
         }
         Assert.Empty(written.Manifest.ModifiedTensors);
         foreach (var file in new[] { "tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json", "generation_config.json" })
-            Assert.Equal(File.ReadAllBytes(Path.Combine(LlamaMoby, file)), File.ReadAllBytes(Path.Combine(artifact, file)));
+            Assert.Equal(File.ReadAllBytes(Path.Combine(RepoPaths.LlamaMoby, file)), File.ReadAllBytes(Path.Combine(artifact, file)));
 
         // Loading the artifact gives the in-memory compressed model exactly.
         using var reloaded = Load(artifact);
@@ -162,7 +158,7 @@ public sealed class ArtifactRoundTripTests
         // The dense export is an ordinary checkpoint: the source's config exactly, dense weights of the source's shapes.
         var denseConfig = JsonNode.Parse(File.ReadAllText(Path.Combine(dense16.Folder, "config.json")))!.AsObject();
         Assert.True(JsonNode.DeepEquals(sourceConfig, denseConfig));
-        using (var source = TensorStore.Open(LlamaMoby))
+        using (var source = TensorStore.Open(RepoPaths.LlamaMoby))
         using (var dense = TensorStore.Open(dense16.Folder))
         {
             Assert.Equal(source.Names.Order(StringComparer.Ordinal), dense.Names.Order(StringComparer.Ordinal));
@@ -179,7 +175,7 @@ public sealed class ArtifactRoundTripTests
         var spec = HeldOut();
         var result = CompressionJob.Run(new CompressionJobOptions
         {
-            Model = LlamaMoby,
+            Model = RepoPaths.LlamaMoby,
             Out = temp.File("artifact"),
             Compression = new CompressionOptions { Method = CompressionMethod.SvdLlm, Ratio = 0.4 },
             Calibration = Corpus,
@@ -208,7 +204,7 @@ public sealed class ArtifactRoundTripTests
         output.WriteLine($"held-out PPL before {pplBefore:R}, after {pplAfter:R} (bf16 factors)");
         using var reloaded = Load(result.Out);
         Assert.Equal(pplAfter, Perplexity(reloaded.Model, reloaded.Tokenizer!, spec));
-        using var original = Load(LlamaMoby);
+        using var original = Load(RepoPaths.LlamaMoby);
         Assert.Equal(pplBefore, Perplexity(original.Model, original.Tokenizer!, spec));
         Assert.True(ArtifactVerifier.Verify(result.Out).Ok);
     }

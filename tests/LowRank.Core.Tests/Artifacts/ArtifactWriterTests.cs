@@ -2,6 +2,7 @@ using LowRank.Artifacts;
 using LowRank.Compression;
 using LowRank.Models;
 using LowRank.Tests.Models;
+using LowRank.Tests.TestSupport;
 using LowRank.Torch;
 using static TorchSharp.torch;
 
@@ -45,7 +46,7 @@ public sealed class ArtifactWriterTests
     public void Gpt2_factors_are_stored_in_linear_layout_and_the_dense_export_in_conv1d_layout()
     {
         using var temp = new TempFolder();
-        var source = ArtifactRoundTripTests.Gpt2Moby;
+        var source = RepoPaths.Model("gpt2-moby");
         using var loaded = CompressedWithSvd(source);
         ArtifactWriter.RoundFactorsToStorage(loaded.Model, FactorDtype.Float32);
         var artifact = ArtifactWriter.Write(Request(loaded, source, temp.File("gpt2")) with { FactorDtype = FactorDtype.Float32 });
@@ -83,7 +84,7 @@ public sealed class ArtifactWriterTests
     public void Large_models_are_sharded_and_load_back()
     {
         using var temp = new TempFolder();
-        var source = ArtifactRoundTripTests.LlamaMoby;
+        var source = RepoPaths.LlamaMoby;
         using var loaded = CompressedWithSvd(source);
         ArtifactWriter.RoundFactorsToStorage(loaded.Model, FactorDtype.Float16);
         var artifact = ArtifactWriter.Write(Request(loaded, source, temp.File("sharded")) with { MaxShardBytes = 300_000 });
@@ -106,11 +107,11 @@ public sealed class ArtifactWriterTests
     public void A_streamed_artifact_holds_the_same_tensors_as_one_written_at_the_end()
     {
         using var temp = new TempFolder();
-        var source = ArtifactRoundTripTests.LlamaMoby;
+        var source = RepoPaths.LlamaMoby;
         using var loaded = ArtifactRoundTripTests.Load(source);
         var request = Request(loaded, source, temp.File("streamed")) with { Method = "svd-llm", MaxShardBytes = 300_000 };
         var completed = new List<int>();
-        using var ids = LowRank.Tests.Compression.TestModels.RandomIds(4, 32, loaded.Model.Config.VocabSize, 3);
+        using var ids = TestModels.RandomIds(4, 32, loaded.Model.Config.VocabSize, 3);
         ArtifactResultAndShards Streamed()
         {
             using var streamed = StreamedArtifact.TryBegin(request);
@@ -156,7 +157,7 @@ public sealed class ArtifactWriterTests
     public void An_abandoned_stream_leaves_nothing_and_a_single_file_artifact_is_not_streamed()
     {
         using var temp = new TempFolder();
-        var source = ArtifactRoundTripTests.LlamaMoby;
+        var source = RepoPaths.LlamaMoby;
         using var loaded = ArtifactRoundTripTests.Load(source);
         var request = Request(loaded, source, temp.File("abandoned")) with { MaxShardBytes = 300_000 };
         using (var streamed = StreamedArtifact.TryBegin(request))
@@ -176,7 +177,7 @@ public sealed class ArtifactWriterTests
     public void Verify_reports_a_changed_byte_a_missing_file_and_a_smuggled_file()
     {
         using var temp = new TempFolder();
-        var source = ArtifactRoundTripTests.LlamaMoby;
+        var source = RepoPaths.LlamaMoby;
         using var loaded = CompressedWithSvd(source);
         var folder = ArtifactWriter.Write(Request(loaded, source, temp.File("a"))).Folder;
         Assert.True(ArtifactVerifier.Verify(folder).Ok);
@@ -206,7 +207,7 @@ public sealed class ArtifactWriterTests
     public void Cancelling_a_write_leaves_neither_the_artifact_nor_a_temp_folder()
     {
         using var temp = new TempFolder();
-        var source = ArtifactRoundTripTests.LlamaMoby;
+        var source = RepoPaths.LlamaMoby;
         using var loaded = CompressedWithSvd(source);
         using var cancellation = new CancellationTokenSource();
         var progress = new SynchronousProgress<ProgressUpdate>(update =>
@@ -221,7 +222,7 @@ public sealed class ArtifactWriterTests
     public void An_existing_output_is_kept_unless_overwrite_is_asked_and_the_source_is_never_the_output()
     {
         using var temp = new TempFolder();
-        var source = ArtifactRoundTripTests.LlamaMoby;
+        var source = RepoPaths.LlamaMoby;
         using var loaded = CompressedWithSvd(source);
         var output = temp.File("out");
         Directory.CreateDirectory(output);
@@ -244,7 +245,7 @@ public sealed class ArtifactWriterTests
     public void Dense_export_refuses_a_model_that_is_not_an_artifact()
     {
         using var temp = new TempFolder();
-        var e = Assert.Throws<LrkException>(() => DenseExporter.Export(ArtifactRoundTripTests.LlamaMoby, temp.File("x")));
+        var e = Assert.Throws<LrkException>(() => DenseExporter.Export(RepoPaths.LlamaMoby, temp.File("x")));
         Assert.Equal(ErrorCodes.BadArtifact, e.Code);
         Assert.Empty(Directory.EnumerateFileSystemEntries(temp.Path));
     }

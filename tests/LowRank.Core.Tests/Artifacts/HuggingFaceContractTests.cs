@@ -99,8 +99,8 @@ public sealed class HuggingFaceContractTests
     {
         var modeling = Path.Combine(RepoPaths.Root, "src", "LowRank.Core", "Artifacts", "HuggingFace", "modeling_lowrank.py");
         using var temp = new TempFolder();
-        var compiled = Python(["-m", "py_compile", modeling], temp.Path, new Dictionary<string, string> { ["PYTHONPYCACHEPREFIX"] = temp.File("pycache") });
-        Assert.True(compiled.ExitCode == 0, compiled.Output);
+        var compiled = Python(["-m", "py_compile", modeling], temp.Path, new Dictionary<string, string?> { ["PYTHONPYCACHEPREFIX"] = temp.File("pycache") });
+        Assert.True(compiled.ExitCode == 0, compiled.Describe());
 
         const string Describe = """
             import ast, json, sys
@@ -121,8 +121,8 @@ public sealed class HuggingFaceContractTests
             print(json.dumps({"imports": sorted(imports), "classes": classes}))
             """;
         var described = Python(["-c", Describe, modeling], temp.Path);
-        Assert.True(described.ExitCode == 0, described.Output);
-        var json = JsonNode.Parse(described.Output)!;
+        Assert.True(described.ExitCode == 0, described.Describe());
+        var json = JsonNode.Parse(described.StdoutText)!;
         Assert.Equal(["torch", "transformers"], json["imports"]!.AsArray().Select(i => (string?)i));
         var classes = json["classes"]!.AsObject();
         Assert.Equal(HuggingFaceClasses.All.Count, classes.Count(c => c.Key.StartsWith("LowRank", StringComparison.Ordinal) && c.Key.EndsWith("Config", StringComparison.Ordinal)));
@@ -266,18 +266,9 @@ public sealed class HuggingFaceContractTests
         return values;
     }
 
-    private static (int ExitCode, string Output) Python(string[] arguments, string workingDirectory, Dictionary<string, string>? environment = null)
-    {
-        var start = new ProcessStartInfo("python3") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory };
-        foreach (var argument in arguments) start.ArgumentList.Add(argument);
-        start.Environment["PYTHONDONTWRITEBYTECODE"] = "1";
-        foreach (var (name, value) in environment ?? []) start.Environment[name] = value;
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        return (process.ExitCode, stdout.Result + stderr);
-    }
+    private static ProcessResult Python(string[] arguments, string workingDirectory, Dictionary<string, string?>? environment = null) =>
+        ProcessRunner.Run("python3", arguments, workingDirectory,
+            new ProcessOptions { Environment = new Dictionary<string, string?>(environment ?? []) { ["PYTHONDONTWRITEBYTECODE"] = "1" } });
 }
 
 /// <summary>Runs where python3 is on PATH (it is on the build machine; torch is not needed), skipped visibly elsewhere.</summary>

@@ -23,8 +23,7 @@ public sealed class Llama2cSourceTests
     public void Artifact_of_a_llama2c_checkpoint_loads_back_with_its_tokenizer()
     {
         using var temp = new TempFolder();
-        var checkpoint = Llama2cCheckpoint.Open(Stories260K.Checkpoint);
-        using var model = new LlamaModel(checkpoint.ToModelConfig(), checkpoint.AsWeightSource());
+        using var model = TestModels.LoadStories260K();
         Compressor.Compress(model, null, new CompressionOptions { Method = CompressionMethod.Svd, Ratio = 0.3 });
         var written = ArtifactWriter.Write(new ArtifactRequest
         {

@@ -72,16 +72,11 @@ public sealed class CompressorTests
     [InlineData("SVD-LLM-V2")]
     public void Runs_are_deterministic_on_the_cpu(string methodName)
     {
-        float[] Run()
-        {
-            using var model = TestModels.LoadFixture("llama");
-            using var scope = NewDisposeScope();
-            var options = new CompressionOptions { Method = CompressionMethods.Parse(methodName), Ratio = 0.5, BatchSize = 3, AdaSvdBucketSize = methodName == "AdaSVD" ? 2 : 1 };
-            Compressor.Compress(model, TestModels.RandomIds(6, 24, 256, 9), options);
-            return Enumerable.Range(0, model.BlockCount).SelectMany(b => model.BlockLinears(b))
-                .SelectMany(l => l.A!.data<float>().ToArray().Concat(l.B!.data<float>().ToArray())).ToArray();
-        }
-        Assert.Equal(Run(), Run());
+        var options = new CompressionOptions { Method = CompressionMethods.Parse(methodName), Ratio = 0.5, BatchSize = 3, AdaSvdBucketSize = methodName == "AdaSVD" ? 2 : 1 };
+        float[] Run() => TestModels.CompressedFactors("llama", options, 6, 24, 9).Factors;
+        var first = Run();
+        Assert.NotEmpty(first);
+        Assert.Equal(first, Run());
     }
 
     [Theory]
@@ -89,23 +84,9 @@ public sealed class CompressorTests
     [InlineData(true)]
     public void Decomposition_overlap_changes_nothing_but_the_schedule(bool lazyWeights)
     {
-        (float[] Factors, CompressionReport Report) Run(DecompositionOverlap overlap)
-        {
-            using var model = TestModels.LoadFixture("llama", new DecoderModelOptions { LazyBlockWeights = lazyWeights, StreamBlocks = lazyWeights });
-            using var scope = NewDisposeScope();
-            var options = new CompressionOptions { Method = CompressionMethod.SvdLlm, Ratio = 0.5, BatchSize = 3, DecompositionOverlap = overlap };
-            var report = Compressor.Compress(model, TestModels.RandomIds(6, 24, 256, 9), options);
-            var factors = Enumerable.Range(0, model.BlockCount).SelectMany(b => model.BlockLinears(b))
-                .SelectMany(l => l.A!.data<float>().ToArray().Concat(l.B!.data<float>().ToArray())).ToArray();
-            return (factors, report);
-        }
-        var serial = Run(DecompositionOverlap.Off);
-        var overlapped = Run(DecompositionOverlap.On);
-        Assert.StartsWith("off", serial.Report.DecompositionOverlap);
-        Assert.StartsWith("on", overlapped.Report.DecompositionOverlap);
-        // Block i's decomposition ran on the worker thread while block i+1 was profiled: the waits were timed.
-        Assert.True(overlapped.Report.Seconds.ContainsKey("decomposition_wait"));
-        Assert.False(serial.Report.Seconds.ContainsKey("decomposition_wait"));
+        var (serial, overlapped) = TestModels.CompressSerialAndOverlapped(
+            new CompressionOptions { Method = CompressionMethod.SvdLlm, Ratio = 0.5, BatchSize = 3 }, 6, 24, 9,
+            new DecoderModelOptions { LazyBlockWeights = lazyWeights, StreamBlocks = lazyWeights });
         Assert.Equal(serial.Factors.Length, overlapped.Factors.Length);
         var worst = serial.Factors.Zip(overlapped.Factors, (a, b) => Math.Abs(a - b) / Math.Max(1e-3, Math.Abs(a))).Max();
         Assert.True(worst < 1e-4, $"overlapped factors differ from serial ones by {worst:E2} (relative)");
@@ -120,7 +101,7 @@ public sealed class CompressorTests
     {
         using var model = TestModels.LoadFixture("llama");
         using var scope = NewDisposeScope();
-        var report = Compressor.Compress(model, TestModels.RandomIds(8, 32, 256, 5),
+        var report = TestModels.CompressOnRandomIds(model, 8, 32, 5,
             new CompressionOptions { Method = CompressionMethods.Parse(methodName), Ratio = 0.4, BatchSize = 4, RankMultiple = 8 });
         var factorised = Enumerable.Range(0, model.BlockCount).SelectMany(b => model.BlockLinears(b)).Where(l => l.IsFactorized).ToArray();
         Assert.NotEmpty(factorised);
@@ -133,7 +114,7 @@ public sealed class CompressorTests
     {
         using var model = TestModels.LoadFixture("llama");
         using var scope = NewDisposeScope();
-        var report = Compressor.Compress(model, TestModels.RandomIds(12, 32, 256, 13),
+        var report = TestModels.CompressOnRandomIds(model, 12, 32, 13,
             new CompressionOptions { Method = CompressionMethod.LcSvd, Ratio = 0.6, BatchSize = 4 });
         Assert.All(report.Blocks, b =>
         {
@@ -166,7 +147,7 @@ public sealed class CompressorTests
     {
         using var model = TestModels.LoadFixture("llama");
         using var scope = NewDisposeScope();
-        var report = Compressor.Compress(model, TestModels.RandomIds(8, 32, 256, 21),
+        var report = TestModels.CompressOnRandomIds(model, 8, 32, 21,
             new CompressionOptions { Method = CompressionMethod.AdaSvd, Ratio = 0.4, AdaSvdRetentionGap = 0.2 });
         Assert.Equal(0.6, report.Blocks.Average(b => b.Retention!.Value), 12);
         Assert.NotEqual(report.Blocks[0].Retention, report.Blocks[1].Retention);
@@ -187,7 +168,7 @@ public sealed class CompressorTests
         Assert.Equal(ErrorCodes.BadMethodOption, Assert.Throws<LrkException>(() =>
             Compressor.Compress(model, ids, new CompressionOptions { Method = CompressionMethod.AdaSvd, Ratio = 0.2, AdaSvdBucketSize = 3 })).Code);
         Assert.Equal(ErrorCodes.BadArgument, Assert.Throws<LrkException>(() =>
-            Compressor.Compress(model, TestModels.RandomIds(2, 200, 256, 1), new CompressionOptions { Method = CompressionMethod.SvdLlm, Ratio = 0.2 })).Code);
+            TestModels.CompressOnRandomIds(model, 2, 200, 1, new CompressionOptions { Method = CompressionMethod.SvdLlm, Ratio = 0.2 })).Code);
         Assert.False(model.BlockLinears(0)[0].IsFactorized, "a rejected run leaves the model untouched");
     }
 

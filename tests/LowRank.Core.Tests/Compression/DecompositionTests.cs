@@ -1,6 +1,6 @@
 using LowRank.Compression;
 using LowRank.Torch;
-using static LowRank.Tests.Compression.MathFixtures;
+using static LowRank.Tests.TestSupport.MathFixtures;
 using static TorchSharp.torch;
 
 namespace LowRank.Tests.Compression;

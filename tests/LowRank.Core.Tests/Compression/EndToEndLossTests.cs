@@ -1,5 +1,6 @@
 using LowRank.Compression;
 using LowRank.Models;
+using LowRank.Tests.TestSupport;
 using LowRank.Torch;
 using static TorchSharp.torch;
 

@@ -1,5 +1,6 @@
 using LowRank.Compression;
 using LowRank.Models;
+using LowRank.Tests.TestSupport;
 using LowRank.Torch;
 using static TorchSharp.torch;
 
@@ -59,18 +60,10 @@ public sealed class SequentialAdaSvdTests
     [InlineData(true)]
     public void One_original_pass_and_one_per_block_give_the_same_factors(bool lazyWeights)
     {
-        (float[] Factors, CompressionReport Report) Run(AdaSvdOriginalPass pass)
-        {
-            using var model = TestModels.LoadFixture("llama", new DecoderModelOptions { LazyBlockWeights = lazyWeights });
-            using var scope = NewDisposeScope();
-            // 8 importance samples in batches of 4: both ways measure importance on the very same batches.
-            var options = new CompressionOptions
-            {
-                Method = CompressionMethod.AdaSvd, Ratio = 0.5, BatchSize = 4, AdaSvdImportanceSamples = 8, AdaSvdOriginalPass = pass,
-            };
-            var report = Compressor.Compress(model, TestModels.RandomIds(12, 24, 256, 31), options);
-            return (TestModels.FactorValues(model), report);
-        }
+        // 8 importance samples in batches of 4: both ways measure importance on the very same batches.
+        (float[] Factors, CompressionReport Report) Run(AdaSvdOriginalPass pass) => TestModels.CompressedFactors("llama",
+            new CompressionOptions { Method = CompressionMethod.AdaSvd, Ratio = 0.5, BatchSize = 4, AdaSvdImportanceSamples = 8, AdaSvdOriginalPass = pass },
+            12, 24, 31, new DecoderModelOptions { LazyBlockWeights = lazyWeights });
         var once = Run(AdaSvdOriginalPass.Once);
         var perBlock = Run(AdaSvdOriginalPass.PerBlock);
         Assert.StartsWith("once", once.Report.OriginalPass);
@@ -88,20 +81,9 @@ public sealed class SequentialAdaSvdTests
     [InlineData(true)]
     public void Making_the_next_blocks_starts_beside_this_block_changes_nothing_but_the_schedule(bool lazyWeights)
     {
-        (float[] Factors, CompressionReport Report) Run(DecompositionOverlap overlap)
-        {
-            using var model = TestModels.LoadFixture("llama", new DecoderModelOptions { LazyBlockWeights = lazyWeights });
-            using var scope = NewDisposeScope();
-            var report = Compressor.Compress(model, TestModels.RandomIds(8, 24, 256, 71),
-                new CompressionOptions { Method = CompressionMethod.AdaSvd, Ratio = 0.5, BatchSize = 4, DecompositionOverlap = overlap });
-            return (TestModels.FactorValues(model), report);
-        }
-        var serial = Run(DecompositionOverlap.Off);
-        var overlapped = Run(DecompositionOverlap.On);
-        Assert.StartsWith("off", serial.Report.DecompositionOverlap);
-        Assert.StartsWith("on", overlapped.Report.DecompositionOverlap);
-        Assert.True(overlapped.Report.Seconds.ContainsKey("decomposition_wait"));
-        Assert.NotEmpty(serial.Factors);
+        var (serial, overlapped) = TestModels.CompressSerialAndOverlapped(
+            new CompressionOptions { Method = CompressionMethod.AdaSvd, Ratio = 0.5, BatchSize = 4 }, 8, 24, 71,
+            new DecoderModelOptions { LazyBlockWeights = lazyWeights });
         Assert.Equal(serial.Factors, overlapped.Factors);
     }
 
@@ -110,7 +92,7 @@ public sealed class SequentialAdaSvdTests
     {
         using var model = TestModels.LoadFixture("llama");
         using var scope = NewDisposeScope();
-        var report = Compressor.Compress(model, TestModels.RandomIds(8, 24, 256, 51),
+        var report = TestModels.CompressOnRandomIds(model, 8, 24, 51,
             new CompressionOptions { Method = CompressionMethod.AdaSvd, Ratio = 0.4, BatchSize = 4, AdaSvdTarget = AdaCompTarget.Original });
         Assert.Equal("two streams", report.OriginalPass);
         Assert.All(report.Modules.Where(m => !m.Dense), m => Assert.True(m.ObjectiveAfter <= m.ObjectiveBefore! + 1e-12));

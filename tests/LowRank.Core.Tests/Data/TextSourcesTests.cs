@@ -6,15 +6,18 @@ namespace LowRank.Tests.Data;
 
 public sealed class TextSourcesTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("lowrank-text-").FullName;
+    private readonly TempFolder temp = new("lowrank-text");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public void Dispose() => temp.Dispose();
+
+    /// <summary>An npm corpus spec, read from the corpora eng/setup.sh installs.</summary>
+    private static SourceText LoadNpm(string spec) => TextSources.Load(spec, new TextSourceOptions { NpmRoot = EvalTestData.NpmRoot });
 
     private string Write(string name, string text) => WriteBytes(name, Encoding.UTF8.GetBytes(text));
 
     private string WriteBytes(string name, byte[] bytes)
     {
-        var path = Path.Combine(_dir, name);
+        var path = temp.Combine(name);
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         File.WriteAllBytes(path, bytes);
         return path;
@@ -78,7 +81,7 @@ public sealed class TextSourcesTests : IDisposable
     [Fact]
     public void Missing_file_and_invalid_utf8_are_data_unreadable()
     {
-        var missing = Assert.Throws<LrkException>(() => TextSources.Load(Path.Combine(_dir, "nope.txt")));
+        var missing = Assert.Throws<LrkException>(() => TextSources.Load(temp.Combine("nope.txt")));
         Assert.Equal(ErrorCodes.DataUnreadable, missing.Code);
         Assert.Contains("nope.txt", missing.Message);
         var invalid = Assert.Throws<LrkException>(() => TextSources.Load(WriteBytes("bad.txt", [0x61, 0x62, 0xFF, 0x63])));
@@ -101,7 +104,7 @@ public sealed class TextSourcesTests : IDisposable
         Write("corpus/a.txt", "first\r\n\r\n");
         Write("corpus/sub/c.txt", "third");
         Write("corpus/skip.md", "not text");
-        var source = TextSources.Load(Path.Combine(_dir, "corpus"));
+        var source = TextSources.Load(temp.Combine("corpus"));
         Assert.Equal("folder", source.Format);
         Assert.Equal("first\n\nsecond\n\nthird", source.Text);
         Assert.Contains("3 files", source.Description);
@@ -110,8 +113,8 @@ public sealed class TextSourcesTests : IDisposable
     [Fact]
     public void Empty_folder_is_data_unreadable()
     {
-        Directory.CreateDirectory(Path.Combine(_dir, "empty"));
-        var e = Assert.Throws<LrkException>(() => TextSources.Load(Path.Combine(_dir, "empty")));
+        Directory.CreateDirectory(temp.Combine("empty"));
+        var e = Assert.Throws<LrkException>(() => TextSources.Load(temp.Combine("empty")));
         Assert.Equal(ErrorCodes.DataUnreadable, e.Code);
     }
 
@@ -174,16 +177,16 @@ public sealed class TextSourcesTests : IDisposable
     [Fact]
     public void Unknown_npm_corpus_lists_the_known_ones()
     {
-        var e = Assert.Throws<LrkException>(() => TextSources.Load("npm:shakespeare", new TextSourceOptions { NpmRoot = EvalTestData.NpmRoot }));
+        var e = Assert.Throws<LrkException>(() => LoadNpm("npm:shakespeare"));
         Assert.Contains(e.Code, new[] { ErrorCodes.BadArgument, ErrorCodes.DataUnreadable });
     }
 
     [Fact]
     public void Missing_npm_corpora_say_where_and_how_to_install()
     {
-        var e = Assert.Throws<LrkException>(() => TextSources.Load("npm:moby-dick", new TextSourceOptions { NpmRoot = Path.Combine(_dir, "nowhere") }));
+        var e = Assert.Throws<LrkException>(() => TextSources.Load("npm:moby-dick", new TextSourceOptions { NpmRoot = temp.Combine("nowhere") }));
         Assert.Equal(ErrorCodes.DataUnreadable, e.Code);
-        Assert.Contains(Path.Combine(_dir, "nowhere", "node_modules"), e.Message);
+        Assert.Contains(temp.Combine("nowhere", "node_modules"), e.Message);
         Assert.Contains("eng/setup.sh", e.Message);
     }
 
@@ -197,7 +200,7 @@ public sealed class TextSourcesTests : IDisposable
     [RequiresNpmCorporaFact]
     public void Npm_moby_dick_is_the_novel()
     {
-        var source = TextSources.Load("npm:moby-dick", new TextSourceOptions { NpmRoot = EvalTestData.NpmRoot });
+        var source = LoadNpm("npm:moby-dick");
         Assert.StartsWith("CHAPTER 1. Loomings.", source.Text);
         Assert.Contains("Call me Ishmael.", source.Text);
         Assert.True(source.Bytes > 1_000_000);
@@ -207,7 +210,7 @@ public sealed class TextSourcesTests : IDisposable
     [RequiresNpmCorporaFact]
     public void Npm_sotu_joins_the_addresses_in_year_order()
     {
-        var source = TextSources.Load("npm:sotu", new TextSourceOptions { NpmRoot = EvalTestData.NpmRoot });
+        var source = LoadNpm("npm:sotu");
         Assert.StartsWith("Fellow-Citizens of the Senate and House of Representatives:", source.Text);
         Assert.True(source.Bytes > 10_000_000);
         Assert.Contains("addresses", source.Description);
@@ -216,7 +219,7 @@ public sealed class TextSourcesTests : IDisposable
     [RequiresNpmCorporaFact]
     public void Npm_brown_has_no_tags_left()
     {
-        var source = TextSources.Load("npm:brown[0:2000]", new TextSourceOptions { NpmRoot = EvalTestData.NpmRoot });
+        var source = LoadNpm("npm:brown[0:2000]");
         Assert.StartsWith("The Fulton County Grand Jury said Friday an investigation of Atlanta's recent primary election produced \" no evidence \"", source.Text);
         Assert.DoesNotContain("/at ", source.Text);
         Assert.DoesNotContain("/nn", source.Text);

@@ -11,14 +11,14 @@ namespace LowRank.Tests.Evaluation;
 /// bigram model with the byte tokenizer.</summary>
 public sealed class EvalRunnerTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("lowrank-eval-").FullName;
+    private readonly TempFolder temp = new("lowrank-eval");
 
     public EvalRunnerTests()
     {
         TorchBackend.Initialize(DeviceRequest.Cpu);
     }
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public void Dispose() => temp.Dispose();
 
     private static LoadedModel Bigram(double[,] table)
     {
@@ -28,7 +28,7 @@ public sealed class EvalRunnerTests : IDisposable
 
     private string WriteText()
     {
-        var path = Path.Combine(_dir, "story.txt");
+        var path = temp.Combine("story.txt");
         File.WriteAllText(path, string.Join("\n\n", Enumerable.Range(0, 40).Select(i => $"Paragraph {i}: the cat sat on the mat and looked at the dog.")) + "\n");
         return path;
     }
@@ -54,7 +54,7 @@ public sealed class EvalRunnerTests : IDisposable
         Assert.Null(report.Tasks[1].AccNorm);
 
         // The report as `eval --report` writes it (the folder with its plot: EvalReportFolder, in LowRank.Bench).
-        var path = Path.Combine(_dir, "report.json");
+        var path = temp.Combine("report.json");
         ReportFiles.WriteJson(path, report);
         using var json = JsonDocument.Parse(File.ReadAllText(path));
         Assert.Equal(report.Perplexity.ScoredTokens, json.RootElement.GetProperty("perplexity").GetProperty("scoredTokens").GetInt64());
@@ -75,7 +75,7 @@ public sealed class EvalRunnerTests : IDisposable
     public void A_bad_task_file_fails_before_any_forward_pass()
     {
         using var loaded = Bigram(BigramModel.RandomTable(259, seed: 8));
-        var bad = Path.Combine(_dir, "bad.jsonl");
+        var bad = temp.Combine("bad.jsonl");
         File.WriteAllText(bad, "{\"goal\": \"x\"}\n");
         var e = Assert.Throws<LrkException>(() => EvalRunner.Run(loaded, "bigram", new EvalRequest { Text = WriteText(), Tasks = [bad] }));
         Assert.Equal(ErrorCodes.BadTaskFile, e.Code);

@@ -37,7 +37,7 @@ public sealed class SmallModelPerplexityTests
         foreach (var name in new[] { "llama-moby", "opt-moby", "gpt2-moby" })
         {
             var reference = summary.RootElement.GetProperty("models").GetProperty(name);
-            using var loaded = ModelLoader.Load(Path.Combine(RepoPaths.Root, "models", name), new ModelLoadOptions { Device = DeviceRequest.Cpu });
+            using var loaded = ModelLoader.Load(RepoPaths.Model(name), new ModelLoadOptions { Device = DeviceRequest.Cpu });
             var tokens = TokenProtocol.Plain.Encode(loaded.Tokenizer!, heldOut);
             Assert.Equal(summary.RootElement.GetProperty("heldout_tokens").GetInt32(), tokens.Count);
             var fullWindows = tokens.Tokens[..((tokens.Count - 1) / 256 * 256)];
@@ -53,7 +53,7 @@ public sealed class SmallModelPerplexityTests
     public void Block_streaming_gives_the_same_perplexity()
     {
         var text = TextSources.Load("npm:moby-dick[0:20000]", new TextSourceOptions { NpmRoot = EvalTestData.NpmRoot });
-        var folder = Path.Combine(RepoPaths.Root, "models", "llama-moby");
+        var folder = RepoPaths.LlamaMoby;
         double Measure(bool stream)
         {
             using var loaded = ModelLoader.Load(folder, new ModelLoadOptions { Device = DeviceRequest.Cpu, StreamBlocks = stream });
@@ -66,7 +66,7 @@ public sealed class SmallModelPerplexityTests
     [Fact]
     public void Stream_join_tokens_are_the_tokenizers_own_newline()
     {
-        using var loaded = ModelLoader.Load(Path.Combine(RepoPaths.Root, "models", "gpt2-moby"), new ModelLoadOptions { Device = DeviceRequest.Cpu });
+        using var loaded = ModelLoader.Load(RepoPaths.Model("gpt2-moby"), new ModelLoadOptions { Device = DeviceRequest.Cpu });
         var source = new SourceText
         {
             Text = "Call me Ishmael.\n\nSome years ago.", Location = "t", Format = "plain", Description = "t",

@@ -5,9 +5,9 @@ namespace LowRank.Tests.Evaluation;
 
 public sealed class TaskFileTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("lowrank-tasks-").FullName;
+    private readonly TempFolder temp = new("lowrank-tasks");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public void Dispose() => temp.Dispose();
 
     [Fact]
     public void Arc_reads_hf_and_ai2_layouts_with_letter_and_digit_labels()
@@ -84,7 +84,7 @@ public sealed class TaskFileTests : IDisposable
     [InlineData("\n\n", "has no items")]
     public void Bad_task_files_name_the_line(string content, string message)
     {
-        var path = Path.Combine(_dir, "bad.jsonl");
+        var path = temp.Combine("bad.jsonl");
         File.WriteAllText(path, content);
         var e = Assert.Throws<LrkException>(() => TaskFile.Read(path));
         Assert.Equal(ErrorCodes.BadTaskFile, e.Code);
@@ -94,7 +94,7 @@ public sealed class TaskFileTests : IDisposable
     [Fact]
     public void Missing_task_file_is_a_bad_task_file()
     {
-        var e = Assert.Throws<LrkException>(() => TaskFile.Read(Path.Combine(_dir, "missing.jsonl")));
+        var e = Assert.Throws<LrkException>(() => TaskFile.Read(temp.Combine("missing.jsonl")));
         Assert.Equal(ErrorCodes.BadTaskFile, e.Code);
     }
 }

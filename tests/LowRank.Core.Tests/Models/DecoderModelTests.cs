@@ -14,10 +14,6 @@ public sealed class DecoderModelTests
         TorchBackend.Initialize(DeviceRequest.Cpu);
     }
 
-    private static string Fixture(string name) => Path.Combine(RepoPaths.Root, "tests", "fixtures", "parity", name);
-
-    private static string RepoModel(string name) => Path.Combine(RepoPaths.Root, "models", name);
-
     private static LoadedModel Load(string folder, ScalarType dtype = ScalarType.Float32) =>
         ModelLoader.Load(folder, new ModelLoadOptions { Device = DeviceRequest.Cpu, ComputeDtype = dtype });
 
@@ -30,7 +26,7 @@ public sealed class DecoderModelTests
     [InlineData("gpt2", "attn.c_attn,attn.c_proj,mlp.c_fc,mlp.c_proj")]
     public void Observer_sees_each_linear_input_in_execution_order(string name, string kinds)
     {
-        using var loaded = Load(Fixture(name));
+        using var loaded = Load(ParityFixtures.Folder(name));
         var model = loaded.Model;
         using var scope = NewDisposeScope();
         var hidden = model.Embed(Ids(1, 5, 9, 13, 17, 21));
@@ -51,15 +47,10 @@ public sealed class DecoderModelTests
     }
 
     [Theory]
-    [InlineData("llama")]
-    [InlineData("llama3")]
-    [InlineData("mistral")]
-    [InlineData("qwen2")]
-    [InlineData("opt")]
-    [InlineData("gpt2")]
+    [MemberData(nameof(ParityFixtures.All), MemberType = typeof(ParityFixtures))]
     public void Every_checkpoint_tensor_is_a_block_linear_or_an_other_tensor(string name)
     {
-        using var loaded = Load(Fixture(name));
+        using var loaded = Load(ParityFixtures.Folder(name));
         using var store = TensorStore.Open(loaded.Folder);
         var model = (DecoderModel)loaded.Model;
         var linearTensors = Enumerable.Range(0, model.BlockCount).SelectMany(model.BlockLinears)
@@ -72,8 +63,8 @@ public sealed class DecoderModelTests
     [Fact]
     public void A_missing_or_misshapen_tensor_is_named_in_the_error()
     {
-        using var store = TensorStore.Open(Fixture("llama"));
-        var config = ModelConfigReader.Read(Fixture("llama"));
+        using var store = TensorStore.Open(ParityFixtures.Folder("llama"));
+        var config = ModelConfigReader.Read(ParityFixtures.Folder("llama"));
         const string missing = "model.layers.1.mlp.up_proj.weight";
         var without = new WeightSource(store.Names.Where(n => n != missing), n => store.Load(n));
         var error = Assert.Throws<LrkException>(() => ModelLoader.Create(config, without));
@@ -96,8 +87,8 @@ public sealed class DecoderModelTests
     public void Original_hub_checkpoint_names_load_like_save_pretrained_names(string name, string savedPrefix, string hubPrefix)
     {
         // openai-community/gpt2 and facebook/opt-* store "h.0.…"/"decoder.…" where save_pretrained writes "transformer.h.0.…"/"model.decoder.…".
-        using var store = TensorStore.Open(Fixture(name));
-        var config = ModelConfigReader.Read(Fixture(name));
+        using var store = TensorStore.Open(ParityFixtures.Folder(name));
+        var config = ModelConfigReader.Read(ParityFixtures.Folder(name));
         string Hub(string saved) => saved.StartsWith(savedPrefix, StringComparison.Ordinal) ? hubPrefix + saved[savedPrefix.Length..] : saved;
         var renamed = store.Names.ToDictionary(Hub, n => n);
         Assert.DoesNotContain(renamed.Keys, n => n.StartsWith(savedPrefix, StringComparison.Ordinal));
@@ -115,7 +106,7 @@ public sealed class DecoderModelTests
     [InlineData("gpt2")]
     public void Learned_positions_refuse_sequences_past_their_table(string name)
     {
-        using var loaded = Load(Fixture(name));
+        using var loaded = Load(ParityFixtures.Folder(name));
         using var scope = NewDisposeScope();
         var tooLong = zeros([1, loaded.Config.MaxPositions + 1], ScalarType.Int64);
         var error = Assert.Throws<LrkException>(() => loaded.Model.Logits(tooLong));
@@ -132,8 +123,8 @@ public sealed class DecoderModelTests
     [InlineData("gpt2-moby", ScalarType.BFloat16)]
     public void Half_precision_compute_gives_fp32_logits_close_to_the_fp32_pass(string name, ScalarType dtype)
     {
-        using var full = Load(RepoModel(name));
-        using var half = Load(RepoModel(name), dtype);
+        using var full = Load(RepoPaths.Model(name));
+        using var half = Load(RepoPaths.Model(name), dtype);
         Assert.All(half.Model.BlockLinears(0), l => Assert.Equal(dtype, l.Weight!.dtype));
         using var scope = NewDisposeScope();
         var ids = tensor(full.Tokenizer!.Encode("Call me Ishmael. Some years ago, never mind how long precisely").Select(i => (long)i).ToArray()).unsqueeze(0);
@@ -150,7 +141,7 @@ public sealed class DecoderModelTests
     [Fact]
     public void Sampling_repeats_for_a_seed_and_greedy_follows_the_argmax()
     {
-        using var loaded = Load(RepoModel("llama-moby"));
+        using var loaded = Load(RepoPaths.LlamaMoby);
         var prompt = loaded.Tokenizer!.Encode("The whale");
         GenerationResult Run(double temperature, long seed) =>
             TextGenerator.Generate(loaded.Model, prompt, new GenerationOptions { MaxNewTokens = 24, Temperature = temperature, Seed = seed });
@@ -167,15 +158,15 @@ public sealed class DecoderModelTests
     [Fact]
     public void Stream_blocks_is_a_no_op_on_the_cpu()
     {
-        using var loaded = ModelLoader.Load(Fixture("llama"), new ModelLoadOptions { Device = DeviceRequest.Cpu, StreamBlocks = true });
+        using var loaded = ModelLoader.Load(ParityFixtures.Folder("llama"), new ModelLoadOptions { Device = DeviceRequest.Cpu, StreamBlocks = true });
         Assert.False(((DecoderModel)loaded.Model).StreamBlocks);
     }
 
     [Fact]
     public void Lazy_block_weights_are_read_when_their_block_runs_and_dropped_after_unless_changed()
     {
-        using var resident = Load(RepoModel("llama-moby"));
-        using var lazy = ModelLoader.Load(RepoModel("llama-moby"), new ModelLoadOptions { Device = DeviceRequest.Cpu, LazyBlockWeights = true });
+        using var resident = Load(RepoPaths.LlamaMoby);
+        using var lazy = ModelLoader.Load(RepoPaths.LlamaMoby, new ModelLoadOptions { Device = DeviceRequest.Cpu, LazyBlockWeights = true });
         var model = lazy.Model;
         // Nothing of the blocks' linears was read at load time.
         Assert.All(Enumerable.Range(0, model.BlockCount).SelectMany(model.BlockLinears), l => Assert.True(l.IsEvicted, l.Name));
@@ -202,8 +193,8 @@ public sealed class DecoderModelTests
     [RequiresCudaFact]
     public void Streamed_blocks_on_cuda_give_the_resident_logits_and_return_to_the_host()
     {
-        using var resident = ModelLoader.Load(RepoModel("llama-moby"), new ModelLoadOptions { Device = DeviceRequest.Cuda });
-        using var streamed = ModelLoader.Load(RepoModel("llama-moby"), new ModelLoadOptions { Device = DeviceRequest.Cuda, StreamBlocks = true });
+        using var resident = ModelLoader.Load(RepoPaths.LlamaMoby, new ModelLoadOptions { Device = DeviceRequest.Cuda });
+        using var streamed = ModelLoader.Load(RepoPaths.LlamaMoby, new ModelLoadOptions { Device = DeviceRequest.Cuda, StreamBlocks = true });
         Assert.True(((DecoderModel)streamed.Model).StreamBlocks);
         using var scope = NewDisposeScope();
         var ids = Ids(0, 5, 9, 13, 17, 21).to(CUDA);

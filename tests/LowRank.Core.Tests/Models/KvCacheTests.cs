@@ -1,4 +1,3 @@
-using System.Text.Json;
 using LowRank.Models;
 using LowRank.Torch;
 using static TorchSharp.torch;
@@ -14,29 +13,15 @@ public sealed class KvCacheTests
         TorchBackend.Initialize(DeviceRequest.Cpu);
     }
 
-    public static TheoryData<string> Fixtures() => ParityFixtures.All();
-
-    private sealed record Reference(long[][] InputIds, long[] Shape, float[] Logits);
-
-    private static Reference ReadReference(string folder)
-    {
-        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "reference.json")));
-        var root = json.RootElement;
-        return new Reference(
-            root.GetProperty("input_ids").EnumerateArray().Select(row => row.EnumerateArray().Select(v => v.GetInt64()).ToArray()).ToArray(),
-            root.GetProperty("shape").EnumerateArray().Select(v => v.GetInt64()).ToArray(),
-            root.GetProperty("logits").EnumerateArray().Select(v => v.GetSingle()).ToArray());
-    }
-
-    private static Tensor Ids(Reference reference) =>
-        tensor(reference.InputIds.SelectMany(r => r).ToArray(), [reference.InputIds.Length, reference.InputIds[0].Length], ScalarType.Int64);
+    private static Tensor Ids(ParityReference reference) =>
+        tensor(reference.FlatIds, [reference.Batch, reference.SequenceLength], ScalarType.Int64);
 
     [Theory]
-    [MemberData(nameof(Fixtures))]
+    [MemberData(nameof(ParityFixtures.All), MemberType = typeof(ParityFixtures))]
     public void Kv_cache_decoding_gives_the_full_sequence_logits(string name)
     {
         var folder = ParityFixtures.Folder(name);
-        var reference = ReadReference(folder);
+        var reference = ParityReference.Read(folder);
         using var loaded = ModelLoader.Load(folder, new ModelLoadOptions { Device = DeviceRequest.Cpu, LoadTokenizer = false });
         using var scope = NewDisposeScope();
         var ids = Ids(reference);

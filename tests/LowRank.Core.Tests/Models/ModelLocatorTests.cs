@@ -4,7 +4,10 @@ using static TorchSharp.torch;
 
 namespace LowRank.Tests.Models;
 
-/// <summary>Model resolution against a real HF cache layout (refs, snapshots, files symlinked into blobs) in a temp folder.</summary>
+/// <summary>Model resolution against a real HF cache layout (refs, snapshots, files symlinked into blobs) in a temp folder:
+/// what ModelLocator adds to <see cref="LowRank.Cache.HuggingFaceCache"/> (local folders and files, the places looked, the
+/// default hub folder, loading through blob links). Revisions, refs and the single-snapshot rule are the resolver's:
+/// LowRank.Common.Tests' HuggingFaceCacheTests.</summary>
 public sealed class ModelLocatorTests : IDisposable
 {
     private const string Commit = "0123456789abcdef0123456789abcdef01234567";
@@ -27,7 +30,6 @@ public sealed class ModelLocatorTests : IDisposable
             File.CreateSymbolicLink(Path.Combine(snapshot, "config.json"), Path.Combine("..", "..", "blobs", "sha-" + commit[..8]));
         }
         File.WriteAllText(Path.Combine(repo, "refs", "main"), Commit + "\n");
-        File.WriteAllText(Path.Combine(repo, "refs", "v2"), OtherCommit);
     }
 
     public void Dispose() => _temp.Dispose();
@@ -49,14 +51,6 @@ public sealed class ModelLocatorTests : IDisposable
     }
 
     [Fact]
-    public void Revision_by_ref_name_or_commit()
-    {
-        Assert.EndsWith(OtherCommit, ModelLocator.Resolve("acme/tiny-llama@v2", _hub));
-        Assert.EndsWith(OtherCommit, ModelLocator.Resolve($"acme/tiny-llama@{OtherCommit}", _hub));
-        Assert.EndsWith(Commit, ModelLocator.Resolve("acme/tiny-llama@main", _hub));
-    }
-
-    [Fact]
     public void Unknown_model_lists_the_places_looked()
     {
         var e = Assert.Throws<LrkException>(() => ModelLocator.Resolve("acme/missing-model", _hub));
@@ -64,35 +58,6 @@ public sealed class ModelLocatorTests : IDisposable
         Assert.Contains("acme/missing-model", e.Message);
         Assert.Contains(Path.Combine(_hub, "models--acme--missing-model"), e.Message);
         Assert.Contains(Path.GetFullPath("acme/missing-model"), e.Message);
-    }
-
-    [Fact]
-    public void Unknown_revision_and_dangling_ref_are_reported()
-    {
-        var e = Assert.Throws<LrkException>(() => ModelLocator.Resolve("acme/tiny-llama@nope", _hub));
-        Assert.Equal(ErrorCodes.ModelNotFound, e.Code);
-        Assert.Contains(Path.Combine("refs", "nope"), e.Message);
-
-        File.WriteAllText(Path.Combine(_hub, "models--acme--tiny-llama", "refs", "gone"), "1111111111111111111111111111111111111111");
-        var dangling = Assert.Throws<LrkException>(() => ModelLocator.Resolve("acme/tiny-llama@gone", _hub));
-        Assert.Contains("not in the cache", dangling.Message);
-    }
-
-    [Fact]
-    public void Revision_cannot_climb_out_of_refs()
-    {
-        var e = Assert.Throws<LrkException>(() => ModelLocator.Resolve("acme/tiny-llama@main/../../x", _hub));
-        Assert.Equal(ErrorCodes.ModelNotFound, e.Code);
-        Assert.Contains("not a Hugging Face id", e.Message);
-    }
-
-    [Fact]
-    public void Single_snapshot_without_refs_is_used()
-    {
-        var repo = Path.Combine(_hub, "models--acme--copied");
-        var snapshot = Path.Combine(repo, "snapshots", Commit);
-        Directory.CreateDirectory(snapshot);
-        Assert.Equal(snapshot, ModelLocator.Resolve("acme/copied", _hub));
     }
 
     [Fact]

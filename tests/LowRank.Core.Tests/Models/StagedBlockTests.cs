@@ -1,4 +1,3 @@
-using System.Text.Json;
 using LowRank.Models;
 using LowRank.Tests.TestSupport;
 using LowRank.Torch;
@@ -19,8 +18,6 @@ public sealed class StagedBlockTests
         TorchBackend.Initialize(DeviceRequest.Cpu);
     }
 
-    private static string Fixture(string name) => Path.Combine(RepoPaths.Root, "tests", "fixtures", "parity", name);
-
     private const string LlamaGroups = "q_proj,k_proj,v_proj|o_proj|gate_proj,up_proj|down_proj";
 
     /// <summary>Fixture, OPT with do_layer_norm_before = false, the groups by kind.</summary>
@@ -38,7 +35,7 @@ public sealed class StagedBlockTests
     /// layer norm then goes unused.</summary>
     private static DecoderModel Load(string name, bool postNorm = false)
     {
-        var folder = Fixture(name);
+        var folder = ParityFixtures.Folder(name);
         var config = ModelConfigReader.Read(folder);
         if (postNorm) config = config with { LayerNormBefore = false };
         using var store = TensorStore.Open(folder);
@@ -157,23 +154,15 @@ public sealed class StagedBlockTests
     }
 
     [Theory]
-    [InlineData("llama")]
-    [InlineData("llama3")]
-    [InlineData("mistral")]
-    [InlineData("qwen2")]
-    [InlineData("opt")]
-    [InlineData("gpt2")]
+    [MemberData(nameof(ParityFixtures.All), MemberType = typeof(ParityFixtures))]
     public void Stepped_blocks_give_the_transformers_logits(string name)
     {
-        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(Fixture(name), "reference.json")));
-        var root = json.RootElement;
-        var rows = root.GetProperty("input_ids").EnumerateArray().Select(r => r.EnumerateArray().Select(v => v.GetInt64()).ToArray()).ToArray();
-        var shape = root.GetProperty("shape").EnumerateArray().Select(v => v.GetInt64()).ToArray();
-        var reference = tensor(root.GetProperty("logits").EnumerateArray().Select(v => v.GetSingle()).ToArray()).reshape(shape);
+        var parity = ParityFixtures.Reference(name);
+        var reference = tensor(parity.Logits).reshape(parity.Shape);
 
         using var model = Load(name);
         using var scope = NewDisposeScope();
-        var hidden = model.Embed(tensor(rows.SelectMany(r => r).ToArray(), [rows.Length, rows[0].Length], ScalarType.Int64));
+        var hidden = model.Embed(tensor(parity.FlatIds, [parity.Batch, parity.SequenceLength], ScalarType.Int64));
         for (var block = 0; block < model.BlockCount; block++)
         {
             var state = model.EnterBlock(block, hidden);
@@ -218,7 +207,7 @@ public sealed class StagedBlockTests
     {
         using var resident = Load("llama3");
         // On the CPU StreamBlocks is switched off; lazy weights alone make blocks visit.
-        using var loaded = ModelLoader.Load(Fixture("llama3"),
+        using var loaded = ModelLoader.Load(ParityFixtures.Folder("llama3"),
             new ModelLoadOptions { Device = DeviceRequest.Cpu, StreamBlocks = true, LazyBlockWeights = true, LoadTokenizer = false });
         var model = Assert.IsAssignableFrom<IStagedDecoder>(loaded.Model);
         Assert.False(((DecoderModel)model).StreamBlocks);

@@ -78,11 +78,11 @@ public sealed class TokenizerTests
     [InlineData("gpt2-moby")]
     public void Tokenizer_json_and_vocab_merges_of_the_repo_models_agree(string name)
     {
-        var folder = Path.Combine(RepoPaths.Root, "models", name);
+        var folder = RepoPaths.Model(name);
         var fromJson = TokenizerLoader.LoadRequired(folder);
         var fromMerges = ByteLevelBpeTokenizer.FromVocabAndMerges(Path.Combine(folder, "vocab.json"), Path.Combine(folder, "merges.txt"),
             TokenizerSettings.Read(folder));
-        var text = File.ReadAllText(Path.Combine(RepoPaths.Root, "README.md")) + EdgeCases;
+        var text = File.ReadAllText(RepoPaths.Readme) + EdgeCases;
         var ids = fromJson.Encode(text, addBos: false);
         Assert.Equal(ids, fromMerges.Encode(text, addBos: false));
         Assert.Equal(text, fromJson.Decode(ids));

@@ -1,7 +1,7 @@
 using LowRank.Compression;
 using LowRank.Models;
 using LowRank.Quantization;
-using LowRank.Tests.Compression;
+using LowRank.Tests.TestSupport;
 using LowRank.Torch;
 using static TorchSharp.torch;
 

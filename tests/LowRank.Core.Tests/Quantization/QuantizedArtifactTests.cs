@@ -24,25 +24,11 @@ public sealed class QuantizedArtifactTests
         TorchBackend.Initialize(DeviceRequest.Cpu);
     }
 
-    private static string ModelFolder(string name) => Path.Combine(RepoPaths.Root, "models", name);
-
-    private static string Readme => Path.Combine(RepoPaths.Root, "README.md");
-
     /// <summary>A held-out stretch of the README for perplexity (calibration reads it all; this only compares paths).</summary>
-    private static TextPerplexitySpec Held => new() { Text = Readme, ByteStart = 0, ByteEnd = 8_000, WindowLength = 128 };
+    private static TextPerplexitySpec Held => new() { Text = RepoPaths.Readme, ByteStart = 0, ByteEnd = 8_000, WindowLength = 128 };
 
-    private static CompressionJobOptions Job(string model, string output, CompressionOptions options, QuantFormat? factors = null) => new()
-    {
-        Model = ModelFolder(model),
-        Out = output,
-        Compression = options,
-        FactorFormat = factors,
-        Calibration = Readme,
-        Samples = 8,
-        SeqLen = 64,
-        Evaluation = Held,
-        Device = DeviceRequest.Cpu,
-    };
+    private static CompressionJobOptions Job(string model, string output, CompressionOptions options, QuantFormat? factors = null) =>
+        ReadmeJob.For(model, output, options) with { FactorFormat = factors, Evaluation = Held };
 
     private static double Perplexity(string folder)
     {

@@ -1,7 +1,7 @@
 using LowRank.Quantization;
 using LowRank.Torch;
 using TorchSharp;
-using static LowRank.Tests.Compression.MathFixtures;
+using static LowRank.Tests.TestSupport.MathFixtures;
 using static TorchSharp.torch;
 
 namespace LowRank.Tests.Quantization;

@@ -7,9 +7,9 @@ namespace LowRank.Tests.Reports;
 
 public sealed class ReportTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("lowrank-report-").FullName;
+    private readonly TempFolder temp = new("lowrank-report");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public void Dispose() => temp.Dispose();
 
     private static readonly PerplexityPoint[] Points =
     [
@@ -45,7 +45,7 @@ public sealed class ReportTests : IDisposable
                 NonFiniteWindows = [new NonFiniteWindow(2, 8, 4, 3, double.PositiveInfinity)],
             },
         };
-        var path = Path.Combine(_dir, "report.json");
+        var path = temp.Combine("report.json");
         ReportFiles.WriteJson(path, report);
         using var json = JsonDocument.Parse(File.ReadAllText(path));
         var root = json.RootElement;
@@ -76,7 +76,7 @@ public sealed class ReportTests : IDisposable
     [Fact]
     public void An_unwritable_report_path_is_report_unwritable()
     {
-        var blocker = Path.Combine(_dir, "file");
+        var blocker = temp.Combine("file");
         File.WriteAllText(blocker, "x");
         var e = Assert.Throws<LrkException>(() => ReportFiles.WriteText(Path.Combine(blocker, "report.md"), "x"));
         Assert.Equal(ErrorCodes.ReportUnwritable, e.Code);

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 
 namespace LowRank.Tests.TestSupport;
@@ -18,30 +17,15 @@ public static class NodeReference
     /// <param name="script">JavaScript with the text in <c>text</c>; it must print a JSON array of ids.</param>
     public static int[] Encode(string script, string text)
     {
-        var textFile = Path.GetTempFileName();
-        try
-        {
-            File.WriteAllText(textFile, text);
-            var start = new ProcessStartInfo(FindNode()!)
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                WorkingDirectory = Path.GetDirectoryName(RepoPaths.NpmModules)!,
-            };
-            start.ArgumentList.Add("-e");
-            start.ArgumentList.Add($"const text = require('fs').readFileSync({JsonSerializer.Serialize(textFile)}, 'utf8');\n{script}");
-            start.Environment["NODE_PATH"] = RepoPaths.NpmModules;
-            using var process = Process.Start(start)!;
-            var stdout = process.StandardOutput.ReadToEndAsync();
-            var stderr = process.StandardError.ReadToEndAsync();
-            process.WaitForExit();
-            Assert.True(process.ExitCode == 0, "node failed: " + stderr.Result[..Math.Min(2000, stderr.Result.Length)]);
-            return JsonSerializer.Deserialize<int[]>(stdout.Result.Trim().Split('\n')[^1])!;
-        }
-        finally
-        {
-            File.Delete(textFile);
-        }
+        using var temp = new TempFolder("lowrank-node");
+        var textFile = temp.File("text.txt");
+        File.WriteAllText(textFile, text);
+        var program = $"const text = require('fs').readFileSync({JsonSerializer.Serialize(textFile)}, 'utf8');\n{script}";
+        var run = ProcessRunner.Run(FindNode()!, ["-e", program], Path.GetDirectoryName(RepoPaths.NpmModules)!,
+            new ProcessOptions { Environment = new Dictionary<string, string?> { ["NODE_PATH"] = RepoPaths.NpmModules } });
+        var stderr = string.Join('\n', run.Stderr);
+        Assert.True(run.ExitCode == 0, "node failed: " + stderr[..Math.Min(2000, stderr.Length)]);
+        return JsonSerializer.Deserialize<int[]>(run.StdoutText.Trim().Split('\n')[^1])!;
     }
 }
 

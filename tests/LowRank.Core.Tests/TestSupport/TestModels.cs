@@ -1,21 +1,19 @@
+using LowRank.Compression;
 using LowRank.Models;
 using LowRank.Models.Architectures;
 using LowRank.Models.Llama2c;
-using LowRank.Tests.TestSupport;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace LowRank.Tests.Compression;
+namespace LowRank.Tests.TestSupport;
 
 /// <summary>Real models for pipeline tests: the committed parity fixtures (tiny random HF models of each family) and
 /// stories260K from ../shared.</summary>
 internal static class TestModels
 {
-    public static string Fixture(string family) => Path.Combine(RepoPaths.Root, "tests", "fixtures", "parity", family);
-
     public static DecoderModel LoadFixture(string family, DecoderModelOptions? options = null)
     {
-        var folder = Fixture(family);
+        var folder = ParityFixtures.Folder(family);
         var config = ModelConfigReader.Read(folder);
         using var store = TensorStore.Open(folder);
         var source = new WeightSource(store.Names, name => store.Load(name));
@@ -44,6 +42,39 @@ internal static class TestModels
         var ids = randint(3, vocab, [samples, seq], dtype: ScalarType.Int64, generator: new Generator(seed));
         ids[.., 0] = tensor(1L);
         return ids;
+    }
+
+    /// <summary>Compresses <paramref name="model"/> on seeded random calibration ids [samples, seq] over its vocabulary.</summary>
+    public static CompressionReport CompressOnRandomIds(IDecoderModel model, long samples, long seq, ulong seed, CompressionOptions options) =>
+        Compressor.Compress(model, RandomIds(samples, seq, model.Config.VocabSize, seed), options);
+
+    /// <summary>A fresh copy of the <paramref name="family"/> fixture compressed on seeded random ids: its factor values
+    /// (<see cref="FactorValues"/>) and the report. Two calls with the same arguments must give the same factors.</summary>
+    public static (float[] Factors, CompressionReport Report) CompressedFactors(string family, CompressionOptions options,
+        long samples, long seq, ulong seed, DecoderModelOptions? modelOptions = null)
+    {
+        using var model = LoadFixture(family, modelOptions);
+        using var scope = NewDisposeScope();
+        var report = CompressOnRandomIds(model, samples, seq, seed, options);
+        return (FactorValues(model), report);
+    }
+
+    /// <summary>
+    /// The llama fixture compressed twice with <paramref name="options"/>, decomposition overlap off then on. Checks what
+    /// must differ: each report names its schedule, and only the overlapped run timed waits for the worker thread (block
+    /// i's decomposition ran there while block i+1 was profiled). The factors are the caller's to compare.
+    /// </summary>
+    public static ((float[] Factors, CompressionReport Report) Serial, (float[] Factors, CompressionReport Report) Overlapped) CompressSerialAndOverlapped(
+        CompressionOptions options, long samples, long seq, ulong seed, DecoderModelOptions modelOptions)
+    {
+        var serial = CompressedFactors("llama", options with { DecompositionOverlap = DecompositionOverlap.Off }, samples, seq, seed, modelOptions);
+        var overlapped = CompressedFactors("llama", options with { DecompositionOverlap = DecompositionOverlap.On }, samples, seq, seed, modelOptions);
+        Assert.StartsWith("off", serial.Report.DecompositionOverlap);
+        Assert.StartsWith("on", overlapped.Report.DecompositionOverlap);
+        Assert.True(overlapped.Report.Seconds.ContainsKey("decomposition_wait"));
+        Assert.False(serial.Report.Seconds.ContainsKey("decomposition_wait"));
+        Assert.NotEmpty(serial.Factors);
+        return (serial, overlapped);
     }
 
     /// <summary>Relative output error of block <paramref name="block"/> of <paramref name="compressed"/> against the same block of

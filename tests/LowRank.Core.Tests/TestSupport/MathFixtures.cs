@@ -1,7 +1,7 @@
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace LowRank.Tests.Compression;
+namespace LowRank.Tests.TestSupport;
 
 /// <summary>Seeded fp64 test data shaped like real layers: anisotropic inputs (a few loud channels, as in LLM
 /// activations) and weights with a decaying spectrum.</summary>

@@ -9,32 +9,19 @@ using LowRank.Torch;
 using System.Text.Json.Nodes;
 using static TorchSharp.torch;
 
-namespace LowRank.Tests.Compression;
+namespace LowRank.Tests.Jobs;
 
 /// <summary>The compress workflow end to end on the committed self-trained models: calibrate on real text, compress,
 /// write the folder, load it back.</summary>
-public sealed class ArtifactTests
+public sealed class CompressionJobTests
 {
-    public ArtifactTests()
+    public CompressionJobTests()
     {
         TorchBackend.Initialize(DeviceRequest.Cpu);
     }
 
-    private static string ModelFolder(string name) => Path.Combine(RepoPaths.Root, "models", name);
-
-    /// <summary>The repository README: real English text that is always there.</summary>
-    private static string CalibrationText => Path.Combine(RepoPaths.Root, "README.md");
-
-    private static CompressionJobOptions Job(string model, string output, CompressionMethod method) => new()
-    {
-        Model = ModelFolder(model),
-        Out = output,
-        Compression = new CompressionOptions { Method = method, Ratio = 0.4, BatchSize = 4 },
-        Calibration = CalibrationText,
-        Samples = 8,
-        SeqLen = 64,
-        Device = DeviceRequest.Cpu,
-    };
+    private static CompressionJobOptions Job(string model, string output, CompressionMethod method) =>
+        ReadmeJob.For(model, output, new CompressionOptions { Method = method, Ratio = 0.4, BatchSize = 4 });
 
     [Theory]
     [InlineData("llama-moby", CompressionMethod.SvdLlm)]
@@ -47,8 +34,8 @@ public sealed class ArtifactTests
         var result = CompressionJob.Run(Job(name, output, method));
 
         // The same run in memory (deterministic on the CPU).
-        using var loaded = ModelLoader.Load(ModelFolder(name), new ModelLoadOptions { Device = DeviceRequest.Cpu });
-        var source = TextSources.Load(CalibrationText);
+        using var loaded = ModelLoader.Load(RepoPaths.Model(name), new ModelLoadOptions { Device = DeviceRequest.Cpu });
+        var source = TextSources.Load(RepoPaths.Readme);
         using var calibration = CalibrationSampler.Sample(TokenProtocol.Stream.Encode(loaded.Tokenizer!, source), source,
             new CalibrationOptions { Samples = 8, SeqLen = 64 });
         Assert.Equal(calibration.Protocol.TokensSha256, result.Calibration!.TokensSha256);
@@ -95,21 +82,6 @@ public sealed class ArtifactTests
         var error = Assert.Throws<LrkException>(() => CompressionJob.Run(Job("llama-moby", temp.Path, CompressionMethod.Svd)));
         Assert.Equal(ErrorCodes.OutputExists, error.Code);
         Assert.True(File.Exists(temp.File("keep.txt")));
-    }
-
-    [Fact]
-    public void Every_option_can_be_set_by_name()
-    {
-        var options = CompressionOptionsText.Apply(new CompressionOptions { Method = CompressionMethod.AdaSvd, Ratio = 0.5 },
-            ["adasvditerations=3", "Propagation=original", "LcSvdSearchOffsets=[-0.1,0,0.1]", "AdaSvdTarget=Compressed", "AdaSvdMinRetention=0.3"]);
-        Assert.Equal(3, options.AdaSvdIterations);
-        Assert.Equal(Propagation.Original, options.Propagation);
-        Assert.Equal([-0.1, 0, 0.1], options.LcSvdSearchOffsets);
-        Assert.Equal(AdaCompTarget.Compressed, options.AdaSvdTarget);
-        Assert.Equal(0.3, options.AdaSvdMinRetention);
-        Assert.Equal(ErrorCodes.UnknownConfigKey, Assert.Throws<LrkException>(() => CompressionOptionsText.Apply(options, ["Rank=3"])).Code);
-        Assert.Equal(ErrorCodes.BadConfigValue, Assert.Throws<LrkException>(() => CompressionOptionsText.Apply(options, ["AdaSvdIterations=many"])).Code);
-        Assert.Equal(ErrorCodes.BadArgument, Assert.Throws<LrkException>(() => CompressionOptionsText.Apply(options, ["Ratio=0.3"])).Code);
     }
 
     private sealed class Progress(Action<ProgressUpdate> action) : IProgress<ProgressUpdate>
