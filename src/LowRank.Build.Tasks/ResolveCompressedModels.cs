@@ -116,7 +116,9 @@ public sealed partial class ResolveCompressedModels : LowRankTask
             : null,
         ToolArguments = SplitArguments(item.GetMetadata(MetadataNames.ToolArguments)),
         Formats = ParseFormats(item),
-        Device = item.GetMetadata(MetadataNames.Device) is { } device && !string.IsNullOrWhiteSpace(device) ? device.Trim() : null,
+        Device = item.GetMetadata(MetadataNames.Device) is { } device && !string.IsNullOrWhiteSpace(device)
+            ? DeviceNames.Parse(device, MetadataNames.Device)
+            : null,
     };
 
     /// <summary>GenerateClass: anything but "false" (any case) generates the model's class; the resolved item says true or false.</summary>

@@ -111,10 +111,26 @@ public sealed class ResolveCompressedModelsTests : IDisposable
         }
     }
 
+    /// <summary>Device is checked at the item's line with the tool's code (it used to reach the tool unchecked); every
+    /// spelling gives the one key (hardware is not the result) and the command line carries the canonical spelling.</summary>
+    [Fact]
+    public void Device_spellings_are_the_tools_and_leave_the_key_alone()
+    {
+        var key = KeyOf();
+        foreach (var (spelling, canonical) in RequestSpellings.Devices)
+        {
+            var (resolved, _) = Resolve(("Device", spelling));
+            Assert.NotNull(resolved);
+            Assert.Equal(key, resolved.GetMetadata("Key"));
+            Assert.Contains($"--device {canonical} ", CompressModel.CommandLine(resolved, "/tmp/x"));
+        }
+        foreach (var bad in RequestSpellings.BadDevices) Assert.Equal(ErrorCodes.UnknownDevice, ErrorOf(("Device", bad)));
+    }
+
     [Fact]
     public void The_key_is_the_requests_key_and_the_command_line_renders_the_request()
     {
-        var (resolved, _) = Resolve(("Method", "SVD_LLM"), ("FactorDtype", "half"), ("Samples", "16"), ("Seed", "7"), ("Device", "cpu"),
+        var (resolved, _) = Resolve(("Method", "SVD_LLM"), ("FactorDtype", "half"), ("Samples", "16"), ("Seed", "7"), ("Device", "CPU"),
             ("ToolArguments", "--set AdaSvdIterations=3"), ("Format", "onnx"), ("CalibrationStart", "2"));
         Assert.NotNull(resolved);
         var key = CacheKey.Parse(resolved.GetMetadata("KeyText"));

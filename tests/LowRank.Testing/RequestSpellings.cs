@@ -3,7 +3,7 @@ namespace LowRank.Testing;
 /// <summary>
 /// Spellings of the values of a compression request, shared by the tests of every edge that parses them (the
 /// MSBuild item, <c>compress</c>'s command line, the cache key): each edge must accept exactly <see cref="Methods"/>,
-/// <see cref="FactorDtypes"/>, <see cref="Ratios"/>, <see cref="Seeds"/> and <see cref="Counts"/> and reject the
+/// <see cref="FactorDtypes"/>, <see cref="Ratios"/>, <see cref="Seeds"/>, <see cref="Counts"/> and <see cref="Devices"/> and reject the
 /// <c>Bad…</c> lists. Each accepted spelling comes
 /// with its canonical form: spellings of one thing must give one cache key.
 /// </summary>
@@ -54,4 +54,13 @@ public static class RequestSpellings
     ];
 
     public static readonly IReadOnlyList<string> BadCounts = ["0", "-4", "2147483648", "1.5", "many"];
+
+    /// <summary>(spelling, canonical spelling) of <c>Device</c> / <c>--device</c>: chooses hardware, so never part of the key.</summary>
+    public static readonly IReadOnlyList<(string Spelling, string Canonical)> Devices =
+    [
+        ("auto", "auto"), ("AUTO", "auto"), ("cpu", "cpu"), (" CPU ", "cpu"), ("Cpu", "cpu"),
+        ("cuda", "cuda"), ("CUDA", "cuda"), ("gpu", "cuda"), ("GPU", "cuda"),
+    ];
+
+    public static readonly IReadOnlyList<string> BadDevices = ["tpu", "cuda:0", "mps", "gpu0", "cuda1", "metal"];
 }

@@ -66,11 +66,11 @@ public sealed class ConfigurationTests : IDisposable
         Assert.Equal(20, parse.GetValue<int>("--samples"));              // nearer project file beats the outer one and the user file
         Assert.Equal(3, parse.GetValue<int>("--seed"));                  // environment beats the files
         Assert.Equal(64, parse.GetValue<int?>("--seq-len"));             // --config beats the environment
-        Assert.Equal(LowRank.Torch.DeviceRequest.Auto, parse.GetValue<LowRank.Torch.DeviceRequest>("--device")); // the command's section beats the top level of the same file
+        Assert.Equal(DeviceRequest.Auto, parse.GetValue<DeviceRequest>("--device")); // the command's section beats the top level of the same file
 
         Assert.Equal(32, Parse(Compress("--seq-len", "32"), env, config).GetValue<int?>("--seq-len")); // the command line wins
         var doctor = Parse(["doctor"], env, config);
-        Assert.Equal(LowRank.Torch.DeviceRequest.Cpu, doctor.GetValue<LowRank.Torch.DeviceRequest>("--device")); // top-level keys reach every command that has the option
+        Assert.Equal(DeviceRequest.Cpu, doctor.GetValue<DeviceRequest>("--device")); // top-level keys reach every command that has the option
     }
 
     [Fact]

@@ -3,8 +3,8 @@ using LowRank.Compression;
 namespace LowRank.Tool.Tests;
 
 /// <summary>
-/// <c>compress</c>'s command line accepts exactly the method names, factor dtype spellings, ratios, seeds and sample
-/// counts the MSBuild item and the cache key accept (<see cref="RequestSpellings"/>; LowRank.Build.Tasks.Tests checks the item with the same
+/// <c>compress</c>'s command line accepts exactly the method names, factor dtype spellings, ratios, seeds, sample
+/// counts and devices the MSBuild item and the cache key accept (<see cref="RequestSpellings"/>; LowRank.Build.Tasks.Tests checks the item with the same
 /// lists), and rejects the same ones with the same codes. In process: only the parse, nothing runs.
 /// </summary>
 public sealed class RequestSpellingTests
@@ -82,6 +82,18 @@ public sealed class RequestSpellingTests
         }
     }
 
+    [Fact]
+    public void Device_spellings_are_those_of_the_item()
+    {
+        foreach (var (spelling, canonical) in RequestSpellings.Devices)
+        {
+            var parsed = Root.Parse(["compress", "model", "-o", "out", "--method", "svd", "--ratio", "0.4", "--device", spelling]);
+            Assert.Empty(parsed.Errors);
+            Assert.Equal(canonical, parsed.GetValue<DeviceRequest>("--device").Name());
+        }
+        foreach (var bad in RequestSpellings.BadDevices) AssertRejected(ErrorCodes.UnknownDevice, "--method", "svd", "--ratio", "0.4", "--device", bad);
+    }
+
     /// <summary>What the MSBuild task renders (<see cref="CompressionRequest.ToArguments"/>) is what compress parses: every
     /// knob of the request comes back as the same typed value.</summary>
     [Fact]
@@ -90,7 +102,7 @@ public sealed class RequestSpellingTests
         var request = new CompressionRequest
         {
             Method = CompressionMethod.AdaSvd, Ratio = 0.25, Samples = 64, SeqLen = 128, Seed = 7, FactorDtype = "int4-g64-zp",
-            Formats = ModelFormats.Parse("onnx;safetensors"), Calibration = "calib.txt", CalibrationStart = 10, CalibrationEnd = 2000, Device = "cpu",
+            Formats = ModelFormats.Parse("onnx;safetensors"), Calibration = "calib.txt", CalibrationStart = 10, CalibrationEnd = 2000, Device = DeviceRequest.Cpu,
             ToolArguments = ["--set", "AdaSvdIterations=3"],
         };
         var parsed = Root.Parse(["compress", "model", .. request.ToArguments(), "-o", "out"]);
@@ -105,7 +117,7 @@ public sealed class RequestSpellingTests
         Assert.Equal(request.Calibration, parsed.GetValue<string?>("--calib"));
         Assert.Equal(request.CalibrationStart, parsed.GetValue<long?>("--calib-start"));
         Assert.Equal(request.CalibrationEnd, parsed.GetValue<long?>("--calib-end"));
-        Assert.Equal(LowRank.Torch.DeviceRequest.Cpu, parsed.GetValue<LowRank.Torch.DeviceRequest>("--device"));
+        Assert.Equal(request.Device, parsed.GetValue<DeviceRequest>("--device"));
         Assert.Equal(["AdaSvdIterations=3"], parsed.GetValue<string[]>("--set")!);
     }
 }

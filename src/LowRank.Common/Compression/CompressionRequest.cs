@@ -36,8 +36,9 @@ public sealed record CompressionRequest
     public long? CalibrationStart { get; init; }
     public long? CalibrationEnd { get; init; }
 
-    /// <summary>Where to compute (auto, cpu, cuda…): chooses hardware, not the result, so not part of the key.</summary>
-    public string? Device { get; init; }
+    /// <summary>Where to compute (<see cref="DeviceNames"/>), or null for the tool's default (auto): chooses hardware,
+    /// not the result, so not part of the key.</summary>
+    public DeviceRequest? Device { get; init; }
 
     /// <summary>The <c>compress</c> arguments after the model and before the output, in the tool's spelling.</summary>
     public IReadOnlyList<string> ToArguments()
@@ -56,7 +57,7 @@ public sealed record CompressionRequest
         Add("--samples", Number(Samples));
         Add("--seq-len", Number(SeqLen));
         Add("--seed", Number(Seed));
-        Add("--device", Device);
+        Add("--device", Device?.Name());
         Add("--factor-dtype", FactorDtype);
         if (Formats != ModelFormats.Default) Add("--format", Formats.Canonical);
         args.AddRange(ToolArguments);

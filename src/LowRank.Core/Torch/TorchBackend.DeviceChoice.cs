@@ -4,14 +4,8 @@ namespace LowRank.Torch;
 
 public static partial class TorchBackend
 {
-    /// <summary>Parses <c>--device</c>: <c>auto</c> (or empty), <c>cpu</c>, <c>cuda</c> or <c>gpu</c>, any case.</summary>
-    public static DeviceRequest ParseDevice(string? text) => (text ?? "auto").Trim().ToLowerInvariant() switch
-    {
-        "auto" or "" => DeviceRequest.Auto,
-        "cpu" => DeviceRequest.Cpu,
-        "cuda" or "gpu" => DeviceRequest.Cuda,
-        _ => throw new LrkException(ErrorCodes.UnknownDevice, $"unknown device '{text}': use auto, cpu or cuda"),
-    };
+    /// <summary>Parses <c>--device</c> (<see cref="DeviceNames"/>: auto or empty, cpu, cuda or gpu, any case).</summary>
+    public static DeviceRequest ParseDevice(string? text) => DeviceNames.Parse(text, "--device");
 
     /// <summary>Loads the backend (once) and returns the torch device that serves <paramref name="request"/>.</summary>
     public static torch.Device Device(DeviceRequest request, string? libTorch = null)

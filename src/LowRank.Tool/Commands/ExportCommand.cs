@@ -41,7 +41,7 @@ public static class ExportCommand
 
     private static int ExportDense(string artifact, string output, FactorDtype? dtype, bool force, bool json, CancellationToken token)
     {
-        Torch.TorchBackend.Initialize(Torch.DeviceRequest.Cpu);
+        Torch.TorchBackend.Initialize(DeviceRequest.Cpu);
         var result = DenseExporter.Export(artifact, output, new DenseExportOptions
         {
             Dtype = dtype,

@@ -26,7 +26,7 @@ public static class ImportCommand
         };
         command.SetAction((parse, cancellationToken) =>
         {
-            LowRank.Torch.TorchBackend.Initialize(LowRank.Torch.DeviceRequest.Cpu);
+            LowRank.Torch.TorchBackend.Initialize(DeviceRequest.Cpu);
             var result = Llama2cImporter.Import(parse.GetValue(checkpoint)!, parse.GetValue(tokenizer)!, parse.GetValue(output)!,
                 parse.GetValue(force), cancellationToken);
             if (parse.GetValue(json)) Output.WriteJson(result);

@@ -86,7 +86,7 @@ public class CompressionRequestTests
     [Fact]
     public void Arguments_render_every_set_value_in_the_tools_spelling()
     {
-        var request = Request() with { Calibration = "npm:moby-dick", CalibrationStart = 10, CalibrationEnd = 2000, Device = "cpu", Formats = ModelFormats.Parse("onnx") };
+        var request = Request() with { Calibration = "npm:moby-dick", CalibrationStart = 10, CalibrationEnd = 2000, Device = DeviceRequest.Cpu, Formats = ModelFormats.Parse("onnx") };
         Assert.Equal(
             ["--method", "svd-llm", "--ratio", "0.4", "--calib", "npm:moby-dick", "--calib-start", "10", "--calib-end", "2000",
              "--samples", "64", "--seq-len", "128", "--seed", "7", "--device", "cpu", "--factor-dtype", "fp16", "--format", "onnx",
@@ -100,8 +100,8 @@ public class CompressionRequestTests
     [Fact]
     public void The_key_holds_no_path_and_no_device()
     {
-        var a = Request() with { Calibration = "/home/a/text.txt", Device = "cuda" };
-        var b = Request() with { Calibration = "/home/b/other.txt", Device = "cpu" };
+        var a = Request() with { Calibration = "/home/a/text.txt", Device = DeviceRequest.Cuda };
+        var b = Request() with { Calibration = "/home/b/other.txt", Device = DeviceRequest.Cpu };
         Assert.Equal(a.Key("s", "c", "t").Hash, b.Key("s", "c", "t").Hash);
     }
 }

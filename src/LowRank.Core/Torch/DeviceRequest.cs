@@ -1,9 +1,0 @@
-namespace LowRank.Torch;
-
-/// <summary>What the caller asked for with <c>--device</c>.</summary>
-public enum DeviceRequest
-{
-    Auto,
-    Cpu,
-    Cuda,
-}
