@@ -22,8 +22,12 @@ public sealed record QuantBenchmarkOptions : BenchmarkSetup
 
     public IReadOnlyList<CompressionMethod> Methods { get; init; } = [CompressionMethod.SvdLlm, CompressionMethod.AdaSvd, CompressionMethod.LcSvd];
     public IReadOnlyList<double> Ratios { get; init; } = [0.2, 0.4, 0.6];
-    /// <summary>Factor storages: fp16, or quantized spellings (<see cref="CompressionOptions.FactorFormat"/>).</summary>
-    public IReadOnlyList<string> FactorDtypes { get; init; } = ["fp16", "int8", "int4"];
+    /// <summary>fp16, int8 and int4 factors.</summary>
+    public static IReadOnlyList<FactorStorage> DefaultFactorDtypes { get; } =
+        new[] { "fp16", "int8", "int4" }.Select(name => FactorStorage.Parse(name, nameof(FactorDtypes), ErrorCodes.BadArgument)).ToArray();
+
+    /// <summary>Factor storages: a float dtype, or a quantized format (<see cref="CompressionOptions.FactorFormat"/>).</summary>
+    public IReadOnlyList<FactorStorage> FactorDtypes { get; init; } = DefaultFactorDtypes;
     /// <summary>Bit widths of the rtn and gptq baselines.</summary>
     public IReadOnlyList<int> Bits { get; init; } = [8, 4, 3];
     public IReadOnlyList<double> TargetBits { get; init; } = [3, 4];
@@ -178,7 +182,7 @@ public static class QuantBenchmark
                 foreach (var storage in options.FactorDtypes)
                 {
                     snapshot.Restore();
-                    if (FactorDtypes.TryParse(storage, out var dtype))
+                    if (storage.FloatDtype() is { } dtype)
                     {
                         ArtifactWriter.RoundFactorsToStorage(loaded.Model, dtype);
                         Measure($"{method.Name()} {dtype.ShortName()}", method.Name(), ratio, dtype.ShortName(), null, loaded.Model, compressSeconds, 0);

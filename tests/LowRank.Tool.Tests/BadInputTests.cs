@@ -84,6 +84,16 @@ public sealed partial class BadInputTests : IDisposable
         Assert.False(Directory.Exists(Out));
     }
 
+    /// <summary>A bad <c>bench quant --factor-dtypes</c> entry is a usage error before anything loads (it was checked in
+    /// the command's action, exit 1).</summary>
+    [Fact]
+    public void Bench_quant_factor_dtypes_are_checked_while_parsing()
+    {
+        var run = Run(null, "bench", "quant", RepoPaths.LlamaMoby, "--calib", "npm:moby-dick", "--eval", "npm:moby-dick", "--factor-dtypes", "fp16,int5");
+        AssertOneError(run, ErrorCodes.BadArgument, ExitCodes.Usage);
+        Assert.Contains("int5", run.Messages[0], StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Bits_with_a_low_rank_method_and_quantized_factors_with_a_baseline_are_refused()
     {

@@ -94,6 +94,26 @@ public sealed class RequestSpellingTests
         foreach (var bad in RequestSpellings.BadDevices) AssertRejected(ErrorCodes.UnknownDevice, "--method", "svd", "--ratio", "0.4", "--device", bad);
     }
 
+    /// <summary><c>bench quant --factor-dtypes</c> takes a comma list of the same spellings, parsed by the option into
+    /// storages (the benchmark never reads the strings again); one bad entry fails the parse.</summary>
+    [Fact]
+    public void Bench_quant_factor_dtypes_are_the_same_spellings_parsed_once()
+    {
+        string[] Quant(string list) => ["bench", "quant", "model", "--calib", "c.txt", "--eval", "e.txt", "--factor-dtypes", list];
+        var parsed = Root.Parse(Quant(string.Join(",", RequestSpellings.FactorDtypes.Select(d => d.Spelling))));
+        Assert.Empty(parsed.Errors);
+        Assert.Equal(RequestSpellings.FactorDtypes.Select(d => d.Canonical),
+            parsed.GetValue<IReadOnlyList<FactorStorage>>("--factor-dtypes")!.Select(s => s.Canonical));
+        var defaults = Root.Parse(["bench", "quant", "model", "--calib", "c.txt", "--eval", "e.txt"]);
+        Assert.Equal(["fp16", "int8", "int4"], defaults.GetValue<IReadOnlyList<FactorStorage>>("--factor-dtypes")!.Select(s => s.Canonical));
+        foreach (var bad in RequestSpellings.BadFactorDtypes)
+        {
+            var errors = Root.Parse(Quant("fp16, " + bad)).Errors.Select(e => e.Message).ToArray();
+            Assert.True(errors.Any(e => e.StartsWith(ErrorCodes.BadArgument + ":", StringComparison.Ordinal) && e.Contains(bad, StringComparison.Ordinal)),
+                $"{bad}: {string.Join("; ", errors)}");
+        }
+    }
+
     /// <summary>What the MSBuild task renders (<see cref="CompressionRequest.ToArguments"/>) is what compress parses: every
     /// knob of the request comes back as the same typed value.</summary>
     [Fact]

@@ -185,9 +185,6 @@ public sealed record CompressionOptions
         ? Quantization.QuantFormat.ForBits(bits, storage.GroupSize ?? GroupSize, storage.ZeroPoints || ZeroPoints)
         : throw new LrkException(ErrorCodes.BadArgument, $"factor dtype {storage} is not a quantized format: use {Quantization.QuantFormat.Spellings}");
 
-    /// <inheritdoc cref="FactorFormat(FactorStorage)"/>
-    public Quantization.QuantFormat FactorFormat(string spelling) => FactorFormat(FactorStorage.Parse(spelling, "--factor-dtype", ErrorCodes.BadArgument));
-
     /// <summary>GPTQ's knobs as the quantizer takes them.</summary>
     [JsonIgnore]
     public Quantization.GptqOptions Gptq => new() { Damping = GptqDamping, BlockSize = GptqBlockSize };

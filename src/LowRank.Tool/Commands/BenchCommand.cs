@@ -206,7 +206,10 @@ public static class BenchCommand
         var setup = new BenchSetupOptions("Perplexity window W (non-overlapping; at most the model's context)", 128, "Compression option Name=Value for every run, repeatable (e.g. GroupSize=64)");
         var methods = new Option<string>("--methods") { Description = "Comma-separated low-rank methods", DefaultValueFactory = _ => "svd-llm,adasvd,lc-svd" };
         var ratios = new Option<string>("--ratios") { Description = "Comma-separated compression ratios of the low-rank methods", DefaultValueFactory = _ => "0.2,0.4,0.6" };
-        var factorDtypes = new Option<string>("--factor-dtypes") { Description = "Comma-separated factor storages: fp16, int8, int4[-gN][-zp], int3…", DefaultValueFactory = _ => "fp16,int8,int4" };
+        var factorDtypes = CommonOptions.Typed<IReadOnlyList<FactorStorage>>("--factor-dtypes", "Comma-separated factor storages: fp16, int8, int4[-gN][-zp], int3…",
+            text => text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Select(storage => FactorStorage.Parse(storage, "--factor-dtypes", ErrorCodes.BadArgument)).ToArray(),
+            () => QuantBenchmarkOptions.DefaultFactorDtypes, "fp16,int8,int4");
         var bits = new Option<string>("--bits") { Description = "Comma-separated bit widths of the rtn and gptq baselines", DefaultValueFactory = _ => "8,4,3" };
         var targetBits = new Option<string>("--target-bits") { Description = "Comma-separated --target-bits budgets (SVD-LLM allocation)", DefaultValueFactory = _ => "3,4" };
         var report = new Option<string?>("--report") { Description = "Folder for quant-<model>.json, .md and .png (perplexity against bytes)" };
@@ -222,8 +225,6 @@ public static class BenchCommand
             static double Number(string text) => double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v
                 : throw new LrkException(ErrorCodes.BadArgument, $"'{text}' is not a number");
             var ratioList = List(parse.GetValue(ratios)!).Select(r => CompressionRatio.Parse(r, "--ratios")).ToArray();
-            var storages = List(parse.GetValue(factorDtypes)!);
-            foreach (var storage in storages) FactorDtypeNames.Canonical(storage, "--factor-dtypes", ErrorCodes.BadArgument);
             var methodList = List(parse.GetValue(methods)!).Select(CompressionMethods.Parse).ToArray();
             if (methodList.FirstOrDefault(m => m.IsQuantizationOnly()) is var q && q.IsQuantizationOnly())
                 throw new LrkException(ErrorCodes.BadArgument, $"--methods lists the low-rank methods; {q.Name()} is always measured");
@@ -232,7 +233,7 @@ public static class BenchCommand
                 Model = "", Calibration = "", Evaluation = "", // set by Fill
                 Methods = methodList,
                 Ratios = ratioList,
-                FactorDtypes = storages,
+                FactorDtypes = parse.GetValue(factorDtypes)!,
                 Bits = List(parse.GetValue(bits)!).Select(b => (int)Number(b)).ToArray(),
                 TargetBits = List(parse.GetValue(targetBits)!).Select(Number).ToArray(),
             }, parse), line => Console.Error.WriteLine(line), token);

@@ -176,11 +176,12 @@ public sealed class QuantizedArtifactTests
         Assert.False(Directory.Exists(temp.File("x")));
         // int4 alone takes the run's group size and zero-point choice; a spelling that names them wins.
         var options = new CompressionOptions { Method = CompressionMethod.SvdLlm, Ratio = 0.4, GroupSize = 64 };
-        Assert.Equal(QuantFormat.Parse("int4-g64-zp"), options.FactorFormat("int4"));
-        Assert.Equal(QuantFormat.Parse("int4-g32-zp"), options.FactorFormat("int4-g32"));
-        Assert.Equal(QuantFormat.Parse("int4-g32"), (options with { ZeroPoints = false }).FactorFormat("int4-g32"));
-        Assert.Equal(QuantFormat.Parse("int3-g128-zp"), (options with { GroupSize = 128, ZeroPoints = false }).FactorFormat("int3-zp"));
-        Assert.Equal(QuantFormat.Int8, options.FactorFormat("int8"));
+        static FactorStorage Storage(string spelling) => FactorStorage.Parse(spelling, "--factor-dtype", ErrorCodes.BadArgument);
+        Assert.Equal(QuantFormat.Parse("int4-g64-zp"), options.FactorFormat(Storage("int4")));
+        Assert.Equal(QuantFormat.Parse("int4-g32-zp"), options.FactorFormat(Storage("int4-g32")));
+        Assert.Equal(QuantFormat.Parse("int4-g32"), (options with { ZeroPoints = false }).FactorFormat(Storage("int4-g32")));
+        Assert.Equal(QuantFormat.Parse("int3-g128-zp"), (options with { GroupSize = 128, ZeroPoints = false }).FactorFormat(Storage("int3-zp")));
+        Assert.Equal(QuantFormat.Int8, options.FactorFormat(Storage("int8")));
         Assert.Equal(QuantFormat.Parse("int4-g128-zp"), new CompressionOptions { Method = CompressionMethod.Gptq, Ratio = 0, Bits = 4 }.WeightFormat);
     }
 }
