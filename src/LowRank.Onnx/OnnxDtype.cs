@@ -35,14 +35,6 @@ public static class OnnxDtypes
         _ => dtype.ToString().ToLowerInvariant(),
     };
 
-    /// <summary>fp32 or fp16 (the graph dtypes ONNX Runtime's providers run), or fails with LRK6003.</summary>
-    public static OnnxDtype ParseGraphDtype(string? text) => (text ?? "fp32").Trim().ToLowerInvariant() switch
-    {
-        "fp32" or "float32" or "float" => OnnxDtype.Float,
-        "fp16" or "float16" or "half" => OnnxDtype.Float16,
-        _ => throw new LrkException(ErrorCodes.BadArgument, $"unknown ONNX graph dtype '{text}': use fp32 or fp16"),
-    };
-
     /// <summary>Values as little-endian bytes of <paramref name="dtype"/> (fp16/bf16 round to nearest even).</summary>
     public static byte[] Encode(ReadOnlySpan<float> values, OnnxDtype dtype)
     {
