@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
 using LowRank.Cache;
@@ -117,7 +116,9 @@ public sealed partial class EmitCompressedModelOutputs : LowRankTask, IIncrement
         code.AppendLine("    {");
         code.AppendLine($"        public const string Name = {Literal(outputName)};");
         code.AppendLine($"        public const string Method = {Literal(model.GetMetadata(MetadataNames.Method))};");
-        code.AppendLine($"        public const double Ratio = {double.Parse(model.GetMetadata(MetadataNames.Ratio), CultureInfo.InvariantCulture).ToString("R", CultureInfo.InvariantCulture)};");
+        // ResolveCompressedModels wrote the parsed ratio back in its round-trip invariant spelling (CompressionRatio.Format),
+        // which is also a C# double literal: copied, not parsed again.
+        code.AppendLine($"        public const double Ratio = {model.GetMetadata(MetadataNames.Ratio)};");
         code.AppendLine($"        public const string CacheKey = {Literal(entry.Key)};");
         code.AppendLine("        /// <summary>The model folder relative to the application's base directory.</summary>");
         code.AppendLine($"        public const string RelativeDirectory = {Literal(prefix.TrimEnd('/'))};");
