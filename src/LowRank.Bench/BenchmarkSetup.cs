@@ -7,43 +7,33 @@ namespace LowRank.Bench;
 
 /// <summary>
 /// What the compress-and-evaluate benchmarks (<c>bench methods</c>, <c>bench quant</c>) set up alike: the model, the
-/// calibration and evaluation texts, the token protocol, the perplexity window, the calibration sampler's knobs, the
-/// device and the option overrides applied to every run.
+/// calibration text and sampler (<see cref="CalibrationSpec"/>), the evaluation text, the perplexity window, the device
+/// and the option overrides applied to every run.
 /// </summary>
 public abstract record BenchmarkSetup
 {
     public required string Model { get; init; }
-    public required string Calibration { get; init; }
-    public long? CalibrationByteStart { get; init; }
-    public long? CalibrationByteEnd { get; init; }
+    /// <summary>The calibration text and sampler; its <see cref="CalibrationSpec.Protocol"/> encodes both texts.</summary>
+    public required CalibrationSpec Calibration { get; init; }
     public required string Evaluation { get; init; }
     public long? EvaluationByteStart { get; init; }
     public long? EvaluationByteEnd { get; init; }
-    public string Protocol { get; init; } = TokenProtocol.StreamName;
     public int Window { get; init; } = 512;
-    public int Samples { get; init; } = CompressionDefaults.Samples;
-    public int? SeqLen { get; init; }
-    public int Seed { get; init; } = CompressionDefaults.Seed;
     public DeviceRequest Device { get; init; } = DeviceRequest.Auto;
     /// <summary>Option overrides applied to every run (<see cref="CompressionOptionsText"/>), e.g. BatchSize=16.</summary>
     public IReadOnlyList<string> Set { get; init; } = [];
 
-    /// <summary>Reads both texts and encodes them with <see cref="Protocol"/> for <paramref name="original"/>.</summary>
+    /// <summary>Reads both texts and encodes them with the calibration's protocol for <paramref name="original"/>.</summary>
     internal BenchmarkTexts LoadTexts(LoadedModel original, CancellationToken cancellationToken)
     {
         var tokenizer = original.Tokenizer ?? throw new LrkException(ErrorCodes.BadTokenizer, $"{Model} has no tokenizer");
-        var protocol = TokenProtocol.Parse(Protocol);
+        if (Calibration.Text is null) throw new LrkException(ErrorCodes.BadArgument, "the benchmark needs a calibration text (--calib)");
+        var protocol = TokenProtocol.Parse(Calibration.Protocol);
         var evaluation = TextSources.Load(Evaluation, new TextSourceOptions { ByteStart = EvaluationByteStart, ByteEnd = EvaluationByteEnd });
         var evaluationTokens = protocol.Encode(tokenizer, evaluation, cancellationToken).Tokens;
-        var calibration = TextSources.Load(Calibration, new TextSourceOptions { ByteStart = CalibrationByteStart, ByteEnd = CalibrationByteEnd });
+        var calibration = Calibration.LoadText();
         var calibrationStream = protocol.Encode(tokenizer, calibration, cancellationToken);
-        var sampler = new CalibrationOptions
-        {
-            Samples = Samples,
-            SeqLen = SeqLen ?? CalibrationSampler.DefaultSeqLen(original.Config),
-            Seed = Seed,
-        };
-        return new BenchmarkTexts(protocol, evaluation, evaluationTokens, calibration, calibrationStream, sampler);
+        return new BenchmarkTexts(protocol, evaluation, evaluationTokens, calibration, calibrationStream, Calibration.Sampler(original.Config));
     }
 }
 

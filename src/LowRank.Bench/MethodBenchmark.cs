@@ -189,7 +189,7 @@ public static class MethodBenchmark
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 using var loaded = ModelLoader.Load(options.Model, new ModelLoadOptions { Device = options.Device, LoadTokenizer = false });
-                var compression = CompressionOptionsText.Apply(new CompressionOptions { Method = variant.Method, Ratio = ratio, Seed = options.Seed },
+                var compression = CompressionOptionsText.Apply(new CompressionOptions { Method = variant.Method, Ratio = ratio, Seed = options.Calibration.Seed },
                     options.Set.Concat(variant.Set));
                 var clock = Stopwatch.StartNew();
                 var report = Compressor.Compress(loaded.Model, calibration.Tokens, compression, cancellationToken: cancellationToken);

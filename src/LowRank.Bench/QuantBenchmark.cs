@@ -17,8 +17,8 @@ namespace LowRank.Bench;
 /// <c>--target-bits</c>.</summary>
 public sealed record QuantBenchmarkOptions : BenchmarkSetup
 {
-    /// <summary>128 calibration samples by default (half the papers' 256: this benchmark runs many configurations).</summary>
-    public QuantBenchmarkOptions() => Samples = 128;
+    /// <summary><c>bench quant</c>'s calibration samples N: 128 (half the papers' 256: this benchmark runs many configurations).</summary>
+    public const int DefaultSamples = 128;
 
     public IReadOnlyList<CompressionMethod> Methods { get; init; } = [CompressionMethod.SvdLlm, CompressionMethod.AdaSvd, CompressionMethod.LcSvd];
     public IReadOnlyList<double> Ratios { get; init; } = [0.2, 0.4, 0.6];
@@ -146,7 +146,7 @@ public static class QuantBenchmark
         }
 
         CompressionOptions Options(CompressionMethod method, double ratio, int? bits = null, double? targetBits = null) =>
-            CompressionOptionsText.Apply(new CompressionOptions { Method = method, Ratio = ratio, Bits = bits, TargetBits = targetBits, Seed = options.Seed }, options.Set);
+            CompressionOptionsText.Apply(new CompressionOptions { Method = method, Ratio = ratio, Bits = bits, TargetBits = targetBits, Seed = options.Calibration.Seed }, options.Set);
 
         // Dense fp16: the block linears rounded to fp16 (what a fp16 checkpoint holds).
         using (var dense = Fresh(options))

@@ -1,4 +1,5 @@
 using LowRank.Compression;
+using LowRank.Data;
 using LowRank.Torch;
 
 namespace LowRank.Bench.Tests;
@@ -21,13 +22,10 @@ public sealed class MethodBenchmarkTests
             Variants = [MethodVariant.Parse("compressed propagation=svd-llm; Propagation=Compressed")],
             Ratios = [0.5],
             // The README is text the model has never seen; any text does for the plumbing.
-            Calibration = RepoPaths.Readme,
-            CalibrationByteEnd = 20_000,
+            Calibration = new CalibrationSpec { Text = RepoPaths.Readme, ByteEnd = 20_000, Samples = 4, SeqLen = 32 },
             Evaluation = RepoPaths.Readme,
             EvaluationByteStart = 20_000,
             EvaluationByteEnd = 24_000,
-            Samples = 4,
-            SeqLen = 32,
             Window = 64,
             Device = DeviceRequest.Cpu,
             HeldOut = 2,

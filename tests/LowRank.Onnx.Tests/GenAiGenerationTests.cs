@@ -36,10 +36,7 @@ public sealed class GenAiGenerationTests
             Model = source,
             Out = artifact,
             Compression = new CompressionOptions { Method = CompressionMethod.SvdLlm, Ratio = 0.4 },
-            Calibration = "npm:moby-dick",
-            CalibrationByteEnd = cut,
-            Samples = 16,
-            SeqLen = 128,
+            Calibration = new CalibrationSpec { Text = "npm:moby-dick", ByteEnd = cut, Samples = 16, SeqLen = 128 },
             Device = DeviceRequest.Cpu,
         });
         var exported = OnnxExporter.Export(artifact, temp.File("onnx"));

@@ -1,5 +1,6 @@
 using LowRank.Artifacts;
 using LowRank.Compression;
+using LowRank.Data;
 using LowRank.Evaluation;
 using LowRank.Jobs;
 using LowRank.Models;
@@ -98,9 +99,7 @@ public sealed class QuantizedOnnxTests
             Out = artifact,
             Compression = options,
             FactorFormat = parsed.IsQuantizationOnly() ? null : format,
-            Calibration = RepoPaths.Readme,
-            Samples = 8,
-            SeqLen = 64,
+            Calibration = new CalibrationSpec { Text = RepoPaths.Readme, Samples = 8, SeqLen = 64 },
             Evaluation = Held,
             Device = DeviceRequest.Cpu,
         });

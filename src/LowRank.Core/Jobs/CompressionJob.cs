@@ -30,11 +30,11 @@ public static class CompressionJob
             throw new LrkException(ErrorCodes.BadArgument, $"{job.Compression.Method.Name()} keeps the weights dense: --factor-dtype {job.FactorFormat} is for the low-rank methods (use --bits)");
         var needsData = Compressor.NeedsCalibration(job.Compression.Method)
             || (job.FactorFormat is not null && job.Compression.FactorQuantizer == Quantization.Quantizer.Gptq);
-        if (needsData && string.IsNullOrWhiteSpace(job.Calibration))
+        if (needsData && !job.Calibration.HasText)
             throw new LrkException(ErrorCodes.BadArgument, $"{job.Compression.Method.Name()}{(job.FactorFormat is null ? "" : $" with GPTQ-quantized {job.FactorFormat} factors")} needs calibration text: pass --calib FILE (only SVD and RTN work without)");
         // RTN reports its objective on calibration data when it is given.
-        var usesData = needsData || !string.IsNullOrWhiteSpace(job.Calibration) && job.Compression.Method != CompressionMethod.Svd;
-        if (usesData) CalibrationSampler.Validate(job.Samples, job.SeqLen);
+        var usesData = needsData || job.Calibration.HasText && job.Compression.Method != CompressionMethod.Svd;
+        if (usesData) CalibrationSampler.Validate(job.Calibration.Samples, job.Calibration.SeqLen);
         var seconds = new Dictionary<string, double>(StringComparer.Ordinal);
         var clock = Stopwatch.StartNew();
         // The manifest records the source's digest: hashing a 13 GB checkpoint takes seconds, so it runs beside the load
@@ -43,7 +43,7 @@ public static class CompressionJob
 
         // Read the calibration text before loading the model, so a bad --calib fails in a moment, not after the load.
         var calibrationText = usesData
-            ? TextSources.Load(job.Calibration!, new TextSourceOptions { ByteStart = job.CalibrationByteStart, ByteEnd = job.CalibrationByteEnd })
+            ? job.Calibration.LoadText()
             : null;
         progress?.Report(new ProgressUpdate("load", $"loading {job.Model}"));
         var streamBlocks = job.StreamBlocks ?? (job.Compression.Method != CompressionMethod.Fwsvd);
@@ -68,15 +68,10 @@ public static class CompressionJob
             if (usesData)
             {
                 var tokenizer = Tokenizer(loaded, job.Model);
-                progress?.Report(new ProgressUpdate("calibrate", $"sampling {job.Samples} calibration samples from {job.Calibration}"));
+                progress?.Report(new ProgressUpdate("calibrate", $"sampling {job.Calibration.Samples} calibration samples from {job.Calibration.Text}"));
                 var source = calibrationText!;
-                var stream = TokenProtocol.Parse(job.CalibrationProtocol).Encode(tokenizer, source, cancellationToken);
-                calibration = CalibrationSampler.Sample(stream, source, new CalibrationOptions
-                {
-                    Samples = job.Samples,
-                    SeqLen = job.SeqLen ?? CalibrationSampler.DefaultSeqLen(loaded.Config),
-                    Seed = job.CalibrationSeed,
-                });
+                var stream = TokenProtocol.Parse(job.Calibration.Protocol).Encode(tokenizer, source, cancellationToken);
+                calibration = CalibrationSampler.Sample(stream, source, job.Calibration.Sampler(loaded.Config));
                 seconds["calibrate"] = Lap(clock);
             }
 
@@ -148,7 +143,7 @@ public static class CompressionJob
                 },
                 Provenance = new ArtifactProvenance
                 {
-                    Seed = job.CalibrationSeed,
+                    Seed = job.Calibration.Seed,
                     MethodOptions = JsonSerializer.SerializeToNode(report.Options, ManifestJson) as JsonObject,
                     Calibration = calibration is null ? null : new ManifestCalibration(calibration.Protocol.Source, calibration.Protocol.SourceSha256,
                         JsonSerializer.SerializeToNode(calibration.Protocol, ManifestJson)),

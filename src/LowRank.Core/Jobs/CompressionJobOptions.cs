@@ -13,16 +13,9 @@ public sealed record CompressionJobOptions
     public required string Model { get; init; }
     public required string Out { get; init; }
     public required CompressionOptions Compression { get; init; }
-    /// <summary>Calibration text (a file, folder, npm corpus, … as <see cref="TextSources.Load"/> reads it); null only for SVD.</summary>
-    public string? Calibration { get; init; }
-    public long? CalibrationByteStart { get; init; }
-    public long? CalibrationByteEnd { get; init; }
-    /// <summary>How the text becomes one token stream: "stream" (paragraphs joined by a newline token) or "plain".</summary>
-    public string CalibrationProtocol { get; init; } = TokenProtocol.StreamName;
-    public int Samples { get; init; } = CalibrationSampler.DefaultSamples;
-    /// <summary>Null: 2048 or the model's context if shorter.</summary>
-    public int? SeqLen { get; init; }
-    public int CalibrationSeed { get; init; } = CompressionDefaults.Seed;
+    /// <summary>The calibration text and sampler (<see cref="CalibrationSpec"/>); its text is null only for SVD and RTN.
+    /// Its seed is also the manifest's.</summary>
+    public CalibrationSpec Calibration { get; init; } = new();
     /// <summary>Dtype the factors are stored in; null = the source's torch_dtype.</summary>
     public FactorDtype? FactorDtype { get; init; }
     /// <summary>Store the factors as integers in this format (<c>--factor-dtype int8|int4|int3</c>, see

@@ -179,7 +179,7 @@ public static class BenchCommand
             var asJson = parse.GetValue(json);
             var result = MethodBenchmark.Run(setup.Fill(new MethodBenchmarkOptions
             {
-                Model = "", Calibration = "", Evaluation = "", // set by Fill
+                Model = "", Calibration = new(), Evaluation = "", // set by Fill
                 Methods = methodList,
                 Variants = variantList,
                 Ratios = ratioList,
@@ -203,7 +203,7 @@ public static class BenchCommand
 
     private static Command Quant()
     {
-        var setup = new BenchSetupOptions("Perplexity window W (non-overlapping; at most the model's context)", 128, "Compression option Name=Value for every run, repeatable (e.g. GroupSize=64)");
+        var setup = new BenchSetupOptions("Perplexity window W (non-overlapping; at most the model's context)", QuantBenchmarkOptions.DefaultSamples, "Compression option Name=Value for every run, repeatable (e.g. GroupSize=64)");
         var methods = new Option<string>("--methods") { Description = "Comma-separated low-rank methods", DefaultValueFactory = _ => "svd-llm,adasvd,lc-svd" };
         var ratios = new Option<string>("--ratios") { Description = "Comma-separated compression ratios of the low-rank methods", DefaultValueFactory = _ => "0.2,0.4,0.6" };
         var factorDtypes = CommonOptions.Typed<IReadOnlyList<FactorStorage>>("--factor-dtypes", "Comma-separated factor storages: fp16, int8, int4[-gN][-zp], int3…",
@@ -230,7 +230,7 @@ public static class BenchCommand
                 throw new LrkException(ErrorCodes.BadArgument, $"--methods lists the low-rank methods; {q.Name()} is always measured");
             var result = QuantBenchmark.Run(setup.Fill(new QuantBenchmarkOptions
             {
-                Model = "", Calibration = "", Evaluation = "", // set by Fill
+                Model = "", Calibration = new(), Evaluation = "", // set by Fill
                 Methods = methodList,
                 Ratios = ratioList,
                 FactorDtypes = parse.GetValue(factorDtypes)!,

@@ -37,13 +37,7 @@ internal sealed class BenchSetupOptions
     public T Fill<T>(T setup, ParseResult parse) where T : BenchmarkSetup => (T)(setup with
     {
         Model = parse.GetValue(Model)!,
-        Calibration = parse.GetValue(Calibration.Text)!,
-        CalibrationByteStart = parse.GetValue(Calibration.Start),
-        CalibrationByteEnd = parse.GetValue(Calibration.End),
-        Protocol = parse.GetValue(Calibration.Protocol)!,
-        Samples = parse.GetValue(Calibration.Samples),
-        SeqLen = parse.GetValue(Calibration.SeqLen),
-        Seed = parse.GetValue(Calibration.Seed),
+        Calibration = Calibration.Read(parse),
         Evaluation = parse.GetValue(Evaluation)!,
         EvaluationByteStart = parse.GetValue(EvaluationStart),
         EvaluationByteEnd = parse.GetValue(EvaluationEnd),

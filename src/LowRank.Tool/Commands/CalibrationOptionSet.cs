@@ -1,4 +1,5 @@
 using System.CommandLine;
+using LowRank.Data;
 
 namespace LowRank.Tool.Commands;
 
@@ -30,4 +31,16 @@ internal sealed class CalibrationOptionSet
 
     /// <summary>Every option, in the order help lists them.</summary>
     public IEnumerable<Option> All => [Text, Start, End, Protocol, Samples, SeqLen, Seed];
+
+    /// <summary>The calibration a command line asks for: every value of these options, read once.</summary>
+    public CalibrationSpec Read(ParseResult parse) => new()
+    {
+        Text = parse.GetValue(Text),
+        ByteStart = parse.GetValue(Start),
+        ByteEnd = parse.GetValue(End),
+        Protocol = parse.GetValue(Protocol)!,
+        Samples = parse.GetValue(Samples),
+        SeqLen = parse.GetValue(SeqLen),
+        Seed = parse.GetValue(Seed),
+    };
 }

@@ -70,7 +70,7 @@ public sealed class CompressionJobTests
             if (e.Stage == "write") cancellation.Cancel();
         });
         Assert.ThrowsAny<OperationCanceledException>(() =>
-            CompressionJob.Run(Job("llama-moby", temp.File("out"), CompressionMethod.Svd) with { Calibration = null }, progress, cancellation.Token));
+            CompressionJob.Run(Job("llama-moby", temp.File("out"), CompressionMethod.Svd) with { Calibration = new CalibrationSpec() }, progress, cancellation.Token));
         Assert.Empty(Directory.EnumerateFileSystemEntries(temp.Path));
     }
 

@@ -1,4 +1,5 @@
 using LowRank.Compression;
+using LowRank.Data;
 using LowRank.Jobs;
 using LowRank.Torch;
 
@@ -13,9 +14,7 @@ internal static class ReadmeJob
         Model = RepoPaths.Model(model),
         Out = output,
         Compression = compression,
-        Calibration = RepoPaths.Readme,
-        Samples = 8,
-        SeqLen = 64,
+        Calibration = new CalibrationSpec { Text = RepoPaths.Readme, Samples = 8, SeqLen = 64 },
         Device = DeviceRequest.Cpu,
     };
 }
